@@ -1,0 +1,220 @@
+//! Composing the services into one running cloud.
+//!
+//! `ferrostack up` and the integration-test harness both call
+//! [`Cloud::start`]: open the store, bootstrap identity, bind each API's
+//! listener, register the catalog with the real URLs, write openrc, serve.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use ferro_common::metrics::{self, Metrics, Tracker};
+use ferro_common::request_id;
+use ferro_identity::{Identity, IdentityConfig};
+use ferro_store::Db;
+use rand::distributions::{Alphanumeric, DistString};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{openrc, serve, tls};
+
+/// How to run the cloud.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    /// `postgres://…`; embedded SQLite in the state directory when absent.
+    pub database_url: Option<String>,
+    pub bind: IpAddr,
+    /// Host name or address put in the catalog and openrc; defaults to the
+    /// bind address (127.0.0.1 when binding to all addresses).
+    pub public_host: Option<String>,
+    /// Identity API port (Keystone's 5000); 0 picks a free one.
+    pub identity_port: u16,
+    pub tls: bool,
+    pub bcrypt_cost: u32,
+    pub token_ttl_secs: i64,
+}
+
+impl Config {
+    pub fn new(state_dir: PathBuf) -> Self {
+        Config {
+            state_dir,
+            database_url: None,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            public_host: None,
+            identity_port: 5000,
+            tls: false,
+            bcrypt_cost: 10,
+            token_ttl_secs: 3600,
+        }
+    }
+}
+
+/// A running cloud.
+pub struct Cloud {
+    pub identity: Arc<Identity>,
+    pub db: Db,
+    pub identity_url: String,
+    pub openrc: PathBuf,
+    pub ca_cert: Option<PathBuf>,
+    pub admin_password: String,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+fn admin_password(state_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = state_dir.join("admin-password");
+    if let Ok(p) = std::fs::read_to_string(&path) {
+        if !p.trim().is_empty() {
+            return Ok(p.trim().to_owned());
+        }
+    }
+    let p = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(p.as_bytes())?;
+    Ok(p)
+}
+
+impl Cloud {
+    pub async fn start(cfg: Config) -> anyhow::Result<Cloud> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .with_context(|| format!("creating the state directory {}", cfg.state_dir.display()))?;
+        let db = match &cfg.database_url {
+            Some(url) => Db::connect(url)
+                .await
+                .context("connecting to the database")?,
+            None => Db::open_sqlite(&cfg.state_dir.join("ferrostack.db"))
+                .await
+                .context("opening the SQLite database")?,
+        };
+        let identity = Arc::new(
+            Identity::with_key_dir(
+                db.clone(),
+                &cfg.state_dir.join("token-keys"),
+                IdentityConfig {
+                    token_ttl_secs: cfg.token_ttl_secs,
+                    bcrypt_cost: cfg.bcrypt_cost,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("token keys: {e}"))?,
+        );
+        identity
+            .load_revocations()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading revocations: {e}"))?;
+        let password = admin_password(&cfg.state_dir)?;
+        ferro_identity::bootstrap::bootstrap(&identity, &password)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+
+        let host = cfg.public_host.clone().unwrap_or_else(|| {
+            if cfg.bind.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                cfg.bind.to_string()
+            }
+        });
+        let listener = TcpListener::bind(SocketAddr::new(cfg.bind, cfg.identity_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the identity API to {}:{}",
+                    cfg.bind, cfg.identity_port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let tls = if cfg.tls {
+            let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+            names.dedup();
+            Some(tls::prepare(&cfg.state_dir.join("tls"), &names)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host_in_url = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let identity_url = format!("{scheme}://{host_in_url}:{port}/v3");
+        identity.set_base_url(&identity_url);
+        identity
+            .register_service(
+                "identity",
+                "keystone",
+                &identity_url,
+                ferro_identity::bootstrap::REGION,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("registering the catalog: {e}"))?;
+
+        let metrics = Metrics::new();
+        let app = with_common_layers(
+            ferro_identity::router(identity.clone()),
+            &metrics,
+            "identity",
+        )
+        .merge(Router::new().route("/metrics", get(move || async move { metrics.render() })));
+
+        let (shutdown, rx) = watch::channel(false);
+        let server_tls = tls.as_ref().map(|t| t.server_config.clone());
+        let servers = vec![tokio::spawn(serve::serve(listener, app, server_tls, rx))];
+
+        let ca_cert = tls.map(|t| t.ca_cert_path);
+        let openrc = openrc::write(
+            &cfg.state_dir,
+            &openrc::Credentials {
+                auth_url: &identity_url,
+                password: &password,
+                cacert: ca_cert.as_deref(),
+            },
+        )
+        .context("writing openrc")?;
+        tracing::info!(url = %identity_url, openrc = %openrc.display(), "identity API ready");
+        Ok(Cloud {
+            identity,
+            db,
+            identity_url,
+            openrc,
+            ca_cert,
+            admin_password: password,
+            shutdown,
+            servers,
+        })
+    }
+
+    /// Stops serving and closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+        self.db.close().await;
+    }
+}
+
+/// Request ids and metrics on every route of a service.
+pub fn with_common_layers(router: Router, metrics: &Arc<Metrics>, service: &'static str) -> Router {
+    let tracker = Tracker {
+        metrics: metrics.clone(),
+        service,
+    };
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            tracker,
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(request_id::assign))
+}

@@ -1,0 +1,10 @@
+//! ferrostack: the composition of every service into one cloud, shared by
+//! the `ferrostack` binary and the integration-test harness.
+#![forbid(unsafe_code)]
+
+pub mod cloud;
+pub mod openrc;
+pub mod serve;
+pub mod tls;
+
+pub use cloud::{Cloud, Config};

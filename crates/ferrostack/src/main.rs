@@ -1,0 +1,126 @@
+//! The `ferrostack` binary: parses the command line and runs a role.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferrostack::{Cloud, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrostack",
+    version,
+    about = "An OpenStack-compatible private cloud in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole cloud on this host, in the foreground, until SIGTERM or Ctrl-C.
+    Up(UpArgs),
+    /// Manage the token encryption keys.
+    TokenKeys {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Where everything is kept: database, keys, TLS CA, openrc.
+    #[arg(
+        long,
+        default_value = "/var/lib/ferrostack",
+        env = "FERROSTACK_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user:pass@host/db); embedded SQLite when absent.
+    #[arg(long, env = "FERROSTACK_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address the APIs listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Host name or address written into the catalog and openrc (default: the bind address).
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Port of the identity API (0 picks a free one).
+    #[arg(long, default_value_t = 5000)]
+    identity_port: u16,
+    /// Serve HTTPS with a CA made on first start (plain HTTP stays open to loopback).
+    #[arg(long)]
+    tls: bool,
+    /// bcrypt cost for passwords (4..=31).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl: i64,
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Promote the staged key, stage a new one, drop the oldest.
+    Rotate {
+        #[arg(
+            long,
+            default_value = "/var/lib/ferrostack",
+            env = "FERROSTACK_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(up(args)),
+        Command::TokenKeys {
+            action: KeyAction::Rotate { state_dir },
+        } => {
+            let primary = ferro_identity::TokenKeys::rotate(&state_dir.join("token-keys"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("new primary token key: {primary}; restart ferrostack to use it");
+            Ok(())
+        }
+    }
+}
+
+async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let cfg = Config {
+        state_dir: a.state_dir,
+        database_url: a.database_url,
+        bind: a.bind,
+        public_host: a.public_host,
+        identity_port: a.identity_port,
+        tls: a.tls,
+        bcrypt_cost: a.bcrypt_cost,
+        token_ttl_secs: a.token_ttl,
+    };
+    let cloud = Cloud::start(cfg).await?;
+    println!("ferrostack is up");
+    println!("  identity: {}", cloud.identity_url);
+    println!("  credentials: source {}", cloud.openrc.display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    cloud.stop().await;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Serving a router on a listener, in plain HTTP or TLS.
+//!
+//! With TLS on, each connection is sniffed: a TLS handshake is served over
+//! TLS; plain HTTP is accepted only from loopback peers (local tools and
+//! health checks), and refused from anywhere else. Shutdown stops accepting
+//! at once and gives open connections a moment to finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// Serves `app` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let acceptor = acceptor.clone();
+                conns.spawn(async move {
+                    let svc = TowerToHyperService::new(app);
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            let mut first = [0u8; 1];
+                            let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+                            if is_tls {
+                                if let Ok(tls) = acceptor.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                                }
+                            } else if peer.ip().is_loopback() {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
+                });
+                // Reap finished connections so the set stays small.
+                while conns.try_join_next().is_some() {}
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(Duration::from_secs(2), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.abort_all();
+    }
+}

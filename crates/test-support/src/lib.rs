@@ -1,0 +1,227 @@
+//! A whole ferrostack control plane in-process, for integration tests.
+//!
+//! [`TestCloud::start`] composes the services exactly as `ferrostack up`
+//! does (through `ferrostack::Cloud`), on a fresh state directory, on
+//! port 0, with either embedded SQLite or a fresh PostgreSQL database.
+//! PostgreSQL is used when `FERRO_TEST_POSTGRES_URL` names a server (the
+//! README's test command starts one); [`backends`] lists what to run on.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ferro_store::sqlx::{self, Connection};
+use ferrostack::{Cloud, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when the test command provided a server.
+/// With `FERRO_TEST_REQUIRE_POSTGRES=1` a missing server is an error, so
+/// CI cannot silently skip it.
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if std::env::var("FERRO_TEST_POSTGRES_URL").is_ok() {
+        v.push(Backend::Postgres);
+    } else if std::env::var("FERRO_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        panic!("FERRO_TEST_REQUIRE_POSTGRES=1 but FERRO_TEST_POSTGRES_URL is not set");
+    }
+    v
+}
+
+/// A running cloud and an HTTP client for it.
+pub struct TestCloud {
+    pub cloud: Cloud,
+    pub http: reqwest::Client,
+    pub backend: Backend,
+    state_dir: PathBuf,
+    database_url: Option<String>,
+    tls: bool,
+}
+
+async fn fresh_postgres_db() -> anyhow::Result<String> {
+    let admin = std::env::var("FERRO_TEST_POSTGRES_URL")?;
+    let name = format!("ferro_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    conn.close().await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    Ok(format!("{base}/{name}"))
+}
+
+impl TestCloud {
+    pub async fn start(backend: Backend) -> TestCloud {
+        Self::start_with(backend, false).await
+    }
+
+    pub async fn start_with(backend: Backend, tls: bool) -> TestCloud {
+        let state_dir = std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_db().await.expect("creating a PostgreSQL test database")),
+        };
+        Self::boot(backend, state_dir, database_url, tls).await
+    }
+
+    async fn boot(backend: Backend, state_dir: PathBuf, database_url: Option<String>, tls: bool) -> TestCloud {
+        let mut cfg = Config::new(state_dir.clone());
+        cfg.database_url = database_url.clone();
+        cfg.bind = IpAddr::from([127, 0, 0, 1]);
+        cfg.identity_port = 0;
+        cfg.bcrypt_cost = 4;
+        cfg.tls = tls;
+        let cloud = Cloud::start(cfg).await.expect("starting the cloud");
+        let mut http = reqwest::Client::builder();
+        if let Some(ca) = &cloud.ca_cert {
+            let pem = std::fs::read(ca).expect("reading the CA");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA pem"));
+        }
+        TestCloud { cloud, http: http.build().expect("client"), backend, state_dir, database_url, tls }
+    }
+
+    /// Stops the cloud and starts it again on the same state and database.
+    pub async fn restart(self) -> TestCloud {
+        let TestCloud { cloud, backend, state_dir, database_url, tls, .. } = self;
+        cloud.stop().await;
+        Self::boot(backend, state_dir, database_url, tls).await
+    }
+
+    pub async fn stop(self) {
+        let dir = self.state_dir.clone();
+        self.cloud.stop().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `http(s)://127.0.0.1:PORT/v3`
+    pub fn identity(&self) -> &str {
+        &self.cloud.identity_url
+    }
+
+    /// Sends a request; returns the status, the headers and the body as
+    /// JSON (`null` when empty, `{"raw": text}` when not JSON).
+    pub async fn send(&self, method: Method, url: &str, token: Option<&str>, body: Option<RawBody>) -> Reply {
+        let mut rb = self.http.request(method, url);
+        if let Some(t) = token {
+            rb = rb.header("X-Auth-Token", t);
+        }
+        match body {
+            Some(RawBody::Json(v)) => rb = rb.json(&v),
+            Some(RawBody::Bytes(b, ct)) => rb = rb.header("Content-Type", ct).body(b),
+            None => {}
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
+        };
+        Reply { status, headers, json }
+    }
+
+    /// `path` is relative to `/v3` (e.g. `users`).
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let url = format!("{}/{}", self.identity(), path.trim_start_matches('/'));
+        self.send(method, &url, Some(token), body.map(RawBody::Json)).await
+    }
+
+    /// Password authentication; `scope` is the JSON scope or `None`.
+    pub async fn auth(&self, user: &str, domain: &str, password: &str, scope: Option<Value>) -> Reply {
+        let mut body = json!({"auth": {"identity": {"methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"name": domain}, "password": password}}}}});
+        if let Some(s) = scope {
+            body["auth"]["scope"] = s;
+        }
+        let url = format!("{}/auth/tokens", self.identity());
+        self.send(Method::POST, &url, None, Some(RawBody::Json(body))).await
+    }
+
+    /// A project-scoped token; panics unless the authentication succeeds.
+    pub async fn token(&self, user: &str, domain: &str, password: &str, project: &str, project_domain: &str) -> String {
+        let r = self
+            .auth(user, domain, password, Some(json!({"project": {"name": project, "domain": {"name": project_domain}}})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "auth of {user}: {}", r.json);
+        r.subject_token()
+    }
+
+    /// The cloud administrator's token (project `admin` in `admin_domain`).
+    pub async fn admin_token(&self) -> String {
+        let pw = self.cloud.admin_password.clone();
+        self.token("admin", "admin_domain", &pw, "admin", "admin_domain").await
+    }
+}
+
+pub enum RawBody {
+    Json(Value),
+    Bytes(Vec<u8>, &'static str),
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn subject_token(&self) -> String {
+        self.headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .expect("X-Subject-Token")
+            .to_owned()
+    }
+
+    /// The Keystone fault message, if this is an error body.
+    pub fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("")
+    }
+
+    pub fn id(&self, kind: &str) -> String {
+        self.json[kind]["id"].as_str().unwrap_or_else(|| panic!("no {kind}.id in {}", self.json)).to_owned()
+    }
+}
+
+/// Every row of every table, as text, to compare the database before and
+/// after a sequence of rejected requests.
+pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
+    use sqlx::{Column, Row};
+    let pool = cloud.db.pool();
+    let tables: Vec<(String,)> = match cloud.db.backend() {
+        ferro_store::Backend::Sqlite => {
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetch_all(pool).await
+        }
+        ferro_store::Backend::Postgres => {
+            sqlx::query_as("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+                .fetch_all(pool)
+                .await
+        }
+    }
+    .expect("listing tables");
+    let mut out = Vec::new();
+    for (t,) in tables {
+        let rows = sqlx::query(&format!("SELECT * FROM {t}")).fetch_all(pool).await.expect("dumping a table");
+        let mut lines = Vec::new();
+        for row in rows {
+            let mut cells = Vec::new();
+            for (i, col) in row.columns().iter().enumerate() {
+                let v = row
+                    .try_get::<Option<String>, _>(i)
+                    .map(|v| format!("{v:?}"))
+                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                    .unwrap_or_else(|_| "?".into());
+                cells.push(format!("{}={v}", col.name()));
+            }
+            lines.push(format!("{t}: {}", cells.join(", ")));
+        }
+        lines.sort();
+        out.extend(lines);
+    }
+    out
+}

@@ -1,0 +1,49 @@
+# Shared helpers for ferrostack's scripts. Source it; it changes nothing by itself.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# ensure_packages PKG...: installs the Debian packages that are missing
+# (one apt-get update, only when something is missing).
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root or install them"
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null 2>&1 && return 0
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH" && return 0
+    die "cargo is not installed: install a Rust toolchain (rustup, Rust >= 1.85) and run this again"
+}
+
+# The build ferrostack runs from.
+build_release() {
+    ensure_rust
+    say "building ferrostack (release)"
+    cargo build --release --locked -p ferrostack --bin ferrostack
+}
+
+# The python-openstackclient the tests drive, in a venv kept between runs.
+OSC_VERSION=10.5.0
+ensure_venv() {
+    FERRO_VENV=${FERRO_VENV:-/var/tmp/ferrostack-venv}
+    if [ -x "$FERRO_VENV/bin/openstack" ] && "$FERRO_VENV/bin/pip" show python-openstackclient 2>/dev/null | grep -q "^Version: $OSC_VERSION$"; then
+        export FERRO_VENV
+        return 0
+    fi
+    say "creating the test venv with python-openstackclient $OSC_VERSION in $FERRO_VENV"
+    rm -rf "$FERRO_VENV"
+    if ! python3 -m venv "$FERRO_VENV" 2>/dev/null; then
+        ensure_packages python3-venv
+        python3 -m venv "$FERRO_VENV"
+    fi
+    "$FERRO_VENV/bin/pip" install -q --disable-pip-version-check "python-openstackclient==$OSC_VERSION"
+    export FERRO_VENV
+}

@@ -1,0 +1,64 @@
+# Helpers for the CLI acceptance scripts: start and stop a ferrostack, run the
+# real `openstack` CLI, and check what it prints. Source it.
+# Needs FERRO_BIN (the binary), FERRO_VENV (the venv), FERRO_WORK (scratch).
+
+set -uo pipefail
+export PATH="$FERRO_VENV/bin:$PATH"
+CHECKS=0
+FAILS=0
+FERRO_PID=
+
+log() { printf '  %s\n' "$*" >&2; }
+
+check() { # check DESCRIPTION COMMAND...: the command must succeed
+    local what=$1; shift
+    CHECKS=$((CHECKS + 1))
+    if out=$("$@" 2>&1); then log "ok   $what"; else FAILS=$((FAILS + 1)); log "FAIL $what"; printf '%s\n' "$out" | sed 's/^/       /' >&2; fi
+}
+
+check_fails() { # check_fails DESCRIPTION PATTERN COMMAND...: must fail, saying PATTERN
+    local what=$1 pattern=$2; shift 2
+    CHECKS=$((CHECKS + 1))
+    if out=$("$@" 2>&1); then
+        FAILS=$((FAILS + 1)); log "FAIL $what (it succeeded)"; printf '%s\n' "$out" | sed 's/^/       /' >&2
+    elif printf '%s' "$out" | grep -q -- "$pattern"; then
+        log "ok   $what"
+    else
+        FAILS=$((FAILS + 1)); log "FAIL $what (no '$pattern')"; printf '%s\n' "$out" | sed 's/^/       /' >&2
+    fi
+}
+
+check_eq() { # check_eq DESCRIPTION EXPECTED ACTUAL
+    CHECKS=$((CHECKS + 1))
+    if [ "$2" = "$3" ]; then log "ok   $1"; else FAILS=$((FAILS + 1)); log "FAIL $1: expected '$2', got '$3'"; fi
+}
+
+# ferro_start STATE_DIR [ARGS...]: starts `ferrostack up`, waits for openrc.
+ferro_start() {
+    local state=$1; shift
+    rm -f "$state/openrc"
+    "$FERRO_BIN" up --state-dir "$state" --identity-port 0 --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
+    FERRO_PID=$!
+    for _ in $(seq 1 200); do
+        [ -f "$state/openrc" ] && return 0
+        kill -0 "$FERRO_PID" 2>/dev/null || { cat "$state.log" >&2; return 1; }
+        sleep 0.05
+    done
+    echo "ferrostack did not write $state/openrc in 10 s" >&2
+    return 1
+}
+
+ferro_stop() {
+    [ -n "$FERRO_PID" ] || return 0
+    kill -TERM "$FERRO_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$FERRO_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$FERRO_PID" 2>/dev/null || true
+    wait "$FERRO_PID" 2>/dev/null || true
+    FERRO_PID=
+}
+
+finish() {
+    ferro_stop
+    echo "$(basename "$0"): $((CHECKS - FAILS)) passed, $FAILS failed" >&2
+    [ "$FAILS" -eq 0 ]
+}
