@@ -47,9 +47,14 @@ async fn fresh_postgres_db() -> anyhow::Result<String> {
     let admin = std::env::var("FERRO_TEST_POSTGRES_URL")?;
     let name = format!("ferro_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
     Ok(format!("{base}/{name}"))
 }
 
@@ -59,15 +64,25 @@ impl TestCloud {
     }
 
     pub async fn start_with(backend: Backend, tls: bool) -> TestCloud {
-        let state_dir = std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
+        let state_dir =
+            std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
         let database_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_postgres_db().await.expect("creating a PostgreSQL test database")),
+            Backend::Postgres => Some(
+                fresh_postgres_db()
+                    .await
+                    .expect("creating a PostgreSQL test database"),
+            ),
         };
         Self::boot(backend, state_dir, database_url, tls).await
     }
 
-    async fn boot(backend: Backend, state_dir: PathBuf, database_url: Option<String>, tls: bool) -> TestCloud {
+    async fn boot(
+        backend: Backend,
+        state_dir: PathBuf,
+        database_url: Option<String>,
+        tls: bool,
+    ) -> TestCloud {
         let mut cfg = Config::new(state_dir.clone());
         cfg.database_url = database_url.clone();
         cfg.bind = IpAddr::from([127, 0, 0, 1]);
@@ -80,12 +95,26 @@ impl TestCloud {
             let pem = std::fs::read(ca).expect("reading the CA");
             http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA pem"));
         }
-        TestCloud { cloud, http: http.build().expect("client"), backend, state_dir, database_url, tls }
+        TestCloud {
+            cloud,
+            http: http.build().expect("client"),
+            backend,
+            state_dir,
+            database_url,
+            tls,
+        }
     }
 
     /// Stops the cloud and starts it again on the same state and database.
     pub async fn restart(self) -> TestCloud {
-        let TestCloud { cloud, backend, state_dir, database_url, tls, .. } = self;
+        let TestCloud {
+            cloud,
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            ..
+        } = self;
         cloud.stop().await;
         Self::boot(backend, state_dir, database_url, tls).await
     }
@@ -103,7 +132,13 @@ impl TestCloud {
 
     /// Sends a request; returns the status, the headers and the body as
     /// JSON (`null` when empty, `{"raw": text}` when not JSON).
-    pub async fn send(&self, method: Method, url: &str, token: Option<&str>, body: Option<RawBody>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        body: Option<RawBody>,
+    ) -> Reply {
         let mut rb = self.http.request(method, url);
         if let Some(t) = token {
             rb = rb.header("X-Auth-Token", t);
@@ -122,30 +157,60 @@ impl TestCloud {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
         };
-        Reply { status, headers, json }
+        Reply {
+            status,
+            headers,
+            json,
+        }
     }
 
     /// `path` is relative to `/v3` (e.g. `users`).
-    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let url = format!("{}/{}", self.identity(), path.trim_start_matches('/'));
-        self.send(method, &url, Some(token), body.map(RawBody::Json)).await
+        self.send(method, &url, Some(token), body.map(RawBody::Json))
+            .await
     }
 
     /// Password authentication; `scope` is the JSON scope or `None`.
-    pub async fn auth(&self, user: &str, domain: &str, password: &str, scope: Option<Value>) -> Reply {
+    pub async fn auth(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+        scope: Option<Value>,
+    ) -> Reply {
         let mut body = json!({"auth": {"identity": {"methods": ["password"],
             "password": {"user": {"name": user, "domain": {"name": domain}, "password": password}}}}});
         if let Some(s) = scope {
             body["auth"]["scope"] = s;
         }
         let url = format!("{}/auth/tokens", self.identity());
-        self.send(Method::POST, &url, None, Some(RawBody::Json(body))).await
+        self.send(Method::POST, &url, None, Some(RawBody::Json(body)))
+            .await
     }
 
     /// A project-scoped token; panics unless the authentication succeeds.
-    pub async fn token(&self, user: &str, domain: &str, password: &str, project: &str, project_domain: &str) -> String {
+    pub async fn token(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+        project: &str,
+        project_domain: &str,
+    ) -> String {
         let r = self
-            .auth(user, domain, password, Some(json!({"project": {"name": project, "domain": {"name": project_domain}}})))
+            .auth(
+                user,
+                domain,
+                password,
+                Some(json!({"project": {"name": project, "domain": {"name": project_domain}}})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "auth of {user}: {}", r.json);
         r.subject_token()
@@ -154,7 +219,8 @@ impl TestCloud {
     /// The cloud administrator's token (project `admin` in `admin_domain`).
     pub async fn admin_token(&self) -> String {
         let pw = self.cloud.admin_password.clone();
-        self.token("admin", "admin_domain", &pw, "admin", "admin_domain").await
+        self.token("admin", "admin_domain", &pw, "admin", "admin_domain")
+            .await
     }
 }
 
@@ -184,7 +250,10 @@ impl Reply {
     }
 
     pub fn id(&self, kind: &str) -> String {
-        self.json[kind]["id"].as_str().unwrap_or_else(|| panic!("no {kind}.id in {}", self.json)).to_owned()
+        self.json[kind]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {kind}.id in {}", self.json))
+            .to_owned()
     }
 }
 
@@ -198,7 +267,7 @@ pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
             sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetch_all(pool).await
         }
         ferro_store::Backend::Postgres => {
-            sqlx::query_as("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+            sqlx::query_as("SELECT CAST(tablename AS TEXT) FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
                 .fetch_all(pool)
                 .await
         }
@@ -206,7 +275,10 @@ pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
     .expect("listing tables");
     let mut out = Vec::new();
     for (t,) in tables {
-        let rows = sqlx::query(&format!("SELECT * FROM {t}")).fetch_all(pool).await.expect("dumping a table");
+        let rows = sqlx::query(&format!("SELECT * FROM {t}"))
+            .fetch_all(pool)
+            .await
+            .expect("dumping a table");
         let mut lines = Vec::new();
         for row in rows {
             let mut cells = Vec::new();
