@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acceptance of the identity service through the unmodified openstack CLI,
 # with TLS on, on SQLite and on PostgreSQL, across a restart.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 trap ferro_stop EXIT
 
 as_u1() {
