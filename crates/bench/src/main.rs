@@ -47,6 +47,7 @@ impl Drop for Server {
 }
 
 fn start(args: &Args, state: &Path) -> anyhow::Result<(Server, Instant)> {
+    let _ = std::fs::remove_file(state.join("openrc"));
     let t0 = Instant::now();
     let child = Command::new(&args.bin)
         .args([

@@ -90,6 +90,9 @@ impl Cloud {
     pub async fn start(cfg: Config) -> anyhow::Result<Cloud> {
         std::fs::create_dir_all(&cfg.state_dir)
             .with_context(|| format!("creating the state directory {}", cfg.state_dir.display()))?;
+        // openrc appears only once the APIs answer, so a stale one from the
+        // previous run must not be mistaken for readiness.
+        let _ = std::fs::remove_file(cfg.state_dir.join("openrc"));
         let db = match &cfg.database_url {
             Some(url) => Db::connect(url)
                 .await

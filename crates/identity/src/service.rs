@@ -54,11 +54,30 @@ pub struct Resolved {
 
 type CacheKey = (String, ScopeRef, Option<String>);
 
+/// Name lookups made by every password authentication, cached like
+/// resolutions (cleared on every write, bounded in age).
+#[derive(Default)]
+struct Lookups {
+    domains_by_name: HashMap<String, (Instant, Domain)>,
+    domains_by_id: HashMap<String, (Instant, Domain)>,
+    users_by_name: HashMap<(String, String), (Instant, User)>,
+    projects_by_name: HashMap<(String, String), (Instant, Project)>,
+}
+
+fn fresh<'a, K: std::hash::Hash + Eq, V: Clone>(
+    m: &'a HashMap<K, (Instant, V)>,
+    k: &K,
+    ttl: Duration,
+) -> Option<V> {
+    m.get(k).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+}
+
 pub struct Identity {
     pub(crate) db: Db,
     keys: RwLock<TokenKeys>,
     revocations: RwLock<RevocationIndex>,
     cache: Mutex<HashMap<CacheKey, (Instant, Arc<Resolved>)>>,
+    lookups: Mutex<Lookups>,
     catalog: RwLock<Option<Arc<Box<RawValue>>>>,
     pub config: IdentityConfig,
     /// Public base URL of the identity API, ending in `/v3`.
@@ -124,6 +143,7 @@ impl Identity {
             keys: RwLock::new(keys),
             revocations: RwLock::new(RevocationIndex::default()),
             cache: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(Lookups::default()),
             catalog: RwLock::new(None),
             config,
             base: RwLock::new("http://localhost:5000/v3".into()),
@@ -155,6 +175,9 @@ impl Identity {
     pub fn invalidate(&self) {
         if let Ok(mut c) = self.cache.lock() {
             c.clear();
+        }
+        if let Ok(mut l) = self.lookups.lock() {
+            *l = Lookups::default();
         }
         if let Ok(mut c) = self.catalog.write() {
             *c = None;
@@ -331,24 +354,62 @@ impl Identity {
     }
 
     async fn find_domain(&self, d: &DomainRef) -> Result<Option<Domain>> {
-        match d {
-            DomainRef::Id(id) => store::get(self.pool(), "domains", id).await,
-            DomainRef::Name(n) => store::domain_by_name(self.pool(), n).await,
+        let ttl = self.config.cache_ttl;
+        let cached = self.lookups.lock().ok().and_then(|l| match d {
+            DomainRef::Id(id) => fresh(&l.domains_by_id, id, ttl),
+            DomainRef::Name(n) => fresh(&l.domains_by_name, n, ttl),
+        });
+        if cached.is_some() {
+            return Ok(cached);
         }
+        let found: Option<Domain> = match d {
+            DomainRef::Id(id) => store::get(self.pool(), "domains", id).await?,
+            DomainRef::Name(n) => store::domain_by_name(self.pool(), n).await?,
+        };
+        if let (Some(dom), Ok(mut l)) = (&found, self.lookups.lock()) {
+            l.domains_by_id.insert(dom.id.clone(), (Instant::now(), dom.clone()));
+            l.domains_by_name.insert(dom.name.clone(), (Instant::now(), dom.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn user_by_name(&self, domain_id: &str, name: &str) -> Result<Option<User>> {
+        let key = (domain_id.to_owned(), name.to_owned());
+        if let Some(u) = self.lookups.lock().ok().and_then(|l| fresh(&l.users_by_name, &key, self.config.cache_ttl)) {
+            return Ok(Some(u));
+        }
+        let found = store::user_by_name(self.pool(), domain_id, name).await?;
+        if let (Some(u), Ok(mut l)) = (&found, self.lookups.lock()) {
+            l.users_by_name.insert(key, (Instant::now(), u.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn project_by_name(&self, domain_id: &str, name: &str) -> Result<Option<Project>> {
+        let key = (domain_id.to_owned(), name.to_owned());
+        if let Some(p) = self.lookups.lock().ok().and_then(|l| fresh(&l.projects_by_name, &key, self.config.cache_ttl)) {
+            return Ok(Some(p));
+        }
+        let found = store::project_by_name(self.pool(), domain_id, name).await?;
+        if let (Some(p), Ok(mut l)) = (&found, self.lookups.lock()) {
+            l.projects_by_name.insert(key, (Instant::now(), p.clone()));
+        }
+        Ok(found)
     }
 
     async fn find_user_for_auth(&self, u: &UserRef) -> Result<User> {
         let user = match u {
             UserRef::Id(id) => store::get::<User>(self.pool(), "users", id).await?,
             UserRef::Name { name, domain } => {
-                let Some(d) = self.find_domain(domain).await? else {
+                let Some(d) = self.find_domain(domain).await? else { return Err(auth_failed()) };
+                if d.enabled == 0 {
                     return Err(auth_failed());
-                };
-                store::user_by_name(self.pool(), &d.id, name).await?
+                }
+                self.user_by_name(&d.id, name).await?
             }
         };
         let user = user.ok_or_else(auth_failed)?;
-        let domain = store::get::<Domain>(self.pool(), "domains", &user.domain_id).await?;
+        let domain = self.find_domain(&DomainRef::Id(user.domain_id.clone())).await?;
         if user.enabled == 0 || domain.is_none_or(|d| d.enabled == 0) {
             return Err(auth_failed());
         }
@@ -403,9 +464,7 @@ impl Identity {
             ScopeRequest::ProjectId(id) => ScopeRef::Project(id),
             ScopeRequest::ProjectName { name, domain } => {
                 let d = self.find_domain(&domain).await?.ok_or_else(auth_failed)?;
-                let p = store::project_by_name(self.pool(), &d.id, &name)
-                    .await?
-                    .ok_or_else(auth_failed)?;
+                let p = self.project_by_name(&d.id, &name).await?.ok_or_else(auth_failed)?;
                 ScopeRef::Project(p.id)
             }
             ScopeRequest::Domain(d) => {
