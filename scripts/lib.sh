@@ -79,3 +79,18 @@ ensure_qemu() {
         ensure_packages qemu-system-x86 qemu-utils
     fi
 }
+
+# The tiny guest image, built once per version of its sources and kept in
+# /var/tmp/ferrostack-images (rebuilt when images/tiny changes).
+ensure_tiny_image() {
+    local key dir
+    key=$(cat images/tiny/build $(find images/tiny/rootfs -type f | sort) | sha256sum | cut -c1-16)
+    dir=${FERRO_IMAGE_CACHE:-/var/tmp/ferrostack-images}
+    FERRO_TINY_IMAGE="$dir/tiny-$key.qcow2"
+    if [ ! -s "$FERRO_TINY_IMAGE" ]; then
+        say "building the tiny guest image"
+        mkdir -p "$dir"
+        images/tiny/build "$FERRO_TINY_IMAGE"
+    fi
+    export FERRO_TINY_IMAGE
+}

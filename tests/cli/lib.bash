@@ -37,7 +37,7 @@ check_eq() { # check_eq DESCRIPTION EXPECTED ACTUAL
 ferro_start() {
     local state=$1; shift
     rm -f "$state/openrc"
-    "$FERRO_BIN" up --state-dir "$state" --identity-port 0 --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
+    "$FERRO_BIN" up --state-dir "$state" --ephemeral-ports --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
     FERRO_PID=$!
     for _ in $(seq 1 200); do
         [ -f "$state/openrc" ] && return 0

@@ -54,8 +54,7 @@ fn start(args: &Args, state: &Path) -> anyhow::Result<(Server, Instant)> {
             "up",
             "--state-dir",
             state.to_str().unwrap(),
-            "--identity-port",
-            "0",
+            "--ephemeral-ports",
         ])
         .args(["--bcrypt-cost", &args.bcrypt_cost.to_string()])
         .env("RUST_LOG", "warn")

@@ -6,6 +6,7 @@
 //! ids, Prometheus metrics and timestamp formatting.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod body;
 pub mod context;
 pub mod ids;

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
+use ferro_common::auth::SharedAuth;
 use ferro_common::metrics::{self, Metrics, Tracker};
 use ferro_common::request_id;
 use ferro_identity::{Identity, IdentityConfig};
+use ferro_image::{ImageService, LocalStore};
 use ferro_store::Db;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::TcpListener;
@@ -34,6 +36,8 @@ pub struct Config {
     pub public_host: Option<String>,
     /// Identity API port (Keystone's 5000); 0 picks a free one.
     pub identity_port: u16,
+    /// Image API port (Glance's 9292); 0 picks a free one.
+    pub image_port: u16,
     pub tls: bool,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
@@ -47,6 +51,7 @@ impl Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             public_host: None,
             identity_port: 5000,
+            image_port: 9292,
             tls: false,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,
@@ -59,6 +64,7 @@ pub struct Cloud {
     pub identity: Arc<Identity>,
     pub db: Db,
     pub identity_url: String,
+    pub image_url: String,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -129,15 +135,8 @@ impl Cloud {
                 cfg.bind.to_string()
             }
         });
-        let listener = TcpListener::bind(SocketAddr::new(cfg.bind, cfg.identity_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the identity API to {}:{}",
-                    cfg.bind, cfg.identity_port
-                )
-            })?;
-        let port = listener.local_addr()?.port();
+        let identity_listener = bind(&cfg, cfg.identity_port, "identity").await?;
+        let image_listener = bind(&cfg, cfg.image_port, "image").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
             names.dedup();
@@ -151,29 +150,59 @@ impl Cloud {
         } else {
             host.clone()
         };
-        let identity_url = format!("{scheme}://{host_in_url}:{port}/v3");
+        let url_of = |l: &TcpListener| -> anyhow::Result<String> {
+            Ok(format!(
+                "{scheme}://{host_in_url}:{}",
+                l.local_addr()?.port()
+            ))
+        };
+        let identity_url = format!("{}/v3", url_of(&identity_listener)?);
+        let image_url = url_of(&image_listener)?;
         identity.set_base_url(&identity_url);
-        identity
-            .register_service(
-                "identity",
-                "keystone",
-                &identity_url,
-                ferro_identity::bootstrap::REGION,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("registering the catalog: {e}"))?;
+        let region = ferro_identity::bootstrap::REGION;
+        for (kind, name, url) in [
+            ("identity", "keystone", &identity_url),
+            ("image", "glance", &image_url),
+        ] {
+            identity
+                .register_service(kind, name, url, region)
+                .await
+                .map_err(|e| anyhow::anyhow!("registering the catalog: {e}"))?;
+        }
+        let auth: SharedAuth = identity.clone();
+
+        let images = Arc::new(ImageService {
+            db: db.clone(),
+            store: Arc::new(
+                LocalStore::new(&cfg.state_dir.join("images"))
+                    .context("creating the image store")?,
+            ),
+            auth: auth.clone(),
+            max_image_size: 64 << 30,
+            base_url: image_url.clone(),
+        });
 
         let metrics = Metrics::new();
-        let app = with_common_layers(
+        let m = metrics.clone();
+        let identity_app = with_common_layers(
             ferro_identity::router(identity.clone()),
             &metrics,
             "identity",
         )
-        .merge(Router::new().route("/metrics", get(move || async move { metrics.render() })));
+        .merge(Router::new().route("/metrics", get(move || async move { m.render() })));
+        let image_app = with_common_layers(ferro_image::router(images), &metrics, "image");
 
         let (shutdown, rx) = watch::channel(false);
         let server_tls = tls.as_ref().map(|t| t.server_config.clone());
-        let servers = vec![tokio::spawn(serve::serve(listener, app, server_tls, rx))];
+        let servers = vec![
+            tokio::spawn(serve::serve(
+                identity_listener,
+                identity_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(image_listener, image_app, server_tls, rx)),
+        ];
 
         let ca_cert = tls.map(|t| t.ca_cert_path);
         let openrc = openrc::write(
@@ -190,6 +219,7 @@ impl Cloud {
             identity,
             db,
             identity_url,
+            image_url,
             openrc,
             ca_cert,
             admin_password: password,
@@ -206,6 +236,12 @@ impl Cloud {
         }
         self.db.close().await;
     }
+}
+
+async fn bind(cfg: &Config, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(cfg.bind, port))
+        .await
+        .with_context(|| format!("binding the {what} API to {}:{port}", cfg.bind))
 }
 
 /// Request ids and metrics on every route of a service.

@@ -50,6 +50,12 @@ struct UpArgs {
     /// Port of the identity API (0 picks a free one).
     #[arg(long, default_value_t = 5000)]
     identity_port: u16,
+    /// Port of the image API (0 picks a free one).
+    #[arg(long, default_value_t = 9292)]
+    image_port: u16,
+    /// Let every API pick a free port (tests; the catalog and openrc say which).
+    #[arg(long)]
+    ephemeral_ports: bool,
     /// Serve HTTPS with a CA made on first start (plain HTTP stays open to loopback).
     #[arg(long)]
     tls: bool,
@@ -106,7 +112,12 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         database_url: a.database_url,
         bind: a.bind,
         public_host: a.public_host,
-        identity_port: a.identity_port,
+        identity_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.identity_port
+        },
+        image_port: if a.ephemeral_ports { 0 } else { a.image_port },
         tls: a.tls,
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,
@@ -114,6 +125,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     let cloud = Cloud::start(cfg).await?;
     println!("ferrostack is up");
     println!("  identity: {}", cloud.identity_url);
+    println!("  image:    {}", cloud.image_url);
     println!("  credentials: source {}", cloud.openrc.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -103,8 +103,7 @@ fn binary_starts_writes_openrc_and_stops_on_sigterm() {
                 "up",
                 "--state-dir",
                 dir.to_str().unwrap(),
-                "--identity-port",
-                "0",
+                "--ephemeral-ports",
                 "--bcrypt-cost",
                 "4",
             ])

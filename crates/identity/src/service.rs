@@ -64,12 +64,14 @@ struct Lookups {
     projects_by_name: HashMap<(String, String), (Instant, Project)>,
 }
 
-fn fresh<'a, K: std::hash::Hash + Eq, V: Clone>(
-    m: &'a HashMap<K, (Instant, V)>,
+fn fresh<K: std::hash::Hash + Eq, V: Clone>(
+    m: &HashMap<K, (Instant, V)>,
     k: &K,
     ttl: Duration,
 ) -> Option<V> {
-    m.get(k).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+    m.get(k)
+        .filter(|(at, _)| at.elapsed() < ttl)
+        .map(|(_, v)| v.clone())
 }
 
 pub struct Identity {
@@ -367,15 +369,22 @@ impl Identity {
             DomainRef::Name(n) => store::domain_by_name(self.pool(), n).await?,
         };
         if let (Some(dom), Ok(mut l)) = (&found, self.lookups.lock()) {
-            l.domains_by_id.insert(dom.id.clone(), (Instant::now(), dom.clone()));
-            l.domains_by_name.insert(dom.name.clone(), (Instant::now(), dom.clone()));
+            l.domains_by_id
+                .insert(dom.id.clone(), (Instant::now(), dom.clone()));
+            l.domains_by_name
+                .insert(dom.name.clone(), (Instant::now(), dom.clone()));
         }
         Ok(found)
     }
 
     async fn user_by_name(&self, domain_id: &str, name: &str) -> Result<Option<User>> {
         let key = (domain_id.to_owned(), name.to_owned());
-        if let Some(u) = self.lookups.lock().ok().and_then(|l| fresh(&l.users_by_name, &key, self.config.cache_ttl)) {
+        if let Some(u) = self
+            .lookups
+            .lock()
+            .ok()
+            .and_then(|l| fresh(&l.users_by_name, &key, self.config.cache_ttl))
+        {
             return Ok(Some(u));
         }
         let found = store::user_by_name(self.pool(), domain_id, name).await?;
@@ -387,7 +396,12 @@ impl Identity {
 
     async fn project_by_name(&self, domain_id: &str, name: &str) -> Result<Option<Project>> {
         let key = (domain_id.to_owned(), name.to_owned());
-        if let Some(p) = self.lookups.lock().ok().and_then(|l| fresh(&l.projects_by_name, &key, self.config.cache_ttl)) {
+        if let Some(p) = self
+            .lookups
+            .lock()
+            .ok()
+            .and_then(|l| fresh(&l.projects_by_name, &key, self.config.cache_ttl))
+        {
             return Ok(Some(p));
         }
         let found = store::project_by_name(self.pool(), domain_id, name).await?;
@@ -401,7 +415,9 @@ impl Identity {
         let user = match u {
             UserRef::Id(id) => store::get::<User>(self.pool(), "users", id).await?,
             UserRef::Name { name, domain } => {
-                let Some(d) = self.find_domain(domain).await? else { return Err(auth_failed()) };
+                let Some(d) = self.find_domain(domain).await? else {
+                    return Err(auth_failed());
+                };
                 if d.enabled == 0 {
                     return Err(auth_failed());
                 }
@@ -409,7 +425,9 @@ impl Identity {
             }
         };
         let user = user.ok_or_else(auth_failed)?;
-        let domain = self.find_domain(&DomainRef::Id(user.domain_id.clone())).await?;
+        let domain = self
+            .find_domain(&DomainRef::Id(user.domain_id.clone()))
+            .await?;
         if user.enabled == 0 || domain.is_none_or(|d| d.enabled == 0) {
             return Err(auth_failed());
         }
@@ -464,7 +482,10 @@ impl Identity {
             ScopeRequest::ProjectId(id) => ScopeRef::Project(id),
             ScopeRequest::ProjectName { name, domain } => {
                 let d = self.find_domain(&domain).await?.ok_or_else(auth_failed)?;
-                let p = self.project_by_name(&d.id, &name).await?.ok_or_else(auth_failed)?;
+                let p = self
+                    .project_by_name(&d.id, &name)
+                    .await?
+                    .ok_or_else(auth_failed)?;
                 ScopeRef::Project(p.id)
             }
             ScopeRequest::Domain(d) => {
@@ -780,6 +801,15 @@ pub fn expand(ids: Vec<String>, pairs: &[(String, String)]) -> BTreeSet<String> 
         if out.len() == before {
             return out;
         }
+    }
+}
+
+impl ferro_common::auth::Authenticator for Identity {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> futures::future::BoxFuture<'a, Option<AuthContext>> {
+        Box::pin(async move { self.validate(token).await.ok().map(|(_, r)| r.ctx.clone()) })
     }
 }
 

@@ -8,10 +8,13 @@ use sqlx::Executor;
 
 use crate::{Db, StoreError};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_identity",
-    include_str!("../migrations/0001_identity.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_identity",
+        include_str!("../migrations/0001_identity.sql"),
+    ),
+    ("0002_image", include_str!("../migrations/0002_image.sql")),
+];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {
     db.pool()

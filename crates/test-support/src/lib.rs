@@ -87,6 +87,7 @@ impl TestCloud {
         cfg.database_url = database_url.clone();
         cfg.bind = IpAddr::from([127, 0, 0, 1]);
         cfg.identity_port = 0;
+        cfg.image_port = 0;
         cfg.bcrypt_cost = 4;
         cfg.tls = tls;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");

@@ -1,0 +1,206 @@
+//! Image logic: who may see and change an image, and the upload pipeline.
+//!
+//! ```text
+//!  create ──► queued ──PUT file──► saving ──data ok──► active ◄─reactivate─┐
+//!                ▲                   │  │                 │               │
+//!                └── refused format ─┘  └─ stream broke ─► killed   deactivate ─► deactivated
+//! ```
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use ferro_common::auth::SharedAuth;
+use ferro_common::{time, AuthContext};
+use ferro_store::{sqlx, Db};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use sha2::Sha512;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{ImageError, Result};
+use crate::inspect::{self, Verdict, HEAD_LEN};
+use crate::model::{Image, Member};
+use crate::storage::ImageStore;
+
+pub struct ImageService {
+    pub db: Db,
+    pub store: Arc<dyn ImageStore>,
+    pub auth: SharedAuth,
+    /// Largest accepted upload, in bytes.
+    pub max_image_size: u64,
+    /// Public base URL (`http://host:9292`), for the versions document.
+    pub base_url: String,
+}
+
+impl ImageService {
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        self.db.pool()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Image>> {
+        Ok(sqlx::query_as("SELECT * FROM images WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn member(&self, image_id: &str, project: &str) -> Result<Option<Member>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM image_members WHERE image_id = $1 AND member_id = $2")
+                .bind(image_id)
+                .bind(project)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Visible to the caller: public and community images to all; private
+    /// ones to their owner; shared ones to the owner and members.
+    pub async fn can_see(&self, ctx: &AuthContext, img: &Image) -> Result<bool> {
+        if ctx.is_admin() || img.visibility == "public" || img.visibility == "community" {
+            return Ok(true);
+        }
+        let Some(project) = ctx.project_id() else {
+            return Ok(false);
+        };
+        if img.owner == project {
+            return Ok(true);
+        }
+        Ok(img.visibility == "shared" && self.member(&img.id, project).await?.is_some())
+    }
+
+    /// The image if the caller may see it; 404 otherwise (never 403, so
+    /// ids of others' images don't leak).
+    pub async fn visible(&self, ctx: &AuthContext, id: &str) -> Result<Image> {
+        match self.get(id).await? {
+            Some(img) if self.can_see(ctx, &img).await? => Ok(img),
+            _ => Err(ImageError::no_image(id)),
+        }
+    }
+
+    /// Owner (member role or better) or admin.
+    pub fn can_modify(ctx: &AuthContext, img: &Image) -> bool {
+        ctx.is_admin() || (ctx.project_id() == Some(img.owner.as_str()) && ctx.has_role("member"))
+    }
+
+    pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
+        sqlx::query("UPDATE images SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(time::now_micros())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Streams `body` into storage, hashing and inspecting as it goes. On
+    /// success the image is active; on refused content it returns to
+    /// `queued` with nothing stored; on a broken stream it is `killed`.
+    pub async fn upload(&self, img: &Image, body: Body) -> Result<()> {
+        let disk_format = img.disk_format.clone().unwrap_or_default();
+        let swapped = sqlx::query("UPDATE images SET status = 'saving', updated_at = $1 WHERE id = $2 AND status = 'queued'")
+            .bind(time::now_micros())
+            .bind(&img.id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if swapped == 0 {
+            return Err(ImageError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                img.status
+            )));
+        }
+        tracing::info!(image_id = %img.id, "upload started");
+        match self.receive(img, &disk_format, body).await {
+            Ok((size, md5, sha512, virtual_size)) => {
+                self.store.commit(&img.id)?;
+                sqlx::query(
+                    "UPDATE images SET status = 'active', size = $1, virtual_size = $2, checksum = $3, \
+                     os_hash_algo = 'sha512', os_hash_value = $4, updated_at = $5 WHERE id = $6",
+                )
+                .bind(size as i64)
+                .bind(virtual_size as i64)
+                .bind(md5)
+                .bind(sha512)
+                .bind(time::now_micros())
+                .bind(&img.id)
+                .execute(self.pool())
+                .await?;
+                tracing::info!(image_id = %img.id, size, "image active");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.store.delete(&img.id);
+                let status = match &e {
+                    ImageError::BadRequest(_) | ImageError::TooLarge(_) => "queued",
+                    _ => "killed",
+                };
+                self.set_status(&img.id, status).await?;
+                tracing::warn!(image_id = %img.id, status, error = %e, "upload failed");
+                Err(e)
+            }
+        }
+    }
+
+    async fn receive(
+        &self,
+        img: &Image,
+        disk_format: &str,
+        body: Body,
+    ) -> Result<(u64, String, String, u64)> {
+        let path = self.store.staging_path(&img.id);
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut md5 = Md5::new();
+        let mut sha = Sha512::new();
+        let mut head: Vec<u8> = Vec::with_capacity(HEAD_LEN);
+        let mut size: u64 = 0;
+        let mut verdict: Option<Verdict> = None;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ImageError::Internal(format!("upload stream: {e}")))?;
+            size += chunk.len() as u64;
+            if size > self.max_image_size {
+                return Err(ImageError::TooLarge(format!(
+                    "the image is larger than {} bytes",
+                    self.max_image_size
+                )));
+            }
+            if verdict.is_none() {
+                let take = (HEAD_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == HEAD_LEN {
+                    verdict = Some(check(disk_format, &head)?);
+                }
+            }
+            md5.update(&chunk);
+            sha.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_data().await?;
+        let verdict = match verdict {
+            Some(v) => v,
+            None => check(disk_format, &head)?,
+        };
+        if size == 0 {
+            return Err(ImageError::BadRequest("The image data is empty.".into()));
+        }
+        let virtual_size = match verdict {
+            Verdict::Ok { virtual_size } => virtual_size.unwrap_or(size),
+            Verdict::Refused(m) => return Err(ImageError::BadRequest(m)),
+        };
+        Ok((
+            size,
+            hex::encode(md5.finalize()),
+            hex::encode(sha.finalize()),
+            virtual_size,
+        ))
+    }
+}
+
+fn check(disk_format: &str, head: &[u8]) -> Result<Verdict> {
+    match inspect::inspect(disk_format, head) {
+        Verdict::Refused(m) => Err(ImageError::BadRequest(m)),
+        ok => Ok(ok),
+    }
+}
