@@ -11,18 +11,30 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
+use ferro_agent::Agent;
 use ferro_common::auth::SharedAuth;
 use ferro_common::metrics::{self, Metrics, Tracker};
 use ferro_common::request_id;
+use ferro_compute::{ComputeService, LocalLink};
 use ferro_identity::{Identity, IdentityConfig};
 use ferro_image::{ImageService, LocalStore};
+use ferro_placement::api::Placement;
 use ferro_store::Db;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{openrc, serve, tls};
+use crate::{host, openrc, serve, tls};
+
+/// Which hypervisor driver the local agent uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypervisor {
+    /// Real VMs: one qemu-system process per instance (KVM, else TCG).
+    Qemu,
+    /// In-memory instances, for control-plane tests and benchmarks.
+    Fake,
+}
 
 /// How to run the cloud.
 #[derive(Clone, Debug)]
@@ -38,6 +50,14 @@ pub struct Config {
     pub identity_port: u16,
     /// Image API port (Glance's 9292); 0 picks a free one.
     pub image_port: u16,
+    /// Compute API port (Nova's 8774); 0 picks a free one.
+    pub compute_port: u16,
+    /// Placement API port (8778); 0 picks a free one.
+    pub placement_port: u16,
+    /// The local agent's hypervisor driver.
+    pub hypervisor: Hypervisor,
+    /// This host's name as a compute host (default: the system host name).
+    pub host_name: Option<String>,
     pub tls: bool,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
@@ -52,6 +72,10 @@ impl Config {
             public_host: None,
             identity_port: 5000,
             image_port: 9292,
+            compute_port: 8774,
+            placement_port: 8778,
+            hypervisor: Hypervisor::Qemu,
+            host_name: None,
             tls: false,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,
@@ -65,6 +89,9 @@ pub struct Cloud {
     pub db: Db,
     pub identity_url: String,
     pub image_url: String,
+    pub compute_url: String,
+    pub compute: Arc<ComputeService>,
+    pub agent: Arc<Agent>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -137,6 +164,8 @@ impl Cloud {
         });
         let identity_listener = bind(&cfg, cfg.identity_port, "identity").await?;
         let image_listener = bind(&cfg, cfg.image_port, "image").await?;
+        let compute_listener = bind(&cfg, cfg.compute_port, "compute").await?;
+        let placement_listener = bind(&cfg, cfg.placement_port, "placement").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
             names.dedup();
@@ -158,11 +187,15 @@ impl Cloud {
         };
         let identity_url = format!("{}/v3", url_of(&identity_listener)?);
         let image_url = url_of(&image_listener)?;
+        let compute_url = format!("{}/v2.1", url_of(&compute_listener)?);
+        let placement_url = url_of(&placement_listener)?;
         identity.set_base_url(&identity_url);
         let region = ferro_identity::bootstrap::REGION;
         for (kind, name, url) in [
             ("identity", "keystone", &identity_url),
             ("image", "glance", &image_url),
+            ("compute", "nova", &compute_url),
+            ("placement", "placement", &placement_url),
         ] {
             identity
                 .register_service(kind, name, url, region)
@@ -171,7 +204,7 @@ impl Cloud {
         }
         let auth: SharedAuth = identity.clone();
 
-        let images = Arc::new(ImageService {
+        let images: Arc<ImageService> = Arc::new(ImageService {
             db: db.clone(),
             store: Arc::new(
                 LocalStore::new(&cfg.state_dir.join("images"))
@@ -182,6 +215,35 @@ impl Cloud {
             base_url: image_url.clone(),
         });
 
+        let compute = ComputeService::new(
+            db.clone(),
+            images.clone(),
+            auth.clone(),
+            compute_url.clone(),
+        );
+        let placement = Arc::new(Placement {
+            db: db.clone(),
+            auth: auth.clone(),
+            base_url: placement_url.clone(),
+        });
+
+        let driver: Arc<dyn ferro_agent::driver::Hypervisor> = match cfg.hypervisor {
+            Hypervisor::Qemu => Arc::new(
+                ferro_agent::qemu::QemuDriver::new(&cfg.state_dir)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("starting the QEMU driver: {e}"))?,
+            ),
+            Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::default()),
+        };
+        let host_info = host::info(&cfg, driver.hypervisor_type());
+        let agent = Agent::new(
+            host_info.clone(),
+            Arc::new(LocalLink(compute.clone())),
+            driver,
+            cfg.state_dir.clone(),
+        );
+        compute.attach_agent(&host_info.name, agent.clone());
+
         let metrics = Metrics::new();
         let m = metrics.clone();
         let identity_app = with_common_layers(
@@ -191,6 +253,13 @@ impl Cloud {
         )
         .merge(Router::new().route("/metrics", get(move || async move { m.render() })));
         let image_app = with_common_layers(ferro_image::router(images), &metrics, "image");
+        let compute_app =
+            with_common_layers(ferro_compute::router(compute.clone()), &metrics, "compute");
+        let placement_app = with_common_layers(
+            ferro_placement::api::router(placement),
+            &metrics,
+            "placement",
+        );
 
         let (shutdown, rx) = watch::channel(false);
         let server_tls = tls.as_ref().map(|t| t.server_config.clone());
@@ -201,8 +270,30 @@ impl Cloud {
                 server_tls.clone(),
                 rx.clone(),
             )),
-            tokio::spawn(serve::serve(image_listener, image_app, server_tls, rx)),
+            tokio::spawn(serve::serve(
+                image_listener,
+                image_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(
+                compute_listener,
+                compute_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(
+                placement_listener,
+                placement_app,
+                server_tls,
+                rx.clone(),
+            )),
+            tokio::spawn(agent.clone().run(rx)),
         ];
+        compute
+            .resume_sagas()
+            .await
+            .map_err(|e| anyhow::anyhow!("resuming builds: {e}"))?;
 
         let ca_cert = tls.map(|t| t.ca_cert_path);
         let openrc = openrc::write(
@@ -220,6 +311,9 @@ impl Cloud {
             db,
             identity_url,
             image_url,
+            compute_url,
+            compute,
+            agent,
             openrc,
             ca_cert,
             admin_password: password,

@@ -3,8 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cloud;
+pub mod host;
 pub mod openrc;
 pub mod serve;
 pub mod tls;
 
-pub use cloud::{Cloud, Config};
+pub use cloud::{Cloud, Config, Hypervisor};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ferrostack::{Cloud, Config};
+use ferrostack::{Cloud, Config, Hypervisor};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +53,18 @@ struct UpArgs {
     /// Port of the image API (0 picks a free one).
     #[arg(long, default_value_t = 9292)]
     image_port: u16,
+    /// Port of the compute API (0 picks a free one).
+    #[arg(long, default_value_t = 8774)]
+    compute_port: u16,
+    /// Port of the placement API (0 picks a free one).
+    #[arg(long, default_value_t = 8778)]
+    placement_port: u16,
+    /// Hypervisor driver of this host's agent: qemu (real VMs) or fake (tests).
+    #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
+    hypervisor: String,
+    /// Name of this compute host (default: the system host name).
+    #[arg(long)]
+    host_name: Option<String>,
     /// Let every API pick a free port (tests; the catalog and openrc say which).
     #[arg(long)]
     ephemeral_ports: bool,
@@ -118,6 +130,18 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
             a.identity_port
         },
         image_port: if a.ephemeral_ports { 0 } else { a.image_port },
+        compute_port: if a.ephemeral_ports { 0 } else { a.compute_port },
+        placement_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.placement_port
+        },
+        hypervisor: if a.hypervisor == "fake" {
+            Hypervisor::Fake
+        } else {
+            Hypervisor::Qemu
+        },
+        host_name: a.host_name,
         tls: a.tls,
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,
@@ -126,6 +150,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("ferrostack is up");
     println!("  identity: {}", cloud.identity_url);
     println!("  image:    {}", cloud.image_url);
+    println!("  compute:  {}", cloud.compute_url);
     println!("  credentials: source {}", cloud.openrc.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

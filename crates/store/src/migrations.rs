@@ -14,6 +14,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0001_identity.sql"),
     ),
     ("0002_image", include_str!("../migrations/0002_image.sql")),
+    (
+        "0003_compute",
+        include_str!("../migrations/0003_compute.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {

@@ -88,6 +88,10 @@ impl TestCloud {
         cfg.bind = IpAddr::from([127, 0, 0, 1]);
         cfg.identity_port = 0;
         cfg.image_port = 0;
+        cfg.compute_port = 0;
+        cfg.placement_port = 0;
+        cfg.hypervisor = ferrostack::Hypervisor::Fake;
+        cfg.host_name = Some("fake-host".into());
         cfg.bcrypt_cost = 4;
         cfg.tls = tls;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");

@@ -1,0 +1,89 @@
+//! The hypervisor driver trait. Drivers: `qemu` (real VMs) and `fake`
+//! (control-plane tests and scale benchmarks).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::spec::InstanceSpec;
+
+/// What a driver sees of an instance right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerState {
+    /// Nothing on this host.
+    Absent,
+    /// Files exist, no process.
+    Shutdown,
+    Running,
+    Paused,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{what}: `{command}` exited with {status}: {stderr}")]
+    Command {
+        what: &'static str,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{0}")]
+    Failed(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, DriverError>;
+
+#[async_trait::async_trait]
+pub trait Hypervisor: Send + Sync + 'static {
+    /// `QEMU` (TCG), `KVM`, or `fake`.
+    fn hypervisor_type(&self) -> String;
+    async fn power(&self, id: &str) -> PowerState;
+    /// Creates the instance's disk and config drive (unless they exist) and
+    /// starts it.
+    async fn spawn(&self, spec: &InstanceSpec, image: &Path, image_format: &str) -> Result<()>;
+    /// Starts an instance whose disk exists.
+    async fn start(&self, spec: &InstanceSpec) -> Result<()>;
+    /// Graceful shutdown, forced after `grace`.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+    async fn pause(&self, id: &str) -> Result<()>;
+    async fn unpause(&self, id: &str) -> Result<()>;
+    async fn reboot(&self, spec: &InstanceSpec, hard: bool) -> Result<()>;
+    /// Replaces the root disk with a fresh one from `image` and starts.
+    async fn rebuild(&self, spec: &InstanceSpec, image: &Path, image_format: &str) -> Result<()>;
+    /// Stops the instance and removes everything it owns.
+    async fn destroy(&self, id: &str) -> Result<()>;
+    async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String>;
+    /// Ids of the instances present on this host.
+    async fn instances(&self) -> Vec<String>;
+}
+
+/// Runs a command to completion; a failure records the command line, the
+/// exit status and stderr.
+pub async fn run(
+    what: &'static str,
+    program: &str,
+    args: &[String],
+) -> Result<std::process::Output> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|source| DriverError::Io {
+            what: format!("{what}: starting {program}"),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(DriverError::Command {
+            what,
+            command: format!("{program} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(out)
+}

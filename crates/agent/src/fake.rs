@@ -1,0 +1,123 @@
+//! A fake hypervisor for control-plane tests and scale benchmarks: keeps
+//! instance states in memory and records every call. It proves nothing
+//! about real VMs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::driver::{DriverError, Hypervisor, PowerState, Result};
+use crate::spec::InstanceSpec;
+
+#[derive(Default)]
+pub struct FakeDriver {
+    states: Mutex<HashMap<String, PowerState>>,
+    calls: Mutex<Vec<String>>,
+    /// Spawns of instances whose display name contains this fail.
+    pub fail_spawn_matching: Option<String>,
+}
+
+impl FakeDriver {
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, call: String) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(call);
+        }
+    }
+
+    fn set(&self, id: &str, st: PowerState) {
+        if let Ok(mut s) = self.states.lock() {
+            if st == PowerState::Absent {
+                s.remove(id);
+            } else {
+                s.insert(id.to_owned(), st);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Hypervisor for FakeDriver {
+    fn hypervisor_type(&self) -> String {
+        "fake".into()
+    }
+
+    async fn power(&self, id: &str) -> PowerState {
+        self.states
+            .lock()
+            .ok()
+            .and_then(|s| s.get(id).copied())
+            .unwrap_or(PowerState::Absent)
+    }
+
+    async fn spawn(&self, spec: &InstanceSpec, _image: &Path, _format: &str) -> Result<()> {
+        self.record(format!("spawn {}", spec.id));
+        if let Some(m) = &self.fail_spawn_matching {
+            if spec.display_name.contains(m.as_str()) {
+                return Err(DriverError::Failed(format!(
+                    "fake spawn failure for {}",
+                    spec.display_name
+                )));
+            }
+        }
+        self.set(&spec.id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn start(&self, spec: &InstanceSpec) -> Result<()> {
+        self.record(format!("start {}", spec.id));
+        self.set(&spec.id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
+        self.record(format!("stop {id}"));
+        self.set(id, PowerState::Shutdown);
+        Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.record(format!("pause {id}"));
+        self.set(id, PowerState::Paused);
+        Ok(())
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.record(format!("unpause {id}"));
+        self.set(id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn reboot(&self, spec: &InstanceSpec, hard: bool) -> Result<()> {
+        self.record(format!("reboot {} hard={hard}", spec.id));
+        self.set(&spec.id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn rebuild(&self, spec: &InstanceSpec, _image: &Path, _format: &str) -> Result<()> {
+        self.record(format!("rebuild {}", spec.id));
+        self.set(&spec.id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn destroy(&self, id: &str) -> Result<()> {
+        self.record(format!("destroy {id}"));
+        self.set(id, PowerState::Absent);
+        Ok(())
+    }
+
+    async fn console_log(&self, id: &str, _lines: Option<usize>) -> Result<String> {
+        Ok(format!("fake console of instance {id}\n"))
+    }
+
+    async fn instances(&self) -> Vec<String> {
+        self.states
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,21 @@
+//! The host agent.
+//!
+//! One per compute host. It registers the host, heartbeats, fetches the
+//! desired state of its instances (with a generation number) from the
+//! control plane, drives a [`driver::Hypervisor`] toward it, and reports
+//! what it observes. Applying the same state twice changes nothing, and a
+//! restarted agent adopts running VMs without touching them.
+#![forbid(unsafe_code)]
+
+pub mod configdrive;
+pub mod driver;
+pub mod fake;
+pub mod qemu;
+pub mod qmp;
+pub mod reconcile;
+pub mod spec;
+
+pub use reconcile::Agent;
+pub use spec::{
+    ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
+};

@@ -1,0 +1,280 @@
+//! The agent's reconciler: level-triggered, idempotent, one task at a time
+//! per instance.
+//!
+//! Every tick (or when woken) it fetches the host's desired state and, for
+//! each instance not already being worked on, compares it with what the
+//! driver sees and does the one or two steps that close the gap. Reboots and
+//! rebuilds are counters: the agent keeps, next to each instance, the last
+//! counter values it applied, so the same request is never applied twice and
+//! a restarted agent doesn't reboot anything. Reports are sent only when
+//! they change.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+use crate::driver::{Hypervisor, PowerState};
+use crate::spec::{
+    ControlPlane, HostAgent, HostInfo, InstanceSpec, LinkError, Observed, Power, Report,
+};
+
+/// How long a graceful shutdown may take before it is forced.
+const STOP_GRACE: Duration = Duration::from_secs(60);
+const TICK: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Applied {
+    reboot_seq: i64,
+    rebuild_seq: i64,
+}
+
+pub struct Agent {
+    pub host: HostInfo,
+    cp: Arc<dyn ControlPlane>,
+    driver: Arc<dyn Hypervisor>,
+    applied_dir: PathBuf,
+    busy: Mutex<HashSet<String>>,
+    reported: Mutex<HashMap<String, Report>>,
+    wake: Notify,
+}
+
+impl Agent {
+    pub fn new(
+        host: HostInfo,
+        cp: Arc<dyn ControlPlane>,
+        driver: Arc<dyn Hypervisor>,
+        state_dir: PathBuf,
+    ) -> Arc<Agent> {
+        let applied_dir = state_dir.join("agent");
+        let _ = std::fs::create_dir_all(&applied_dir);
+        Arc::new(Agent {
+            host,
+            cp,
+            driver,
+            applied_dir,
+            busy: Mutex::new(HashSet::new()),
+            reported: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Registers, then reconciles and heartbeats until `shutdown`.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        for attempt in 0..100u32 {
+            match self.cp.register(&self.host).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(host = %self.host.name, attempt, error = %e, "registering the host failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = heartbeat.tick() => {
+                    if let Err(e) = self.cp.heartbeat(&self.host.name).await {
+                        tracing::warn!(host = %self.host.name, error = %e, "heartbeat failed");
+                    }
+                }
+                _ = tick.tick() => self.reconcile_once().await,
+                _ = self.wake.notified() => self.reconcile_once().await,
+            }
+        }
+    }
+
+    /// One pass over the desired state.
+    pub async fn reconcile_once(self: &Arc<Self>) {
+        let desired = match self.cp.desired(&self.host.name).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(host = %self.host.name, error = %e, "fetching desired state failed");
+                return;
+            }
+        };
+        let wanted: HashSet<String> = desired.instances.iter().map(|i| i.id.clone()).collect();
+        for spec in desired.instances {
+            let fresh = self
+                .busy
+                .lock()
+                .map(|mut b| b.insert(spec.id.clone()))
+                .unwrap_or(false);
+            if fresh {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let id = spec.id.clone();
+                    me.converge(spec).await;
+                    if let Ok(mut b) = me.busy.lock() {
+                        b.remove(&id);
+                    }
+                });
+            }
+        }
+        // Instances on this host that the control plane no longer knows.
+        for id in self.driver.instances().await {
+            let idle = self.busy.lock().map(|b| !b.contains(&id)).unwrap_or(false);
+            if !wanted.contains(&id) && idle {
+                tracing::warn!(server_id = %id, "removing an instance the control plane doesn't know");
+                if let Err(e) = self.driver.destroy(&id).await {
+                    tracing::error!(server_id = %id, error = %e, "removing an orphan failed");
+                }
+                self.forget(&id);
+            }
+        }
+    }
+
+    fn applied_path(&self, id: &str) -> PathBuf {
+        self.applied_dir.join(format!("{id}.json"))
+    }
+
+    fn load_applied(&self, id: &str) -> Option<Applied> {
+        serde_json::from_slice(&std::fs::read(self.applied_path(id)).ok()?).ok()
+    }
+
+    fn save_applied(&self, id: &str, a: Applied) {
+        if let Ok(bytes) = serde_json::to_vec(&a) {
+            let tmp = self.applied_dir.join(format!(".{id}.tmp"));
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(tmp, self.applied_path(id));
+            }
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        let _ = std::fs::remove_file(self.applied_path(id));
+    }
+
+    async fn converge(&self, spec: InstanceSpec) {
+        let applied = self.load_applied(&spec.id).unwrap_or_default();
+        let (observed, applied) = match self.apply(&spec, applied).await {
+            Ok(r) => r,
+            Err(msg) => {
+                tracing::error!(server_id = %spec.id, error = %msg, "converging failed");
+                (
+                    Observed::Failed(msg),
+                    self.load_applied(&spec.id).unwrap_or_default(),
+                )
+            }
+        };
+        let report = Report {
+            id: spec.id.clone(),
+            observed,
+            applied_reboot_seq: applied.reboot_seq,
+            applied_rebuild_seq: applied.rebuild_seq,
+        };
+        let unchanged = self
+            .reported
+            .lock()
+            .map(|r| r.get(&spec.id) == Some(&report))
+            .unwrap_or(false);
+        if unchanged {
+            return;
+        }
+        match self.cp.report(&self.host.name, vec![report.clone()]).await {
+            Ok(()) => {
+                if let Ok(mut r) = self.reported.lock() {
+                    if report.observed == Observed::Absent {
+                        r.remove(&spec.id);
+                    } else {
+                        r.insert(spec.id.clone(), report);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(server_id = %spec.id, error = %e, "reporting failed"),
+        }
+    }
+
+    async fn image(&self, spec: &InstanceSpec) -> Result<(PathBuf, String), String> {
+        self.cp
+            .image_file(&spec.image_id)
+            .await
+            .map_err(|LinkError(e)| e)
+    }
+
+    async fn apply(
+        &self,
+        spec: &InstanceSpec,
+        mut applied: Applied,
+    ) -> Result<(Observed, Applied), String> {
+        let d = &self.driver;
+        let err = |e: crate::driver::DriverError| e.to_string();
+        if spec.deleted {
+            d.destroy(&spec.id).await.map_err(err)?;
+            self.forget(&spec.id);
+            return Ok((Observed::Absent, applied));
+        }
+        let mut state = d.power(&spec.id).await;
+        if state == PowerState::Absent {
+            let (path, format) = self.image(spec).await?;
+            d.spawn(spec, &path, &format).await.map_err(err)?;
+            applied = Applied {
+                reboot_seq: spec.reboot_seq,
+                rebuild_seq: spec.rebuild_seq,
+            };
+            self.save_applied(&spec.id, applied);
+            state = PowerState::Running;
+        }
+        if spec.rebuild_seq > applied.rebuild_seq {
+            let (path, format) = self.image(spec).await?;
+            d.rebuild(spec, &path, &format).await.map_err(err)?;
+            applied = Applied {
+                reboot_seq: spec.reboot_seq,
+                rebuild_seq: spec.rebuild_seq,
+            };
+            self.save_applied(&spec.id, applied);
+            state = PowerState::Running;
+        }
+        if spec.reboot_seq > applied.reboot_seq {
+            if spec.power == Power::Running {
+                d.reboot(spec, spec.reboot_hard).await.map_err(err)?;
+                state = PowerState::Running;
+            }
+            applied.reboot_seq = spec.reboot_seq;
+            self.save_applied(&spec.id, applied);
+        }
+        match (spec.power, state) {
+            (Power::Running, PowerState::Shutdown) => d.start(spec).await.map_err(err)?,
+            (Power::Running, PowerState::Paused) => d.unpause(&spec.id).await.map_err(err)?,
+            (Power::Stopped, PowerState::Running | PowerState::Paused) => {
+                d.stop(&spec.id, STOP_GRACE).await.map_err(err)?
+            }
+            (Power::Paused | Power::Suspended, PowerState::Running) => {
+                d.pause(&spec.id).await.map_err(err)?
+            }
+            (Power::Paused | Power::Suspended, PowerState::Shutdown) => {
+                d.start(spec).await.map_err(err)?;
+                d.pause(&spec.id).await.map_err(err)?;
+            }
+            _ => {}
+        }
+        let observed = match d.power(&spec.id).await {
+            PowerState::Running => Observed::Running,
+            PowerState::Paused if spec.power == Power::Suspended => Observed::Suspended,
+            PowerState::Paused => Observed::Paused,
+            PowerState::Shutdown => Observed::Shutdown,
+            PowerState::Absent => Observed::Absent,
+        };
+        Ok((observed, applied))
+    }
+}
+
+#[async_trait::async_trait]
+impl HostAgent for Agent {
+    async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String, LinkError> {
+        self.driver
+            .console_log(id, lines)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,121 @@
+//! The contract between the control plane and an agent: desired instance
+//! state in, observed state out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The power state the control plane wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    Running,
+    Stopped,
+    Paused,
+    Suspended,
+}
+
+impl Power {
+    pub fn parse(s: &str) -> Power {
+        match s {
+            "stopped" => Power::Stopped,
+            "paused" => Power::Paused,
+            "suspended" => Power::Suspended,
+            _ => Power::Running,
+        }
+    }
+}
+
+/// One instance as the control plane wants it on this host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub id: String,
+    /// `instance-0000000a`, the hypervisor-level name.
+    pub name: String,
+    pub display_name: String,
+    pub hostname: String,
+    pub project_id: String,
+    pub image_id: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub key_name: Option<String>,
+    pub public_key: Option<String>,
+    /// Base64, as the API received it.
+    pub user_data: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: String,
+    pub launch_index: i64,
+    pub reservation_id: String,
+    pub power: Power,
+    pub reboot_seq: i64,
+    pub reboot_hard: bool,
+    pub rebuild_seq: i64,
+    /// The instance is being deleted: remove everything it owns.
+    pub deleted: bool,
+}
+
+/// Everything a host should run, at a generation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub generation: i64,
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// What the agent sees of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observed {
+    Running,
+    Paused,
+    Suspended,
+    Shutdown,
+    /// No trace of it on the host.
+    Absent,
+    /// The last operation failed; the message says why.
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub id: String,
+    pub observed: Observed,
+    pub applied_reboot_seq: i64,
+    pub applied_rebuild_seq: i64,
+}
+
+/// What a host offers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub host_ip: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkError(pub String);
+
+/// The control plane as an agent sees it (in-process today; over HTTP for
+/// remote hosts later).
+#[async_trait::async_trait]
+pub trait ControlPlane: Send + Sync + 'static {
+    async fn register(&self, host: &HostInfo) -> Result<(), LinkError>;
+    async fn heartbeat(&self, host: &str) -> Result<(), LinkError>;
+    async fn desired(&self, host: &str) -> Result<DesiredState, LinkError>;
+    async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError>;
+    /// A local file holding the image's data.
+    async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError>;
+}
+
+/// What the control plane asks of an agent directly.
+#[async_trait::async_trait]
+pub trait HostAgent: Send + Sync + 'static {
+    async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String, LinkError>;
+    /// The desired state changed: reconcile now rather than at the next tick.
+    fn wake(&self);
+}

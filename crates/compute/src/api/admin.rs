@@ -1,0 +1,385 @@
+//! Hosts as Nova shows them (hypervisors, compute services, availability
+//! zones) and limits and quotas.
+
+use axum::extract::{Path, State as St};
+use axum::http::StatusCode;
+use axum::response::Response;
+use ferro_common::time;
+use ferro_placement::inventory::{self, HostRow};
+use ferro_store::sqlx;
+use serde_json::{json, Map, Value};
+
+use super::{reply, require_admin, Body, Ctx, Params, State};
+use crate::error::{ComputeError, Result};
+use crate::service::{ComputeService, DEFAULT_QUOTAS, DOWN_AFTER_MICROS};
+
+#[derive(sqlx::FromRow)]
+struct HostMeta {
+    name: String,
+    seq: i64,
+    service_id: String,
+    hypervisor_version: i64,
+    host_ip: String,
+    disabled_reason: Option<String>,
+    started_at: i64,
+}
+
+async fn meta(s: &ComputeService) -> Result<Vec<HostMeta>> {
+    Ok(sqlx::query_as("SELECT name, seq, service_id, hypervisor_version, host_ip, disabled_reason, started_at FROM hosts ORDER BY name")
+        .fetch_all(s.pool())
+        .await?)
+}
+
+fn up(h: &HostRow) -> bool {
+    h.forced_down == 0 && time::now_micros() - h.heartbeat_at <= DOWN_AFTER_MICROS
+}
+
+async fn running_vms(s: &ComputeService, host: &str) -> Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as(
+            "SELECT id, name FROM servers WHERE host = $1 AND deleted = 0 ORDER BY name",
+        )
+        .bind(host)
+        .fetch_all(s.pool())
+        .await?,
+    )
+}
+
+async fn hypervisor_json(
+    s: &ComputeService,
+    c: &Ctx,
+    h: &HostRow,
+    m: &HostMeta,
+    detail: bool,
+    with_servers: bool,
+) -> Result<Value> {
+    let uuid_ids = c.version.at_least(53);
+    let mut o = json!({
+        "id": if uuid_ids { json!(h.hypervisor_id) } else { json!(m.seq) },
+        "hypervisor_hostname": h.name,
+        "state": if up(h) { "up" } else { "down" },
+        "status": if h.disabled == 0 { "enabled" } else { "disabled" },
+    });
+    if detail {
+        o["hypervisor_type"] = json!(h.hypervisor_type);
+        o["hypervisor_version"] = json!(m.hypervisor_version);
+        o["host_ip"] = json!(m.host_ip);
+        o["service"] = json!({"host": h.name, "id": if uuid_ids { json!(m.service_id) } else { json!(m.seq) },
+                              "disabled_reason": m.disabled_reason});
+        if c.version.at_least(88) {
+            o["uptime"] = json!(format!(
+                "up {} s",
+                (time::now_micros() - m.started_at) / 1_000_000
+            ));
+        } else {
+            let vms = running_vms(s, &h.name).await?.len();
+            o["vcpus"] = json!(h.vcpus);
+            o["memory_mb"] = json!(h.memory_mb);
+            o["local_gb"] = json!(h.disk_gb);
+            o["vcpus_used"] = json!(h.vcpus_used);
+            o["memory_mb_used"] = json!(h.memory_used_mb);
+            o["local_gb_used"] = json!(h.disk_used_gb);
+            o["free_ram_mb"] = json!(h.memory_mb - h.memory_used_mb);
+            o["free_disk_gb"] = json!(h.disk_gb - h.disk_used_gb);
+            o["current_workload"] = json!(0);
+            o["running_vms"] = json!(vms);
+            o["disk_available_least"] = json!(h.disk_gb - h.disk_used_gb);
+            o["cpu_info"] = json!("{}");
+        }
+    }
+    if with_servers {
+        let vms = running_vms(s, &h.name).await?;
+        o["servers"] = json!(vms
+            .iter()
+            .map(|(id, name)| json!({"uuid": id, "name": name}))
+            .collect::<Vec<_>>());
+    }
+    Ok(o)
+}
+
+async fn hypervisor_list(s: &State, c: &Ctx, p: &Params, detail: bool) -> Result<Response> {
+    require_admin(c, "os_compute_api:os-hypervisors:list")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(s).await?;
+    let with_servers = p
+        .get("with_servers")
+        .is_some_and(|v| v == "true" || v == "1");
+    let mut items = Vec::new();
+    for h in &hosts {
+        if let Some(pat) = p.get("hypervisor_hostname_pattern") {
+            if !h.name.contains(pat) {
+                continue;
+            }
+        }
+        if let Some(m) = metas.iter().find(|m| m.name == h.name) {
+            items.push(hypervisor_json(s, c, h, m, detail, with_servers).await?);
+        }
+    }
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"hypervisors": items}),
+    ))
+}
+
+pub async fn hypervisors(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    hypervisor_list(&s, &c, &p, false).await
+}
+
+pub async fn hypervisors_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    hypervisor_list(&s, &c, &p, true).await
+}
+
+pub async fn hypervisor(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-hypervisors:show")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(&s).await?;
+    for h in &hosts {
+        if let Some(m) = metas.iter().find(|m| m.name == h.name) {
+            if h.hypervisor_id == id || m.seq.to_string() == id {
+                let with_servers = p
+                    .get("with_servers")
+                    .is_some_and(|v| v == "true" || v == "1");
+                let body = hypervisor_json(&s, &c, h, m, true, with_servers).await?;
+                return Ok(reply(
+                    StatusCode::OK,
+                    c.version,
+                    json!({"hypervisor": body}),
+                ));
+            }
+        }
+    }
+    Err(ComputeError::NotFound(format!(
+        "Hypervisor with ID '{id}' could not be found."
+    )))
+}
+
+pub async fn services(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-services:list")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(&s).await?;
+    let mut items = Vec::new();
+    for h in &hosts {
+        if p.get("host").is_some_and(|x| x != h.name)
+            || p.get("binary").is_some_and(|b| b != "nova-compute")
+        {
+            continue;
+        }
+        let Some(m) = metas.iter().find(|m| m.name == h.name) else {
+            continue;
+        };
+        let mut o = json!({
+            "id": if c.version.at_least(53) { json!(m.service_id) } else { json!(m.seq) },
+            "binary": "nova-compute", "host": h.name, "zone": h.availability_zone,
+            "status": if h.disabled == 0 { "enabled" } else { "disabled" },
+            "state": if up(h) { "up" } else { "down" },
+            "updated_at": time::iso_micros(h.heartbeat_at).trim_end_matches('Z'),
+            "disabled_reason": m.disabled_reason,
+        });
+        if c.version.at_least(11) {
+            o["forced_down"] = json!(h.forced_down != 0);
+        }
+        items.push(o);
+    }
+    Ok(reply(StatusCode::OK, c.version, json!({"services": items})))
+}
+
+async fn zones(s: &State, c: &Ctx, detail: bool) -> Result<Response> {
+    let hosts = inventory::hosts(s.pool()).await?;
+    let mut names: Vec<String> = hosts.iter().map(|h| h.availability_zone.clone()).collect();
+    names.sort();
+    names.dedup();
+    let items: Vec<Value> = names
+        .iter()
+        .map(|z| {
+            let members: Vec<&HostRow> =
+                hosts.iter().filter(|h| h.availability_zone == *z).collect();
+            let available = members.iter().any(|h| up(h) && h.disabled == 0);
+            let hosts_json = if detail {
+                let mut m = Map::new();
+                for h in members {
+                    m.insert(
+                        h.name.clone(),
+                        json!({"nova-compute": {"available": up(h), "active": h.disabled == 0,
+                        "updated_at": time::iso_micros(h.heartbeat_at).trim_end_matches('Z')}}),
+                    );
+                }
+                Value::Object(m)
+            } else {
+                Value::Null
+            };
+            json!({"zoneName": z, "zoneState": {"available": available}, "hosts": hosts_json})
+        })
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"availabilityZoneInfo": items}),
+    ))
+}
+
+pub async fn availability_zones(St(s): St<State>, c: Ctx) -> Result<Response> {
+    zones(&s, &c, false).await
+}
+
+pub async fn availability_zones_detail(St(s): St<State>, c: Ctx) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-availability-zone:detail")?;
+    zones(&s, &c, true).await
+}
+
+pub async fn limits(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    let project = match p.get("tenant_id") {
+        Some(t) if c.auth.is_admin() => t.to_owned(),
+        _ => c.auth.project_id().unwrap_or("").to_owned(),
+    };
+    let q = s.quotas(&project).await?;
+    let (i, cores, ram) = s.usage(&project).await?;
+    let g = |k: &str| q.get(k).copied().unwrap_or(-1);
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"limits": {"rate": [], "absolute": {
+        "maxTotalInstances": g("instances"), "maxTotalCores": g("cores"), "maxTotalRAMSize": g("ram"),
+        "maxTotalKeypairs": g("key_pairs"), "maxServerMeta": g("metadata_items"), "maxPersonality": g("injected_files"),
+        "maxPersonalitySize": g("injected_file_content_bytes"), "maxServerGroups": g("server_groups"),
+        "maxServerGroupMembers": g("server_group_members"),
+        "totalInstancesUsed": i, "totalCoresUsed": cores, "totalRAMUsed": ram, "totalServerGroupsUsed": 0}}}),
+    ))
+}
+
+fn quota_body(project: &str, q: &std::collections::HashMap<String, i64>) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(project));
+    for (k, _) in DEFAULT_QUOTAS {
+        m.insert((*k).to_owned(), json!(q.get(*k).copied().unwrap_or(-1)));
+    }
+    Value::Object(m)
+}
+
+fn may_see_quota(c: &Ctx, project: &str) -> Result<()> {
+    if c.auth.is_admin() || c.auth.project_id() == Some(project) {
+        Ok(())
+    } else {
+        Err(ComputeError::Denied(ferro_common::Denied {
+            action: "os_compute_api:os-quota-sets:show",
+        }))
+    }
+}
+
+pub async fn quota_show(St(s): St<State>, c: Ctx, Path(project): Path<String>) -> Result<Response> {
+    may_see_quota(&c, &project)?;
+    let q = s.quotas(&project).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"quota_set": quota_body(&project, &q)}),
+    ))
+}
+
+pub async fn quota_defaults(
+    St(_s): St<State>,
+    c: Ctx,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    let q = DEFAULT_QUOTAS
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"quota_set": quota_body(&project, &q)}),
+    ))
+}
+
+pub async fn quota_detail(
+    St(s): St<State>,
+    c: Ctx,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    may_see_quota(&c, &project)?;
+    let q = s.quotas(&project).await?;
+    let (i, cores, ram) = s.usage(&project).await?;
+    let (kp,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM keypairs WHERE user_id = $1")
+        .bind(&c.auth.user_id)
+        .fetch_one(s.pool())
+        .await?;
+    let mut m = Map::new();
+    m.insert("id".into(), json!(project));
+    for (k, _) in DEFAULT_QUOTAS {
+        let used = match *k {
+            "instances" => i,
+            "cores" => cores,
+            "ram" => ram,
+            "key_pairs" => kp,
+            _ => 0,
+        };
+        m.insert(
+            (*k).to_owned(),
+            json!({"limit": q.get(*k).copied().unwrap_or(-1), "in_use": used, "reserved": 0}),
+        );
+    }
+    Ok(reply(StatusCode::OK, c.version, json!({"quota_set": m})))
+}
+
+pub async fn quota_update(
+    St(s): St<State>,
+    c: Ctx,
+    Path(project): Path<String>,
+    Body(b): Body<Value>,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-quota-sets:update")?;
+    let set = b
+        .get("quota_set")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ComputeError::bad("'quota_set' is a required property."))?;
+    let mut updates = Vec::new();
+    for (k, v) in set {
+        if k == "force" {
+            continue;
+        }
+        if !DEFAULT_QUOTAS.iter().any(|(name, _)| name == k) {
+            return Err(ComputeError::bad(format!("Bad key(s) {k} in quota_set")));
+        }
+        let n = match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(x) => x.parse().ok(),
+            _ => None,
+        }
+        .filter(|n| *n >= -1 && *n <= i64::from(i32::MAX))
+        .ok_or_else(|| {
+            ComputeError::bad(format!(
+                "Invalid input for field/attribute {k}. Value: {v}."
+            ))
+        })?;
+        updates.push((k.clone(), n));
+    }
+    let mut tx = s.pool().begin().await?;
+    for (k, n) in updates {
+        sqlx::query("DELETE FROM compute_quotas WHERE project_id = $1 AND resource = $2")
+            .bind(&project)
+            .bind(&k)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO compute_quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)",
+        )
+        .bind(&project)
+        .bind(&k)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let q = s.quotas(&project).await?;
+    let mut body = quota_body(&project, &q);
+    if let Value::Object(m) = &mut body {
+        m.remove("id");
+    }
+    Ok(reply(StatusCode::OK, c.version, json!({"quota_set": body})))
+}

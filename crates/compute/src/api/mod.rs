@@ -1,0 +1,258 @@
+//! Nova v2.1 routes, extractors and rendering helpers.
+
+mod admin;
+mod flavors;
+mod keypairs;
+mod render;
+mod servers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ferro_common::auth::token_of;
+use ferro_common::AuthContext;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::{ComputeError, Result};
+use crate::microversion::{self, Version, VersionError, MAX, MIN};
+use crate::service::ComputeService;
+
+pub type State = Arc<ComputeService>;
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/", get(versions))
+        .route("/v2.1", get(version_v21))
+        .route("/v2.1/", get(version_v21))
+        .route("/v2.1/flavors", get(flavors::list).post(flavors::create))
+        .route("/v2.1/flavors/detail", get(flavors::list_detail))
+        .route(
+            "/v2.1/flavors/{id}",
+            get(flavors::show)
+                .put(flavors::update)
+                .delete(flavors::delete),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs",
+            get(flavors::list_specs).post(flavors::set_specs),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs/{key}",
+            get(flavors::show_spec)
+                .put(flavors::put_spec)
+                .delete(flavors::delete_spec),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-flavor-access",
+            get(flavors::list_access),
+        )
+        .route("/v2.1/flavors/{id}/action", post(flavors::action))
+        .route(
+            "/v2.1/os-keypairs",
+            get(keypairs::list).post(keypairs::create),
+        )
+        .route(
+            "/v2.1/os-keypairs/{name}",
+            get(keypairs::show).delete(keypairs::delete),
+        )
+        .route("/v2.1/servers", get(servers::list).post(servers::create))
+        .route("/v2.1/servers/detail", get(servers::list_detail))
+        .route(
+            "/v2.1/servers/{id}",
+            get(servers::show)
+                .put(servers::update)
+                .delete(servers::delete),
+        )
+        .route("/v2.1/servers/{id}/action", post(servers::action))
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions",
+            get(servers::instance_actions),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions/{req}",
+            get(servers::instance_action),
+        )
+        .route("/v2.1/servers/{id}/metadata", get(servers::list_metadata))
+        .route(
+            "/v2.1/servers/{id}/os-volume_attachments",
+            get(servers::volume_attachments),
+        )
+        .route("/v2.1/os-hypervisors", get(admin::hypervisors))
+        .route(
+            "/v2.1/os-hypervisors/detail",
+            get(admin::hypervisors_detail),
+        )
+        .route("/v2.1/os-hypervisors/{id}", get(admin::hypervisor))
+        .route("/v2.1/os-services", get(admin::services))
+        .route("/v2.1/os-availability-zone", get(admin::availability_zones))
+        .route(
+            "/v2.1/os-availability-zone/detail",
+            get(admin::availability_zones_detail),
+        )
+        .route("/v2.1/limits", get(admin::limits))
+        .route(
+            "/v2.1/os-quota-sets/{project}",
+            get(admin::quota_show).put(admin::quota_update),
+        )
+        .route(
+            "/v2.1/os-quota-sets/{project}/defaults",
+            get(admin::quota_defaults),
+        )
+        .route(
+            "/v2.1/os-quota-sets/{project}/detail",
+            get(admin::quota_detail),
+        )
+        .fallback(|| async { ComputeError::NotFound("The resource could not be found.".into()) })
+        .with_state(state)
+}
+
+fn version_doc(base: &str) -> Value {
+    json!({"id": "v2.1", "status": "CURRENT", "version": MAX.to_string(), "min_version": MIN.to_string(),
+           "updated": "2013-07-23T11:33:21Z",
+           "links": [{"rel": "self", "href": format!("{base}/")}],
+           "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]})
+}
+
+async fn versions(axum::extract::State(s): axum::extract::State<State>) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"versions": [version_doc(&s.base_url)]})),
+    )
+        .into_response()
+}
+
+async fn version_v21(axum::extract::State(s): axum::extract::State<State>) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"version": version_doc(&s.base_url)})),
+    )
+        .into_response()
+}
+
+/// The caller and the microversion the request asked for.
+pub struct Ctx {
+    pub auth: AuthContext,
+    pub version: Version,
+    pub request_id: String,
+}
+
+impl FromRequestParts<State> for Ctx {
+    type Rejection = ComputeError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &State) -> Result<Self> {
+        let version = microversion::from_headers(&parts.headers).map_err(|e| match e {
+            VersionError::Malformed(v) => {
+                ComputeError::bad(format!("Invalid API version request string: {v}"))
+            }
+            VersionError::Unsupported(v) => ComputeError::NotAcceptable(format!(
+                "Version {v} is not supported by the API. Minimum is {MIN} and maximum is {MAX}."
+            )),
+        })?;
+        let token = token_of(&parts.headers).ok_or(ComputeError::Unauthorized)?;
+        let auth = s
+            .auth
+            .authenticate(token)
+            .await
+            .ok_or(ComputeError::Unauthorized)?;
+        let request_id = parts
+            .extensions
+            .get::<ferro_common::request_id::RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        Ok(Ctx {
+            auth,
+            version,
+            request_id,
+        })
+    }
+}
+
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ComputeError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self> {
+        Ok(Body(ferro_common::read_json(req).await?))
+    }
+}
+
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ComputeError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(Params(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ))
+    }
+}
+
+impl Params {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+}
+
+/// A JSON response stamped with the microversion it was rendered in.
+pub fn reply(status: StatusCode, version: Version, body: Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    stamp(&mut r, version);
+    r
+}
+
+pub fn empty(status: StatusCode, version: Version) -> Response {
+    let mut r = status.into_response();
+    stamp(&mut r, version);
+    r
+}
+
+fn stamp(r: &mut Response, v: Version) {
+    let h = r.headers_mut();
+    if let Ok(val) = HeaderValue::from_str(&format!("compute {v}")) {
+        h.insert("openstack-api-version", val);
+    }
+    if let Ok(val) = HeaderValue::from_str(&v.to_string()) {
+        h.insert("x-openstack-nova-api-version", val);
+    }
+    h.insert(
+        "vary",
+        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+    );
+}
+
+/// Refuses non-admins.
+pub fn require_admin(ctx: &Ctx, action: &'static str) -> Result<()> {
+    if ctx.auth.is_admin() {
+        Ok(())
+    } else {
+        Err(ComputeError::Denied(ferro_common::Denied { action }))
+    }
+}
+
+/// A name: 1 to 255 characters, no leading/trailing spaces, no control characters.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ComputeError::bad(format!(
+            "Invalid input for field/attribute {what}. It must be 1 to 255 characters."
+        )));
+    }
+    if name.trim() != name {
+        return Err(ComputeError::bad(format!("Invalid input for field/attribute {what}. Leading and trailing spaces are not allowed.")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ComputeError::bad(format!(
+            "Invalid input for field/attribute {what}. Control characters are not allowed."
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,916 @@
+//! Servers: create (the boot saga starts here), list, show, update, delete,
+//! actions, console output and instance actions.
+
+use axum::extract::{Path, State as St};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use ferro_common::{ids, time};
+use ferro_store::sqlx;
+use serde_json::{json, Map, Value};
+
+use super::render::{self, ServerView};
+use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
+use crate::error::{ComputeError, Result};
+use crate::model::Server;
+use crate::service::{ComputeService, DOWN_AFTER_MICROS};
+
+const CREATE_KEYS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "key_name",
+    "networks",
+    "security_groups",
+    "user_data",
+    "config_drive",
+    "metadata",
+    "availability_zone",
+    "min_count",
+    "max_count",
+    "block_device_mapping_v2",
+    "description",
+    "tags",
+    "adminPass",
+    "OS-DCF:diskConfig",
+    "accessIPv4",
+    "accessIPv6",
+    "return_reservation_id",
+];
+
+fn bad(m: impl Into<String>) -> ComputeError {
+    ComputeError::bad(m)
+}
+
+/// A DNS-safe hostname from a display name, as Nova makes it.
+pub fn hostname_of(name: &str) -> String {
+    let mut h: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    h = h.trim_matches('-').to_owned();
+    h.truncate(63);
+    if h.is_empty() {
+        "server".into()
+    } else {
+        h
+    }
+}
+
+fn id_from_ref(r: &str) -> &str {
+    r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
+}
+
+fn count(v: Option<&Value>, field: &str) -> Result<i64> {
+    match v {
+        None => Ok(1),
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| (1..=1000).contains(&n)) => {
+            Ok(n.as_i64().unwrap_or(1))
+        }
+        Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|n| (1..=1000).contains(&n)) => {
+            Ok(s.parse().unwrap_or(1))
+        }
+        Some(other) => Err(bad(format!(
+            "Invalid input for field/attribute {field}. Value: {other}."
+        ))),
+    }
+}
+
+fn check_metadata(v: &Value, limit: i64) -> Result<Map<String, Value>> {
+    let m = v
+        .as_object()
+        .ok_or_else(|| bad("Invalid input for field/attribute metadata: an object is required."))?;
+    if limit >= 0 && m.len() as i64 > limit {
+        return Err(ComputeError::Forbidden(format!(
+            "Quota exceeded for metadata_items: too many metadata items ({} > {limit}).",
+            m.len()
+        )));
+    }
+    for (k, val) in m {
+        if k.is_empty() || k.chars().count() > 255 {
+            return Err(bad(
+                "Invalid input for field/attribute metadata: keys are 1 to 255 characters.",
+            ));
+        }
+        if val.as_str().is_none_or(|s| s.chars().count() > 255) {
+            return Err(bad(format!("Invalid input for field/attribute metadata. Value of {k} must be a string of at most 255 characters.")));
+        }
+    }
+    Ok(m.clone())
+}
+
+/// Checks the image against the flavor; returns the image id.
+async fn check_image(
+    s: &ComputeService,
+    c: &Ctx,
+    image_id: &str,
+    flavor: &crate::model::Flavor,
+) -> Result<String> {
+    let img = s
+        .images
+        .visible(&c.auth, image_id)
+        .await
+        .map_err(|_| bad(format!("Image {image_id} could not be found.")))?;
+    if img.status != "active" {
+        return Err(bad(format!("Image {image_id} is not active.")));
+    }
+    if flavor.ram < img.min_ram {
+        return Err(bad("Flavor's memory is too small for requested image."));
+    }
+    if flavor.disk > 0 {
+        if flavor.disk < img.min_disk {
+            return Err(bad("Flavor's disk is too small for requested image."));
+        }
+        let vsize = img.virtual_size.or(img.size).unwrap_or(0);
+        if (flavor.disk << 30) < vsize {
+            return Err(bad(format!(
+                "Flavor's disk is too small for requested image. Flavor disk is {} bytes, image is {vsize} bytes.",
+                flavor.disk << 30
+            )));
+        }
+    }
+    Ok(img.id)
+}
+
+pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
+    let project = c
+        .auth
+        .project_id()
+        .ok_or_else(|| {
+            ComputeError::Forbidden(
+                "Servers belong to projects: use a project-scoped token.".into(),
+            )
+        })?
+        .to_owned();
+    if !c.auth.is_admin() && !c.auth.has_role("member") {
+        return Err(ComputeError::Denied(ferro_common::Denied {
+            action: "os_compute_api:servers:create",
+        }));
+    }
+    let srv = body
+        .get("server")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            bad("Invalid input for field/attribute server. 'server' is a required property.")
+        })?;
+    for k in srv.keys() {
+        if !CREATE_KEYS.contains(&k.as_str()) {
+            return Err(bad(format!("Invalid input for field/attribute server. Additional properties are not allowed ('{k}' was unexpected)")));
+        }
+    }
+    let name = srv.get("name").and_then(Value::as_str).ok_or_else(|| {
+        bad("Invalid input for field/attribute name. 'name' is a required property.")
+    })?;
+    check_name("name", name)?;
+    let flavor_ref = srv
+        .get("flavorRef")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("Invalid input for field/attribute flavorRef."))?;
+    let flavor = flavors::find(&s, &c, id_from_ref(flavor_ref))
+        .await
+        .map_err(|_| bad(format!("Flavor {flavor_ref} could not be found.")))?;
+    if flavor.disabled != 0 {
+        return Err(bad(format!("Flavor {} is disabled.", flavor.id)));
+    }
+    // The image: imageRef, or a block device mapping that boots an image locally.
+    let mut image_ref = srv
+        .get("imageRef")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    if let Some(bdms) = srv.get("block_device_mapping_v2") {
+        let bdms = bdms
+            .as_array()
+            .ok_or_else(|| bad("Invalid input for field/attribute block_device_mapping_v2."))?;
+        for b in bdms {
+            let boot = b
+                .get("boot_index")
+                .map(|v| v.as_i64() == Some(0) || v.as_str() == Some("0"))
+                .unwrap_or(false);
+            match (
+                b["source_type"].as_str(),
+                b["destination_type"].as_str().unwrap_or("local"),
+            ) {
+                (Some("image"), "local") if boot => {
+                    image_ref = b["uuid"].as_str().map(str::to_owned).or(image_ref)
+                }
+                _ => {
+                    return Err(bad(
+                        "Only booting from an image onto local disk is supported (no volumes yet).",
+                    ))
+                }
+            }
+        }
+    }
+    let image_ref = image_ref
+        .ok_or_else(|| bad("Invalid input for field/attribute imageRef: an image is required."))?;
+    let image_id = check_image(&s, &c, id_from_ref(&image_ref), &flavor).await?;
+
+    // Networks: none exist yet, so only "none"/"auto" (or nothing) boot.
+    match srv.get("networks") {
+        None if c.version.at_least(37) => return Err(bad("Invalid input for field/attribute networks. 'networks' is a required property.")),
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "none" || s == "auto" => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(Value::Array(_)) => return Err(bad("Network could not be found: networking is not available in this cloud yet; boot with --nic none.")),
+        Some(other) => return Err(bad(format!("Invalid input for field/attribute networks. Value: {other}."))),
+    }
+    let mut security_groups = Vec::new();
+    if let Some(sg) = srv.get("security_groups") {
+        for g in sg
+            .as_array()
+            .ok_or_else(|| bad("Invalid input for field/attribute security_groups."))?
+        {
+            let n = g["name"]
+                .as_str()
+                .filter(|n| !n.is_empty() && n.len() <= 255)
+                .ok_or_else(|| bad("Invalid input for field/attribute security_groups."))?;
+            security_groups.push(n.to_owned());
+        }
+    }
+    let (key_name, key_data) = match srv.get("key_name") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::String(k)) => {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT public_key FROM keypairs WHERE user_id = $1 AND name = $2")
+                    .bind(&c.auth.user_id)
+                    .bind(k)
+                    .fetch_optional(s.pool())
+                    .await?;
+            let (data,) = row.ok_or_else(|| bad("Invalid key_name provided."))?;
+            (Some(k.clone()), Some(data))
+        }
+        Some(_) => return Err(bad("Invalid input for field/attribute key_name.")),
+    };
+    let user_data = match srv.get("user_data") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => {
+            if u.len() > 65535 {
+                return Err(bad("User data too large. User data must be no larger than 65535 bytes once base64 encoded."));
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(u.trim())
+                .map_err(|_| bad("User data needs to be valid base 64."))?;
+            Some(u.clone())
+        }
+        Some(_) => return Err(bad("Invalid input for field/attribute user_data.")),
+    };
+    let quotas = s.quotas(&project).await?;
+    let metadata = match srv.get("metadata") {
+        None => Map::new(),
+        Some(v) => check_metadata(v, quotas.get("metadata_items").copied().unwrap_or(128))?,
+    };
+    let az = match srv.get("availability_zone") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(z)) => {
+            let zones: Vec<(String,)> =
+                sqlx::query_as("SELECT DISTINCT availability_zone FROM hosts")
+                    .fetch_all(s.pool())
+                    .await?;
+            if !zones.iter().any(|(x,)| x == z) {
+                return Err(bad(format!(
+                    "The requested availability zone is not available: {z}"
+                )));
+            }
+            Some(z.clone())
+        }
+        Some(_) => return Err(bad("Invalid input for field/attribute availability_zone.")),
+    };
+    let config_drive = match srv.get("config_drive") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(v)) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        Some(_) => return Err(bad("Invalid input for field/attribute config_drive.")),
+    };
+    let description =
+        match srv.get("description") {
+            Some(_) if !c.version.at_least(19) => return Err(bad(
+                "Invalid input for field/attribute server. 'description' needs microversion 2.19.",
+            )),
+            Some(Value::String(d)) if d.chars().count() <= 255 => Some(d.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err(bad("Invalid input for field/attribute description.")),
+        };
+    let tags: Vec<String> = match srv.get("tags") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if c.version.at_least(52) && a.len() <= 50 => a
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .filter(|t| !t.is_empty() && t.len() <= 60 && !t.contains(['/', ',']))
+                    .map(str::to_owned)
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("Invalid input for field/attribute tags."))?,
+        Some(_) => return Err(bad("Invalid input for field/attribute tags.")),
+    };
+    let min = count(srv.get("min_count"), "min_count")?;
+    let max = count(srv.get("max_count"), "max_count")?.max(min);
+    if min > max {
+        return Err(bad("min_count must be <= max_count"));
+    }
+    let n = match s.check_quota(&project, max, flavor.vcpus, flavor.ram).await {
+        Ok(()) => max,
+        Err(e) if min < max => {
+            s.check_quota(&project, min, flavor.vcpus, flavor.ram)
+                .await
+                .map_err(|_| e)?;
+            min
+        }
+        Err(e) => return Err(e),
+    };
+
+    let reservation_id = format!("r-{}", &ids::hex_id()[..8]);
+    let snapshot = serde_json::to_string(&flavor.snapshot()).unwrap_or_default();
+    let now = time::now_micros();
+    let mut created = Vec::new();
+    for i in 0..n {
+        let display = if n > 1 {
+            format!("{name}-{}", i + 1)
+        } else {
+            name.to_owned()
+        };
+        let id = ids::uuid_id();
+        let seq = s.next("instances").await?;
+        sqlx::query(
+            "INSERT INTO servers (id, seq, name, project_id, user_id, image_id, flavor, key_name, key_data, user_data, \
+             config_drive, metadata, availability_zone, host, vm_state, task_state, power_state, desired_power, networks, \
+             security_groups, description, tags, hostname, reservation_id, launch_index, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 'building', 'scheduling', 0, 'running', \
+             '[]', $14, $15, $16, $17, $18, $19, $20, $20)",
+        )
+        .bind(&id)
+        .bind(seq)
+        .bind(&display)
+        .bind(&project)
+        .bind(&c.auth.user_id)
+        .bind(&image_id)
+        .bind(&snapshot)
+        .bind(key_name.clone())
+        .bind(key_data.clone())
+        .bind(user_data.clone())
+        .bind(i64::from(config_drive))
+        .bind(serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()))
+        .bind(az.clone())
+        .bind(serde_json::to_string(&security_groups).unwrap_or_else(|_| "[]".into()))
+        .bind(description.clone())
+        .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
+        .bind(hostname_of(&display))
+        .bind(&reservation_id)
+        .bind(i)
+        .bind(now)
+        .execute(s.pool())
+        .await?;
+        s.record_action(&id, "create", &c.auth, &c.request_id)
+            .await?;
+        tracing::info!(server_id = %id, "server accepted");
+        created.push(id);
+    }
+    for id in &created {
+        let s2 = s.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = s2.schedule(&id).await {
+                tracing::error!(server_id = %id, error = %e, "scheduling failed");
+            }
+        });
+    }
+    if srv.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
+        return Ok(reply(
+            StatusCode::ACCEPTED,
+            c.version,
+            json!({"reservation_id": reservation_id}),
+        ));
+    }
+    let first = &created[0];
+    let admin_pass: String = ids::hex_id()[..12].to_owned();
+    let mut out = json!({"id": first, "links": [{"rel": "self", "href": format!("{}/servers/{first}", s.base_url)}],
+                         "OS-DCF:diskConfig": "MANUAL", "adminPass": admin_pass});
+    if !security_groups.is_empty() {
+        out["security_groups"] = json!(security_groups
+            .iter()
+            .map(|n| json!({"name": n}))
+            .collect::<Vec<_>>());
+    }
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        c.version,
+        json!({"server": out}),
+    ))
+}
+
+async fn host_status(s: &ComputeService, host: Option<&str>) -> Result<Option<&'static str>> {
+    let Some(h) = host else { return Ok(None) };
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT heartbeat_at, forced_down FROM hosts WHERE name = $1")
+            .bind(h)
+            .fetch_optional(s.pool())
+            .await?;
+    Ok(Some(match row {
+        Some((hb, 0)) if time::now_micros() - hb <= DOWN_AFTER_MICROS => "UP",
+        Some(_) => "DOWN",
+        None => "UNKNOWN",
+    }))
+}
+
+async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
+    let hs = if c.auth.is_admin() {
+        host_status(s, srv.host.as_deref()).await?
+    } else {
+        None
+    };
+    Ok(render::server(&ServerView {
+        server: srv,
+        version: c.version,
+        admin: c.auth.is_admin(),
+        base: &s.base_url,
+        host_status: hs,
+    }))
+}
+
+async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Vec<Server>> {
+    let all_tenants = p.get("all_tenants").is_some_and(|v| {
+        !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "0" | "false" | "f" | "off" | "no"
+        )
+    });
+    let mut rows: Vec<Server> = if c.auth.is_admin() && all_tenants {
+        sqlx::query_as("SELECT * FROM servers WHERE deleted = 0 ORDER BY created_at DESC, id DESC")
+            .fetch_all(s.pool())
+            .await?
+    } else {
+        let project = c.auth.project_id().unwrap_or("");
+        sqlx::query_as("SELECT * FROM servers WHERE deleted = 0 AND project_id = $1 ORDER BY created_at DESC, id DESC")
+            .bind(project)
+            .fetch_all(s.pool())
+            .await?
+    };
+    if c.auth.is_admin() {
+        if let Some(t) = p.get("project_id").or_else(|| p.get("tenant_id")) {
+            rows.retain(|r| r.project_id == t);
+        }
+        if let Some(h) = p.get("host").or_else(|| p.get("node")) {
+            rows.retain(|r| r.host.as_deref() == Some(h));
+        }
+    }
+    if let Some(n) = p.get("name") {
+        // Nova matches a regular expression; a plain substring is a
+        // superset for literal names, and clients re-filter exactly.
+        let n = n.trim_start_matches('^').trim_end_matches('$');
+        rows.retain(|r| r.name.contains(n));
+    }
+    if let Some(st) = p.get("status") {
+        let st = st.to_ascii_uppercase();
+        rows.retain(|r| r.status() == st);
+    }
+    if let Some(i) = p.get("image") {
+        rows.retain(|r| r.image_id == id_from_ref(i));
+    }
+    if let Some(f) = p.get("flavor") {
+        rows.retain(|r| r.flavor().is_some_and(|x| x.id == id_from_ref(f)));
+    }
+    if let Some(z) = p.get("availability_zone") {
+        rows.retain(|r| r.availability_zone.as_deref().unwrap_or("nova") == z);
+    }
+    if let Some(m) = p.get("marker") {
+        let pos = rows
+            .iter()
+            .position(|r| r.id == m)
+            .ok_or_else(|| bad(format!("marker [{m}] not found")))?;
+        rows.drain(..=pos);
+    }
+    if let Some(l) = p.get("limit") {
+        let l: usize = l
+            .parse()
+            .map_err(|_| bad("limit must be a non-negative integer"))?;
+        rows.truncate(l);
+    }
+    Ok(rows)
+}
+
+pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    let rows = listed(&s, &c, &p).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| render::server_brief(r, &s.base_url))
+        .collect();
+    Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
+}
+
+pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    let rows = listed(&s, &c, &p).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(view(&s, &c, r).await?);
+    }
+    Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
+}
+
+pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    let srv = s.visible_server(&c.auth, &id).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"server": view(&s, &c, &srv).await?}),
+    ))
+}
+
+/// The server, if the caller may change it (member of its project, or admin).
+async fn changeable(s: &ComputeService, c: &Ctx, id: &str, action: &'static str) -> Result<Server> {
+    let srv = s.visible_server(&c.auth, id).await?;
+    if !c.auth.is_admin() && !c.auth.has_role("member") {
+        return Err(ComputeError::Denied(ferro_common::Denied { action }));
+    }
+    if srv.locked != 0 && !c.auth.is_admin() {
+        return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
+    }
+    Ok(srv)
+}
+
+pub async fn update(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<Response> {
+    let srv = changeable(&s, &c, &id, "os_compute_api:servers:update").await?;
+    let f = body
+        .get("server")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("'server' is a required property."))?;
+    let mut name = srv.name.clone();
+    let mut description = srv.description.clone();
+    for (k, v) in f {
+        match (k.as_str(), v) {
+            ("name", Value::String(n)) => {
+                check_name("name", n)?;
+                name = n.clone();
+            }
+            ("description", Value::String(d))
+                if c.version.at_least(19) && d.chars().count() <= 255 =>
+            {
+                description = Some(d.clone())
+            }
+            ("description", Value::Null) if c.version.at_least(19) => description = None,
+            ("accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig", _) => {}
+            _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
+        }
+    }
+    sqlx::query("UPDATE servers SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+        .bind(&name)
+        .bind(description)
+        .bind(time::now_micros())
+        .bind(&id)
+        .execute(s.pool())
+        .await?;
+    let srv = s.visible_server(&c.auth, &id).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"server": view(&s, &c, &srv).await?}),
+    ))
+}
+
+pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    let srv = changeable(&s, &c, &id, "os_compute_api:servers:delete").await?;
+    s.record_action(&id, "delete", &c.auth, &c.request_id)
+        .await?;
+    s.delete(&srv).await?;
+    Ok(empty(StatusCode::NO_CONTENT, c.version))
+}
+
+fn conflict(action: &str, srv: &Server) -> ComputeError {
+    ComputeError::Conflict(format!(
+        "Cannot '{action}' instance {} while it is in vm_state {}",
+        srv.id, srv.vm_state
+    ))
+}
+
+fn busy(srv: &Server, action: &str) -> Result<()> {
+    match &srv.task_state {
+        Some(t) => Err(ComputeError::Conflict(format!(
+            "Cannot '{action}' instance {} while it is in task_state {t}",
+            srv.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub async fn action(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<Response> {
+    if body.len() != 1 {
+        return Err(bad("Exactly one action is expected in the request body."));
+    }
+    let (name, arg) = body
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("An action is required."))?;
+    if name == "os-getConsoleOutput" {
+        return console_output(&s, &c, &id, &arg).await;
+    }
+    let srv = changeable(&s, &c, &id, "os_compute_api:servers:action").await?;
+    let vm = srv.vm_state.as_str();
+    let (task, desired) = match name.as_str() {
+        "os-stop" => {
+            busy(&srv, "stop")?;
+            if !matches!(vm, "active" | "paused" | "suspended") {
+                return Err(conflict("stop", &srv));
+            }
+            ("powering-off", "stopped")
+        }
+        "os-start" => {
+            busy(&srv, "start")?;
+            if vm != "stopped" {
+                return Err(conflict("start", &srv));
+            }
+            ("powering-on", "running")
+        }
+        "pause" | "suspend" => {
+            busy(&srv, &name)?;
+            if vm != "active" {
+                return Err(conflict(&name, &srv));
+            }
+            if name == "pause" {
+                ("pausing", "paused")
+            } else {
+                ("suspending", "suspended")
+            }
+        }
+        "unpause" | "resume" => {
+            busy(&srv, &name)?;
+            let from = if name == "unpause" {
+                "paused"
+            } else {
+                "suspended"
+            };
+            if vm != from {
+                return Err(conflict(&name, &srv));
+            }
+            if name == "unpause" {
+                ("unpausing", "running")
+            } else {
+                ("resuming", "running")
+            }
+        }
+        "reboot" => {
+            let kind = arg["type"]
+                .as_str()
+                .map(str::to_ascii_uppercase)
+                .ok_or_else(|| {
+                    bad("Invalid input for field/attribute reboot. 'type' is a required property.")
+                })?;
+            let hard = match kind.as_str() {
+                "SOFT" => false,
+                "HARD" => true,
+                _ => {
+                    return Err(bad(
+                        "Invalid input for field/attribute type. Value: must be SOFT or HARD.",
+                    ))
+                }
+            };
+            let allowed = if hard {
+                matches!(vm, "active" | "stopped" | "paused" | "suspended" | "error")
+            } else {
+                vm == "active"
+            };
+            if !allowed || srv.host.is_none() || (!hard && srv.task_state.is_some()) {
+                return Err(conflict("reboot", &srv));
+            }
+            sqlx::query(
+                "UPDATE servers SET reboot_seq = reboot_seq + 1, reboot_hard = $1, desired_power = 'running', \
+                 vm_state = CASE WHEN vm_state = 'error' THEN 'active' ELSE vm_state END, task_state = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(i64::from(hard))
+            .bind(if hard { "rebooting_hard" } else { "rebooting" })
+            .bind(time::now_micros())
+            .bind(&id)
+            .execute(s.pool())
+            .await?;
+            s.record_action(&id, "reboot", &c.auth, &c.request_id)
+                .await?;
+            s.wake(srv.host.as_deref());
+            return Ok(empty(StatusCode::ACCEPTED, c.version));
+        }
+        "rebuild" => return rebuild(&s, &c, srv, &arg).await,
+        "lock" | "unlock" => {
+            let reason = if name == "lock" {
+                arg.get("locked_reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            } else {
+                None
+            };
+            sqlx::query(
+                "UPDATE servers SET locked = $1, locked_reason = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(i64::from(name == "lock"))
+            .bind(reason)
+            .bind(time::now_micros())
+            .bind(&id)
+            .execute(s.pool())
+            .await?;
+            s.record_action(&id, &name, &c.auth, &c.request_id).await?;
+            return Ok(empty(StatusCode::ACCEPTED, c.version));
+        }
+        other => return Err(bad(format!("There is no such action: {other}"))),
+    };
+    s.set_desired_power(&srv, task, desired).await?;
+    let recorded = match name.as_str() {
+        "os-stop" => "stop",
+        "os-start" => "start",
+        other => other,
+    };
+    s.record_action(&id, recorded, &c.auth, &c.request_id)
+        .await?;
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    busy(&srv, "rebuild")?;
+    if !matches!(srv.vm_state.as_str(), "active" | "stopped" | "error") || srv.host.is_none() {
+        return Err(conflict("rebuild", &srv));
+    }
+    let image_ref = arg["imageRef"].as_str().ok_or_else(|| {
+        bad("Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
+    })?;
+    let flavor = srv
+        .flavor()
+        .ok_or_else(|| ComputeError::Internal("unreadable flavor".into()))?;
+    let as_flavor = crate::model::Flavor {
+        id: flavor.id.clone(),
+        name: flavor.original_name.clone(),
+        vcpus: flavor.vcpus,
+        ram: flavor.ram,
+        disk: flavor.disk,
+        ephemeral: flavor.ephemeral,
+        swap: flavor.swap,
+        is_public: 1,
+        disabled: 0,
+        description: None,
+        extra_specs: "{}".into(),
+    };
+    let image_id = check_image(s, c, id_from_ref(image_ref), &as_flavor).await?;
+    let name = match arg.get("name") {
+        Some(Value::String(n)) => {
+            check_name("name", n)?;
+            n.clone()
+        }
+        None => srv.name.clone(),
+        Some(_) => return Err(bad("Invalid input for field/attribute name.")),
+    };
+    let metadata = match arg.get("metadata") {
+        Some(m) => serde_json::to_string(&check_metadata(m, 128)?).unwrap_or_else(|_| "{}".into()),
+        None => srv.metadata.clone(),
+    };
+    let vm_state = if srv.vm_state == "error" {
+        "active"
+    } else {
+        srv.vm_state.as_str()
+    };
+    sqlx::query(
+        "UPDATE servers SET rebuild_seq = rebuild_seq + 1, image_id = $1, name = $2, metadata = $3, vm_state = $4, \
+         task_state = 'rebuilding', fault = NULL, updated_at = $5 WHERE id = $6",
+    )
+    .bind(&image_id)
+    .bind(&name)
+    .bind(&metadata)
+    .bind(vm_state)
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .execute(s.pool())
+    .await?;
+    s.record_action(&srv.id, "rebuild", &c.auth, &c.request_id)
+        .await?;
+    s.wake(srv.host.as_deref());
+    let srv = s.visible_server(&c.auth, &srv.id).await?;
+    let mut body = view(s, c, &srv).await?;
+    body["adminPass"] = json!(ids::hex_id()[..12].to_owned());
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        c.version,
+        json!({"server": body}),
+    ))
+}
+
+async fn console_output(s: &State, c: &Ctx, id: &str, arg: &Value) -> Result<Response> {
+    let srv = s.visible_server(&c.auth, id).await?;
+    let lines = match arg.get("length") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= -1) => {
+            n.as_i64().filter(|n| *n >= 0).map(|n| n as usize)
+        }
+        Some(Value::String(v)) if v.parse::<i64>().is_ok_and(|n| n >= -1) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n as usize),
+        Some(_) => return Err(bad("Invalid input for field/attribute length.")),
+    };
+    let host = srv.host.as_deref().ok_or_else(|| {
+        ComputeError::Conflict(format!("Instance {id} has no host yet; no console output."))
+    })?;
+    let agent = s.agent(host).ok_or_else(|| {
+        ComputeError::Conflict(format!(
+            "The compute host {host} of instance {id} is unreachable."
+        ))
+    })?;
+    let output = agent
+        .console_log(id, lines)
+        .await
+        .map_err(|e| ComputeError::Internal(e.0))?;
+    Ok(reply(StatusCode::OK, c.version, json!({"output": output})))
+}
+
+pub async fn instance_actions(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    type Row = (String, String, String, String, Option<String>, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT action, request_id, user_id, project_id, message, start_time, updated_at FROM instance_actions \
+         WHERE server_id = $1 ORDER BY start_time DESC",
+    )
+    .bind(&id)
+    .fetch_all(s.pool())
+    .await?;
+    let ts = |t: i64| time::iso_micros(t).trim_end_matches('Z').to_owned();
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|(action, req, user, project, message, start, updated)| {
+            let mut a = json!({"action": action, "instance_uuid": id, "request_id": req, "user_id": user,
+                               "project_id": project, "start_time": ts(start), "message": message});
+            if c.version.at_least(58) {
+                a["updated_at"] = json!(ts(updated));
+            }
+            a
+        })
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"instanceActions": items}),
+    ))
+}
+
+pub async fn instance_action(
+    St(s): St<State>,
+    c: Ctx,
+    Path((id, req)): Path<(String, String)>,
+) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    let row: Option<(String, String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT action, user_id, project_id, message, start_time FROM instance_actions WHERE server_id = $1 AND request_id = $2",
+    )
+    .bind(&id)
+    .bind(&req)
+    .fetch_optional(s.pool())
+    .await?;
+    let (action, user, project, message, start) = row.ok_or_else(|| {
+        ComputeError::NotFound(format!(
+            "Action for request_id {req} on instance {id} not found"
+        ))
+    })?;
+    let ts = time::iso_micros(start).trim_end_matches('Z').to_owned();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"instanceAction": {"action": action, "instance_uuid": id, "request_id": req,
+        "user_id": user, "project_id": project, "start_time": ts, "message": message, "events": []}}),
+    ))
+}
+
+pub async fn list_metadata(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    let srv = s.visible_server(&c.auth, &id).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"metadata": srv.meta()}),
+    ))
+}
+
+pub async fn volume_attachments(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"volumeAttachments": []}),
+    ))
+}

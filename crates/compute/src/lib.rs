@@ -1,0 +1,15 @@
+//! Nova v2.1 compatible compute service.
+//!
+//! `api` (routes, wire types, microversion rendering) → `service` (quotas,
+//! the boot saga, desired state, agent reports) → SQL. Scheduling is
+//! `ferro-placement`'s pure function; hosts run `ferro-agent`.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod microversion;
+pub mod model;
+pub mod service;
+
+pub use api::router;
+pub use service::{ComputeService, LocalLink};

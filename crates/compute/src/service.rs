@@ -1,0 +1,676 @@
+//! Compute logic: quotas, the boot saga, power actions as desired state,
+//! and the link agents use to fetch desired state and report.
+//!
+//! Booting is a saga whose state lives in the server row:
+//!
+//! ```text
+//!  building/scheduling ──claim on host H──► building/spawning ──agent: running──► active
+//!        ▲       │ no host fits                      │ agent: failed
+//!        │       ▼                                   ▼
+//!        │     error (fault: why)        release claim, remember H
+//!        └────────── retry while attempts remain ────┘  (else error with the fault)
+//! ```
+//!
+//! Every step re-reads the row and is safe to run twice; a restarted
+//! controller re-drives servers left in `scheduling`. Everything after boot
+//! is desired state (power, reboot and rebuild counters) that the host's
+//! agent reconciles and reports back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use ferro_agent::spec::LinkError;
+use ferro_agent::{
+    ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
+};
+use ferro_common::auth::SharedAuth;
+use ferro_common::{ids, time, AuthContext};
+use ferro_image::ImageService;
+use ferro_placement::inventory::{self, Claim};
+use ferro_store::{sqlx, Db};
+use serde_json::json;
+
+use crate::error::{ComputeError, Result};
+use crate::model::{power, Server};
+
+/// A host is down when its last heartbeat is older than this.
+pub const DOWN_AFTER_MICROS: i64 = 50_000_000;
+/// Hosts tried before a build gives up.
+pub const MAX_ATTEMPTS: usize = 3;
+
+pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
+    ("instances", 10),
+    ("cores", 20),
+    ("ram", 51200),
+    ("key_pairs", 100),
+    ("metadata_items", 128),
+    ("injected_files", 5),
+    ("injected_file_content_bytes", 10240),
+    ("injected_file_path_bytes", 255),
+    ("server_groups", 10),
+    ("server_group_members", 10),
+];
+
+pub struct ComputeService {
+    pub db: Db,
+    pub images: Arc<ImageService>,
+    pub auth: SharedAuth,
+    /// `http://host:8774/v2.1`
+    pub base_url: String,
+    agents: RwLock<HashMap<String, Arc<dyn HostAgent>>>,
+}
+
+impl ComputeService {
+    pub fn new(db: Db, images: Arc<ImageService>, auth: SharedAuth, base_url: String) -> Arc<Self> {
+        Arc::new(ComputeService {
+            db,
+            images,
+            auth,
+            base_url,
+            agents: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        self.db.pool()
+    }
+
+    /// Makes an in-process agent reachable (console logs, wake-ups).
+    pub fn attach_agent(&self, host: &str, agent: Arc<dyn HostAgent>) {
+        if let Ok(mut a) = self.agents.write() {
+            a.insert(host.to_owned(), agent);
+        }
+    }
+
+    pub fn agent(&self, host: &str) -> Option<Arc<dyn HostAgent>> {
+        self.agents.read().ok().and_then(|a| a.get(host).cloned())
+    }
+
+    pub fn wake(&self, host: Option<&str>) {
+        if let Some(a) = host.and_then(|h| self.agent(h)) {
+            a.wake();
+        }
+    }
+
+    /// A counter shared by every controller (instance names, host ids).
+    pub async fn next(&self, name: &str) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            sqlx::query("INSERT INTO counters (name, value) VALUES ($1, 1)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (v,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    pub async fn server(&self, id: &str) -> Result<Option<Server>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM servers WHERE id = $1 AND deleted = 0")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// A server the caller may see (own project, or admin); 404 otherwise.
+    pub async fn visible_server(&self, ctx: &AuthContext, id: &str) -> Result<Server> {
+        match self.server(id).await? {
+            Some(s) if ctx.is_admin() || ctx.project_id() == Some(s.project_id.as_str()) => Ok(s),
+            _ => Err(ComputeError::NotFound(format!(
+                "Instance {id} could not be found."
+            ))),
+        }
+    }
+
+    // ---- quotas ----
+
+    pub async fn quotas(&self, project: &str) -> Result<HashMap<String, i64>> {
+        let mut q: HashMap<String, i64> = DEFAULT_QUOTAS
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT resource, hard_limit FROM compute_quotas WHERE project_id = $1")
+                .bind(project)
+                .fetch_all(self.pool())
+                .await?;
+        q.extend(rows);
+        Ok(q)
+    }
+
+    /// (instances, cores, ram) in use by a project.
+    pub async fn usage(&self, project: &str) -> Result<(i64, i64, i64)> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT flavor FROM servers WHERE project_id = $1 AND deleted = 0")
+                .bind(project)
+                .fetch_all(self.pool())
+                .await?;
+        let mut usage = (0, 0, 0);
+        for (f,) in rows {
+            if let Ok(f) = serde_json::from_str::<crate::model::FlavorSnapshot>(&f) {
+                usage.0 += 1;
+                usage.1 += f.vcpus;
+                usage.2 += f.ram;
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Refuses a create of `count` servers of this size beyond the quota,
+    /// with Nova's message.
+    pub async fn check_quota(&self, project: &str, count: i64, vcpus: i64, ram: i64) -> Result<()> {
+        let q = self.quotas(project).await?;
+        let (used_i, used_c, used_r) = self.usage(project).await?;
+        for (res, used, want) in [
+            ("instances", used_i, count),
+            ("cores", used_c, count * vcpus),
+            ("ram", used_r, count * ram),
+        ] {
+            let limit = q.get(res).copied().unwrap_or(-1);
+            if limit >= 0 && used + want > limit {
+                return Err(ComputeError::Forbidden(format!(
+                    "Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- instance actions ----
+
+    pub async fn record_action(
+        &self,
+        server_id: &str,
+        action: &str,
+        ctx: &AuthContext,
+        request_id: &str,
+    ) -> Result<()> {
+        let now = time::now_micros();
+        sqlx::query(
+            "INSERT INTO instance_actions (id, server_id, request_id, action, project_id, user_id, message, start_time, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7)",
+        )
+        .bind(ids::uuid_id())
+        .bind(server_id)
+        .bind(request_id)
+        .bind(action)
+        .bind(ctx.project_id().unwrap_or(""))
+        .bind(&ctx.user_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    // ---- the boot saga ----
+
+    /// Picks a host and claims resources on it, or fails the build with the
+    /// scheduler's reasons. Safe to call again for the same server.
+    pub async fn schedule(self: &Arc<Self>, id: &str) -> Result<()> {
+        let Some(s) = self.server(id).await? else {
+            return Ok(());
+        };
+        if s.vm_state != "building" || s.task_state.as_deref() != Some("scheduling") {
+            return Ok(());
+        }
+        let Some(flavor) = s.flavor() else {
+            return self
+                .fail(&s, "The server's flavor record is unreadable.")
+                .await;
+        };
+        let hypervisor_type = self
+            .images
+            .get(&s.image_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|i| {
+                i.props()
+                    .get("hypervisor_type")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+            });
+        let now = time::now_micros();
+        let hosts = inventory::hosts(self.pool()).await?;
+        let states: Vec<_> = hosts
+            .iter()
+            .map(|h| h.state(now, DOWN_AFTER_MICROS))
+            .collect();
+        let req = ferro_placement::Request {
+            vcpus: flavor.vcpus,
+            memory_mb: flavor.ram,
+            disk_gb: flavor.disk,
+            availability_zone: s.availability_zone.clone(),
+            hypervisor_type,
+            tried: s.tried(),
+        };
+        let ranked = match ferro_placement::schedule(&states, &req) {
+            Ok(r) => r,
+            Err(no) => {
+                let last = s
+                    .fault
+                    .as_deref()
+                    .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+                    .and_then(|f| f["message"].as_str().map(str::to_owned));
+                let msg = match last {
+                    Some(l) => format!("{no}. Last build error: {l}"),
+                    None => no.to_string(),
+                };
+                return self.fail(&s, &msg).await;
+            }
+        };
+        for candidate in ranked {
+            let claim = Claim {
+                consumer_id: &s.id,
+                host: &candidate.name,
+                vcpus: flavor.vcpus,
+                memory_mb: flavor.ram,
+                disk_gb: flavor.disk,
+                project_id: &s.project_id,
+                user_id: &s.user_id,
+            };
+            if inventory::claim(self.pool(), &claim, now).await? {
+                let moved = sqlx::query(
+                    "UPDATE servers SET host = $1, task_state = 'spawning', updated_at = $2 \
+                     WHERE id = $3 AND deleted = 0 AND task_state = 'scheduling'",
+                )
+                .bind(&candidate.name)
+                .bind(time::now_micros())
+                .bind(&s.id)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    // Deleted (or re-driven) meanwhile: undo the claim.
+                    inventory::release(self.pool(), &s.id).await?;
+                    return Ok(());
+                }
+                tracing::info!(server_id = %s.id, host = %candidate.name, "scheduled");
+                self.wake(Some(&candidate.name));
+                return Ok(());
+            }
+        }
+        self.fail(
+            &s,
+            "No valid host was found. Every fitting host was claimed by other requests.",
+        )
+        .await
+    }
+
+    /// Puts a server in ERROR with a fault.
+    async fn fail(&self, s: &Server, message: &str) -> Result<()> {
+        let fault = json!({"code": 500, "message": message, "created": time::iso_seconds(time::now_micros())});
+        sqlx::query(
+            "UPDATE servers SET vm_state = 'error', task_state = NULL, power_state = $1, fault = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(power::NOSTATE)
+        .bind(fault.to_string())
+        .bind(time::now_micros())
+        .bind(&s.id)
+        .execute(self.pool())
+        .await?;
+        inventory::release(self.pool(), &s.id).await?;
+        tracing::warn!(server_id = %s.id, %message, "server failed");
+        Ok(())
+    }
+
+    /// Re-drives builds a previous controller left half-way.
+    pub async fn resume_sagas(self: &Arc<Self>) -> Result<()> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM servers WHERE deleted = 0 AND task_state = 'scheduling'",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for (id,) in ids {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.schedule(&id).await {
+                    tracing::error!(server_id = %id, error = %e, "re-driving a build failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn set_desired_power(
+        &self,
+        s: &Server,
+        task_state: &str,
+        desired: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE servers SET task_state = $1, desired_power = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(task_state)
+        .bind(desired)
+        .bind(time::now_micros())
+        .bind(&s.id)
+        .execute(self.pool())
+        .await?;
+        self.wake(s.host.as_deref());
+        Ok(())
+    }
+
+    fn host_up(&self, heartbeat_at: i64) -> bool {
+        time::now_micros() - heartbeat_at <= DOWN_AFTER_MICROS
+    }
+
+    /// Deletes a server: at once when no host holds it (or its host is
+    /// down), otherwise by asking the host's agent to remove it.
+    pub async fn delete(&self, s: &Server) -> Result<()> {
+        let host_alive = match &s.host {
+            Some(h) => {
+                let hb: Option<(i64,)> =
+                    sqlx::query_as("SELECT heartbeat_at FROM hosts WHERE name = $1")
+                        .bind(h)
+                        .fetch_optional(self.pool())
+                        .await?;
+                hb.is_some_and(|(t,)| self.host_up(t))
+            }
+            None => false,
+        };
+        if !host_alive {
+            self.purge(&s.id).await?;
+            return Ok(());
+        }
+        sqlx::query("UPDATE servers SET deleted = 1, task_state = 'deleting', updated_at = $1 WHERE id = $2")
+            .bind(time::now_micros())
+            .bind(&s.id)
+            .execute(self.pool())
+            .await?;
+        self.wake(s.host.as_deref());
+        Ok(())
+    }
+
+    async fn purge(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM servers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(server_id = %id, "server deleted");
+        Ok(())
+    }
+
+    // ---- agent reports ----
+
+    async fn apply_report(self: &Arc<Self>, host: &str, r: Report) -> Result<()> {
+        let row: Option<Server> = sqlx::query_as("SELECT * FROM servers WHERE id = $1")
+            .bind(&r.id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(s) = row else { return Ok(()) };
+        if s.host.as_deref() != Some(host) {
+            return Ok(());
+        }
+        let now = time::now_micros();
+        let seqs_done =
+            r.applied_reboot_seq >= s.reboot_seq && r.applied_rebuild_seq >= s.rebuild_seq;
+        let settle = |vm_state: &str, power_state: i64| {
+            let task = if seqs_done && vm_state_matches(&s.desired_power, vm_state) {
+                None
+            } else {
+                s.task_state.clone()
+            };
+            (vm_state.to_owned(), power_state, task)
+        };
+        let (vm_state, power_state, task_state) = match &r.observed {
+            Observed::Absent if s.deleted == 1 => return self.purge(&s.id).await,
+            Observed::Absent => return Ok(()),
+            Observed::Failed(msg) if s.vm_state == "building" => {
+                inventory::release(self.pool(), &s.id).await?;
+                let mut tried = s.tried();
+                tried.push(host.to_owned());
+                if tried.len() < MAX_ATTEMPTS {
+                    tracing::warn!(server_id = %s.id, host, error = %msg, "build failed; rescheduling");
+                    let fault =
+                        json!({"code": 500, "message": msg, "created": time::iso_seconds(now)});
+                    sqlx::query(
+                        "UPDATE servers SET host = NULL, task_state = 'scheduling', tried_hosts = $1, fault = $2, updated_at = $3 WHERE id = $4",
+                    )
+                    .bind(serde_json::to_string(&tried).unwrap_or_default())
+                    .bind(fault.to_string())
+                    .bind(now)
+                    .bind(&s.id)
+                    .execute(self.pool())
+                    .await?;
+                    // The failed host may still hold files of the attempt.
+                    self.wake(Some(host));
+                    let me = self.clone();
+                    let id = s.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.schedule(&id).await {
+                            tracing::error!(server_id = %id, error = %e, "rescheduling failed");
+                        }
+                    });
+                    return Ok(());
+                }
+                sqlx::query("UPDATE servers SET tried_hosts = $1 WHERE id = $2")
+                    .bind(serde_json::to_string(&tried).unwrap_or_default())
+                    .bind(&s.id)
+                    .execute(self.pool())
+                    .await?;
+                return self
+                    .fail(
+                        &s,
+                        &format!(
+                            "Build of instance {} failed on every host tried; last error: {msg}",
+                            s.id
+                        ),
+                    )
+                    .await;
+            }
+            Observed::Failed(msg) => {
+                let fault = json!({"code": 500, "message": msg, "created": time::iso_seconds(now)});
+                sqlx::query("UPDATE servers SET task_state = NULL, fault = $1, updated_at = $2 WHERE id = $3")
+                    .bind(fault.to_string())
+                    .bind(now)
+                    .bind(&s.id)
+                    .execute(self.pool())
+                    .await?;
+                return Ok(());
+            }
+            Observed::Running => settle("active", power::RUNNING),
+            Observed::Paused => settle("paused", power::PAUSED),
+            Observed::Suspended => settle("suspended", power::SUSPENDED),
+            Observed::Shutdown => settle("stopped", power::SHUTDOWN),
+        };
+        if s.deleted == 1 {
+            return Ok(());
+        }
+        let launched = if s.launched_at.is_none() && vm_state == "active" {
+            Some(now)
+        } else {
+            s.launched_at
+        };
+        // A build that reached its host but is still coming up stays BUILD.
+        let vm_state = if s.vm_state == "building" && task_state.is_some() {
+            "building".to_owned()
+        } else {
+            vm_state
+        };
+        sqlx::query(
+            "UPDATE servers SET vm_state = $1, power_state = $2, task_state = $3, launched_at = $4, \
+             fault = CASE WHEN $1 = 'active' THEN NULL ELSE fault END, updated_at = $5 WHERE id = $6",
+        )
+        .bind(&vm_state)
+        .bind(power_state)
+        .bind(task_state.clone())
+        .bind(launched)
+        .bind(now)
+        .bind(&s.id)
+        .execute(self.pool())
+        .await?;
+        if s.vm_state != vm_state || s.task_state != task_state {
+            tracing::info!(server_id = %s.id, vm_state, task_state = ?task_state, "server state changed");
+        }
+        Ok(())
+    }
+
+    fn spec_of(&self, s: &Server) -> InstanceSpec {
+        let flavor = s.flavor();
+        InstanceSpec {
+            id: s.id.clone(),
+            name: s.instance_name(),
+            display_name: s.name.clone(),
+            hostname: s.hostname.clone(),
+            project_id: s.project_id.clone(),
+            image_id: s.image_id.clone(),
+            vcpus: flavor.as_ref().map(|f| f.vcpus).unwrap_or(1),
+            memory_mb: flavor.as_ref().map(|f| f.ram).unwrap_or(512),
+            disk_gb: flavor.as_ref().map(|f| f.disk).unwrap_or(0),
+            key_name: s.key_name.clone(),
+            public_key: s.key_data.clone(),
+            user_data: s.user_data.clone(),
+            metadata: s
+                .meta()
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            availability_zone: s.availability_zone.clone().unwrap_or_else(|| "nova".into()),
+            launch_index: s.launch_index,
+            reservation_id: s.reservation_id.clone(),
+            power: Power::parse(&s.desired_power),
+            reboot_seq: s.reboot_seq,
+            reboot_hard: s.reboot_hard != 0,
+            rebuild_seq: s.rebuild_seq,
+            deleted: s.deleted != 0,
+        }
+    }
+}
+
+/// Whether an observed vm_state is the one the desired power leads to.
+fn vm_state_matches(desired: &str, vm_state: &str) -> bool {
+    matches!(
+        (desired, vm_state),
+        ("running", "active")
+            | ("stopped", "stopped")
+            | ("paused", "paused")
+            | ("suspended", "suspended")
+    )
+}
+
+/// The in-process link between agents and this controller.
+pub struct LocalLink(pub Arc<ComputeService>);
+
+fn link<E: std::fmt::Display>(e: E) -> LinkError {
+    LinkError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for LocalLink {
+    async fn register(&self, h: &HostInfo) -> Result<(), LinkError> {
+        let s = &self.0;
+        let now = time::now_micros();
+        let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM hosts WHERE name = $1")
+            .bind(&h.name)
+            .fetch_optional(s.pool())
+            .await
+            .map_err(link)?;
+        if exists.is_some() {
+            sqlx::query(
+                "UPDATE hosts SET hypervisor_type = $1, hypervisor_version = $2, host_ip = $3, vcpus = $4, memory_mb = $5, \
+                 disk_gb = $6, heartbeat_at = $7, started_at = $7 WHERE name = $8",
+            )
+            .bind(&h.hypervisor_type)
+            .bind(h.hypervisor_version)
+            .bind(&h.host_ip)
+            .bind(h.vcpus)
+            .bind(h.memory_mb)
+            .bind(h.disk_gb)
+            .bind(now)
+            .bind(&h.name)
+            .execute(s.pool())
+            .await
+            .map_err(link)?;
+        } else {
+            let seq = s.next("hosts").await.map_err(link)?;
+            sqlx::query(
+                "INSERT INTO hosts (name, seq, service_id, hypervisor_id, hypervisor_type, hypervisor_version, host_ip, vcpus, \
+                 memory_mb, disk_gb, heartbeat_at, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            )
+            .bind(&h.name)
+            .bind(seq)
+            .bind(ids::uuid_id())
+            .bind(ids::uuid_id())
+            .bind(&h.hypervisor_type)
+            .bind(h.hypervisor_version)
+            .bind(&h.host_ip)
+            .bind(h.vcpus)
+            .bind(h.memory_mb)
+            .bind(h.disk_gb)
+            .bind(now)
+            .execute(s.pool())
+            .await
+            .map_err(link)?;
+        }
+        tracing::info!(host = %h.name, hypervisor_type = %h.hypervisor_type, "compute host registered");
+        Ok(())
+    }
+
+    async fn heartbeat(&self, host: &str) -> Result<(), LinkError> {
+        sqlx::query("UPDATE hosts SET heartbeat_at = $1 WHERE name = $2")
+            .bind(time::now_micros())
+            .bind(host)
+            .execute(self.0.pool())
+            .await
+            .map_err(link)?;
+        Ok(())
+    }
+
+    async fn desired(&self, host: &str) -> Result<DesiredState, LinkError> {
+        let rows: Vec<Server> = sqlx::query_as("SELECT * FROM servers WHERE host = $1 AND (task_state IS NULL OR task_state <> 'scheduling') ORDER BY id")
+            .bind(host)
+            .fetch_all(self.0.pool())
+            .await
+            .map_err(link)?;
+        let generation = rows.iter().map(|s| s.updated_at).max().unwrap_or(0);
+        Ok(DesiredState {
+            generation,
+            instances: rows.iter().map(|s| self.0.spec_of(s)).collect(),
+        })
+    }
+
+    async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError> {
+        for r in reports {
+            self.0.apply_report(host, r).await.map_err(link)?;
+        }
+        Ok(())
+    }
+
+    async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError> {
+        let img = self
+            .0
+            .images
+            .get(image_id)
+            .await
+            .map_err(link)?
+            .ok_or_else(|| LinkError(format!("Image {image_id} not found")))?;
+        if img.status != "active" {
+            return Err(LinkError(format!(
+                "Image {image_id} is {}, not active",
+                img.status
+            )));
+        }
+        Ok((
+            self.0.images.store.data_path(image_id),
+            img.disk_format.unwrap_or_else(|| "raw".into()),
+        ))
+    }
+}
