@@ -62,3 +62,31 @@ finish() {
     echo "$(basename "$0"): $((CHECKS - FAILS)) passed, $FAILS failed" >&2
     [ "$FAILS" -eq 0 ]
 }
+
+# Kills the qemu processes of a state directory, by the pids in its pid
+# files (never by pattern), and removes their sockets.
+ferro_kill_vms() {
+    local state=$1 pidfile pid
+    for pidfile in "$state"/instances/*/qemu.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if [ -n "$pid" ] && grep -q "$(basename "$(dirname "$pidfile")")" "/proc/$pid/cmdline" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries until the command succeeds.
+wait_for() {
+    local what=$1 secs=$2; shift 2
+    CHECKS=$((CHECKS + 1))
+    local end=$((SECONDS + secs))
+    while [ $SECONDS -lt $end ]; do
+        if "$@" >/dev/null 2>&1; then log "ok   $what"; return 0; fi
+        sleep 1
+    done
+    FAILS=$((FAILS + 1))
+    log "FAIL $what (not within ${secs}s)"
+    "$@" 2>&1 | tail -5 | sed 's/^/       /' >&2
+    return 1
+}
