@@ -182,6 +182,74 @@ impl TestCloud {
             .await
     }
 
+    /// A compute API call at microversion `version` (e.g. "2.79").
+    pub async fn compute(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        version: &str,
+    ) -> Reply {
+        let url = format!(
+            "{}/{}",
+            self.cloud.compute_url,
+            path.trim_start_matches('/')
+        );
+        let mut rb = self
+            .http
+            .request(method, &url)
+            .header("X-Auth-Token", token);
+        if !version.is_empty() {
+            rb = rb.header("OpenStack-API-Version", format!("compute {version}"));
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    /// Uploads `data` as a public image named `name`; returns its id.
+    pub async fn upload_image(
+        &self,
+        token: &str,
+        name: &str,
+        disk_format: &str,
+        data: Vec<u8>,
+    ) -> String {
+        let url = format!("{}/v2/images", self.cloud.image_url);
+        let body = json!({"name": name, "disk_format": disk_format, "container_format": "bare", "visibility": "public"});
+        let r = self
+            .send(Method::POST, &url, Some(token), Some(RawBody::Json(body)))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+        let id = r.json["id"].as_str().expect("image id").to_owned();
+        let put = format!("{url}/{id}/file");
+        let r = self
+            .send(
+                Method::PUT,
+                &put,
+                Some(token),
+                Some(RawBody::Bytes(data, "application/octet-stream")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+        id
+    }
+
     /// Password authentication; `scope` is the JSON scope or `None`.
     pub async fn auth(
         &self,
@@ -227,6 +295,17 @@ impl TestCloud {
         self.token("admin", "admin_domain", &pw, "admin", "admin_domain")
             .await
     }
+}
+
+/// The header of an empty 1 GiB qcow2 (version 3, no backing file): enough
+/// for the image service's inspection and the fake hypervisor.
+pub fn tiny_qcow2() -> Vec<u8> {
+    let mut h = vec![0u8; 64 * 1024];
+    h[..4].copy_from_slice(b"QFI\xfb");
+    h[4..8].copy_from_slice(&3u32.to_be_bytes());
+    h[24..32].copy_from_slice(&(1u64 << 30).to_be_bytes());
+    h[100..104].copy_from_slice(&104u32.to_be_bytes());
+    h
 }
 
 pub enum RawBody {

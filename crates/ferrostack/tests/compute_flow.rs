@@ -1,0 +1,612 @@
+//! The compute control plane end to end with the fake hypervisor: flavors,
+//! key pairs, the boot saga, power actions, microversion rendering, quotas,
+//! scheduling failures, tenant isolation and bad input. (Real VMs are
+//! tested by tests/cli/compute.sh.)
+
+use std::time::{Duration, Instant};
+
+use ferro_test_support::{backends, tiny_qcow2, Backend, TestCloud};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const V: &str = "2.79";
+
+async fn wait_status(tc: &TestCloud, token: &str, id: &str, want: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = tc
+            .compute(Method::GET, &format!("servers/{id}"), token, None, V)
+            .await;
+        if r.json["server"]["status"] == want {
+            return r.json["server"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server {id} never became {want}: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn setup(tc: &TestCloud, admin: &str) -> (String, String) {
+    let image = tc.upload_image(admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(Method::POST, "flavors", admin, Some(json!({"flavor": {"name": "m1.tiny", "ram": 1024, "vcpus": 1, "disk": 20, "id": null,
+            "swap": 0, "OS-FLV-EXT-DATA:ephemeral": 0, "os-flavor-access:is_public": true}})), "2.61")
+        .await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.json);
+    (image, f.json["flavor"]["id"].as_str().unwrap().to_owned())
+}
+
+fn boot(name: &str, image: &str, flavor: &str) -> Value {
+    json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none", "min_count": 1, "max_count": 1}})
+}
+
+#[tokio::test]
+async fn server_lifecycle_on_every_backend() {
+    for backend in backends() {
+        lifecycle(backend).await;
+    }
+}
+
+async fn lifecycle(backend: Backend) {
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let (image, flavor) = setup(&tc, &admin).await;
+    let kp = tc
+        .compute(Method::POST, "os-keypairs", &admin,
+            Some(json!({"keypair": {"name": "user1", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILmQGp0qQqai8eG5+LTYPRKE21GJGvfFHiPtAakL2bl+ a@b\n"}})), "2.10")
+        .await;
+    assert_eq!(kp.status, StatusCode::CREATED, "{}", kp.json);
+    assert_eq!(kp.json["keypair"]["type"], "ssh");
+    assert_eq!(
+        kp.json["keypair"]["fingerprint"].as_str().unwrap().len(),
+        47
+    );
+
+    let mut body = boot("vm1", &image, &flavor);
+    body["server"]["key_name"] = json!("user1");
+    let r = tc
+        .compute(Method::POST, "servers", &admin, Some(body), V)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert_eq!(r.headers["openstack-api-version"], "compute 2.79");
+    let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_status(&tc, &admin, &id, "ACTIVE").await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "fake-host");
+    assert_eq!(s["OS-EXT-STS:power_state"], 1);
+    assert_eq!(
+        s["flavor"]["original_name"], "m1.tiny",
+        "embedded flavor from 2.47"
+    );
+    assert_eq!(s["image"]["id"], json!(image));
+    assert_eq!(s["key_name"], "user1");
+    // The same server at 2.1: flavor by reference, no 2.x fields.
+    let old = tc
+        .compute(Method::GET, &format!("servers/{id}"), &admin, None, "")
+        .await;
+    assert_eq!(old.json["server"]["flavor"]["id"], json!(flavor));
+    assert!(old.json["server"].get("locked").is_none() && old.json["server"].get("tags").is_none());
+
+    for (action, body, want) in [
+        ("stop", json!({"os-stop": null}), "SHUTOFF"),
+        ("start", json!({"os-start": null}), "ACTIVE"),
+        ("reboot", json!({"reboot": {"type": "SOFT"}}), "ACTIVE"),
+        ("pause", json!({"pause": null}), "PAUSED"),
+        ("unpause", json!({"unpause": null}), "ACTIVE"),
+        ("suspend", json!({"suspend": null}), "SUSPENDED"),
+        ("resume", json!({"resume": null}), "ACTIVE"),
+        ("hard reboot", json!({"reboot": {"type": "HARD"}}), "ACTIVE"),
+    ] {
+        let r = tc
+            .compute(
+                Method::POST,
+                &format!("servers/{id}/action"),
+                &admin,
+                Some(body),
+                V,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{action}: {}", r.json);
+        wait_status(&tc, &admin, &id, want).await;
+    }
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{id}/action"),
+            &admin,
+            Some(json!({"os-start": null})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "starting an active server");
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{id}/action"),
+            &admin,
+            Some(json!({"rebuild": {"imageRef": image}})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    wait_status(&tc, &admin, &id, "ACTIVE").await;
+    let log = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{id}/action"),
+            &admin,
+            Some(json!({"os-getConsoleOutput": {"length": 10}})),
+            V,
+        )
+        .await;
+    assert!(log.json["output"].as_str().unwrap().contains(&id));
+    let actions = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{id}/os-instance-actions"),
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    let names: Vec<&str> = actions.json["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"create") && names.contains(&"stop") && names.contains(&"rebuild"),
+        "{names:?}"
+    );
+
+    // Hosts as an admin sees them.
+    let h = tc
+        .compute(Method::GET, "os-hypervisors/detail", &admin, None, V)
+        .await;
+    assert_eq!(h.json["hypervisors"][0]["hypervisor_hostname"], "fake-host");
+    assert_eq!(h.json["hypervisors"][0]["state"], "up");
+    let svc = tc
+        .compute(Method::GET, "os-services", &admin, None, "2.69")
+        .await;
+    assert_eq!(svc.json["services"][0]["state"], "up");
+
+    // Survives a restart of the control plane.
+    let tc = tc.restart().await;
+    let admin = tc.admin_token().await;
+    wait_status(&tc, &admin, &id, "ACTIVE").await;
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    while tc
+        .compute(Method::GET, &format!("servers/{id}"), &admin, None, V)
+        .await
+        .status
+        != StatusCode::NOT_FOUND
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server never went away"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let usage = tc.compute(Method::GET, "limits", &admin, None, V).await;
+    assert_eq!(usage.json["limits"]["absolute"]["totalInstancesUsed"], 0);
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn scheduling_failures_quotas_and_isolation() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let (image, flavor) = setup(&tc, &admin).await;
+
+    // More RAM than the host has: ERROR with a fault that says why.
+    let big = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "huge", "ram": 99_999_999, "vcpus": 1, "disk": 1}})),
+            V,
+        )
+        .await;
+    let big = big.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let admin_project = tc
+        .call(Method::GET, "auth/projects", &admin, None)
+        .await
+        .json["projects"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let q = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{admin_project}"),
+            &admin,
+            Some(json!({"quota_set": {"ram": -1}})),
+            V,
+        )
+        .await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.json);
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("big", &image, &big)),
+            V,
+        )
+        .await;
+    let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_status(&tc, &admin, &id, "ERROR").await;
+    let msg = s["fault"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("No valid host was found") && msg.contains("99999999 MB requested"),
+        "{msg}"
+    );
+
+    // Quota: one instance allowed, the second refused like Nova refuses it.
+    let q = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{admin_project}"),
+            &admin,
+            Some(json!({"quota_set": {"instances": 2}})),
+            V,
+        )
+        .await;
+    assert_eq!(q.json["quota_set"]["instances"], 2);
+    let ok = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("a", &image, &flavor)),
+            V,
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED);
+    let a = ok.json["server"]["id"].as_str().unwrap().to_owned();
+    let over = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("b", &image, &flavor)),
+            V,
+        )
+        .await;
+    assert_eq!(over.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        over.json["forbidden"]["message"],
+        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
+    );
+
+    // A member of another project sees and touches nothing of admin's.
+    let d = tc
+        .call(
+            Method::POST,
+            "domains",
+            &admin,
+            Some(json!({"domain": {"name": "d1"}})),
+        )
+        .await
+        .id("domain");
+    let p = tc
+        .call(
+            Method::POST,
+            "projects",
+            &admin,
+            Some(json!({"project": {"name": "p1", "domain_id": d}})),
+        )
+        .await
+        .id("project");
+    let u = tc
+        .call(
+            Method::POST,
+            "users",
+            &admin,
+            Some(json!({"user": {"name": "u1", "domain_id": d, "password": "pw"}})),
+        )
+        .await
+        .id("user");
+    let member = tc
+        .call(Method::GET, "roles?name=member", &admin, None)
+        .await
+        .json["roles"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tc.call(
+        Method::PUT,
+        &format!("projects/{p}/users/{u}/roles/{member}"),
+        &admin,
+        None,
+    )
+    .await;
+    let t = tc.token("u1", "d1", "pw", "p1", "d1").await;
+    assert_eq!(
+        tc.compute(Method::GET, &format!("servers/{a}"), &t, None, V)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        tc.compute(Method::DELETE, &format!("servers/{a}"), &t, None, V)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let mine = tc
+        .compute(Method::GET, "servers/detail?all_tenants=1", &t, None, V)
+        .await;
+    assert_eq!(mine.json["servers"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        tc.compute(Method::GET, "os-hypervisors", &t, None, V)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let fl = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &t,
+            Some(json!({"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 1}})),
+            V,
+        )
+        .await;
+    assert_eq!(fl.status, StatusCode::FORBIDDEN);
+    // The member can boot in its own project (public image and flavor).
+    let own = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &t,
+            Some(boot("mine", &image, &flavor)),
+            V,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::ACCEPTED, "{}", own.json);
+    let all = tc
+        .compute(Method::GET, "servers/detail?all_tenants=1", &admin, None, V)
+        .await;
+    assert_eq!(all.json["servers"].as_array().unwrap().len(), 3);
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn bad_compute_requests_get_nova_errors() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let (image, flavor) = setup(&tc, &admin).await;
+    let before = ferro_test_support::snapshot(&tc.cloud).await;
+    let cases: Vec<(Method, &str, Option<Value>, &str, StatusCode)> = vec![
+        (
+            Method::POST,
+            "servers",
+            Some(json!({"server": {"name": "x"}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(json!({"server": {"imageRef": image, "flavorRef": flavor, "networks": "none"}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": "nope", "networks": "none"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": "nope", "flavorRef": flavor, "networks": "none"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "bogus": 1}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "user_data": "%%%"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "key_name": "nope"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "availability_zone": "mars"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": " x ", "imageRef": image, "flavorRef": flavor, "networks": "none"}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "min_count": 0}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none", "metadata": {"k": 5}}}),
+            ),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(json!("server")),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none"}}),
+            ),
+            "2.999",
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            Method::POST,
+            "servers",
+            Some(
+                json!({"server": {"name": "x", "imageRef": image, "flavorRef": flavor, "networks": "none"}}),
+            ),
+            "two",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "servers/not-a-server",
+            None,
+            V,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "servers/not-a-server/action",
+            Some(json!({"os-stop": null})),
+            V,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "flavors",
+            Some(json!({"flavor": {"name": "m1.tiny", "ram": 1, "vcpus": 1, "disk": 1}})),
+            V,
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::POST,
+            "flavors",
+            Some(json!({"flavor": {"name": "neg", "ram": -1, "vcpus": 1, "disk": 1}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "flavors",
+            Some(json!({"flavor": {"name": "str", "ram": "lots", "vcpus": 1, "disk": 1}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "flavors/detail?is_public=maybe",
+            None,
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "os-keypairs",
+            Some(json!({"keypair": {"name": "k", "public_key": "not a key"}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "os-keypairs",
+            Some(json!({"keypair": {"name": "bad/name", "public_key": "x"}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::PUT,
+            "os-quota-sets/x",
+            Some(json!({"quota_set": {"instances": "many"}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::PUT,
+            "os-quota-sets/x",
+            Some(json!({"quota_set": {"unicorns": 1}})),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (i, (method, path, body, version, want)) in cases.into_iter().enumerate() {
+        let r = tc
+            .compute(method.clone(), path, &admin, body, version)
+            .await;
+        assert_eq!(r.status, want, "case {i}: {method} {path}: {}", r.json);
+        let key = r
+            .json
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_default();
+        assert_eq!(
+            r.json[&key]["code"],
+            want.as_u16(),
+            "case {i}: Nova fault body: {}",
+            r.json
+        );
+    }
+    let after = ferro_test_support::snapshot(&tc.cloud).await;
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|l| !before.contains(l) && !l.starts_with("hosts:"))
+        .collect();
+    assert!(changed.is_empty(), "the database changed: {changed:#?}");
+    tc.stop().await;
+}
