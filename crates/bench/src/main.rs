@@ -12,8 +12,29 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::{json, Value};
 
+mod compute;
+
 #[derive(Parser)]
-struct Args {
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// exec → first token, idle RSS, token issue/validate throughput.
+    Identity(Args),
+    /// server create → ACTIVE → guest ready, next to a bare qemu boot; 10 at once.
+    Compute(compute::Args),
+    /// The scheduler over many hosts.
+    Scheduler {
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+    },
+}
+
+#[derive(Parser)]
+pub struct Args {
     /// Path of the ferrostack binary.
     #[arg(long, default_value = "target/release/ferrostack")]
     bin: PathBuf,
@@ -93,11 +114,11 @@ fn auth_body(password: &str) -> Value {
 }
 
 async fn issue(http: &reqwest::Client, s: &Server) -> anyhow::Result<String> {
-    let r = http
-        .post(format!("{}/auth/tokens", s.url))
-        .json(&auth_body(&s.password))
-        .send()
-        .await?;
+    issue_at(http, &s.url, &s.password).await
+}
+
+pub async fn issue_at(http: &reqwest::Client, url: &str, password: &str) -> anyhow::Result<String> {
+    let r = http.post(format!("{url}/auth/tokens")).json(&auth_body(password)).send().await?;
     anyhow::ensure!(r.status().as_u16() == 201, "auth: {}", r.status());
     Ok(r.headers()["x-subject-token"].to_str()?.to_owned())
 }
@@ -184,7 +205,50 @@ where
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Arc::new(Args::parse());
+    match Cli::parse().command {
+        Cmd::Identity(a) => identity(a).await,
+        Cmd::Compute(a) => compute::run(a).await,
+        Cmd::Scheduler { hosts } => {
+            scheduler(hosts);
+            Ok(())
+        }
+    }
+}
+
+fn scheduler(n: usize) {
+    use ferro_placement::{schedule, HostState, Request};
+    let hosts: Vec<HostState> = (0..n)
+        .map(|i| HostState {
+            name: format!("host-{i:05}"),
+            availability_zone: if i % 10 == 0 { "az2".into() } else { "nova".into() },
+            enabled: i % 50 != 0,
+            up: i % 70 != 0,
+            hypervisor_type: "QEMU".into(),
+            vcpus: 32,
+            vcpus_used: (i as i64 * 7) % 128,
+            memory_mb: 131072,
+            memory_used_mb: (i as i64 * 7919) % 131072,
+            disk_gb: 2000,
+            disk_used_gb: (i as i64 * 13) % 2000,
+            cpu_ratio_milli: 4000,
+            ram_ratio_milli: 1000,
+            disk_ratio_milli: 1000,
+            ..Default::default()
+        })
+        .collect();
+    let req = Request { vcpus: 2, memory_mb: 4096, disk_gb: 20, ..Default::default() };
+    let iterations = 2000;
+    let t = Instant::now();
+    let mut picked = 0usize;
+    for _ in 0..iterations {
+        picked += schedule(&hosts, &req).map(|r| r.len()).unwrap_or(0);
+    }
+    let per = t.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
+    println!("scheduler: {n} hosts, {:.3} ms per decision ({} hosts fit), {iterations} decisions", per, picked / iterations);
+}
+
+async fn identity(args: Args) -> anyhow::Result<()> {
+    let args = Arc::new(args);
     let _ = std::fs::remove_dir_all(&args.work);
     std::fs::create_dir_all(&args.work)?;
     let http = reqwest::Client::new();
