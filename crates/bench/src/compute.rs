@@ -46,17 +46,81 @@ fn bare_boot(a: &Args, n: usize) -> anyhow::Result<f64> {
         json!({"uuid": format!("bare-{n}"), "hostname": "bare", "public_keys": {}}).to_string(),
     )?;
     let p = |f: &str| dir.join(f).display().to_string();
-    sh("genisoimage", &["-o", &p("config.iso"), "-quiet", "-J", "-r", "-V", "config-2", &p("cd")])?;
-    sh("qemu-img", &["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &a.image.display().to_string(), &p("disk.qcow2"), "20G"])?;
+    sh(
+        "genisoimage",
+        &[
+            "-o",
+            &p("config.iso"),
+            "-quiet",
+            "-J",
+            "-r",
+            "-V",
+            "config-2",
+            &p("cd"),
+        ],
+    )?;
+    sh(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            &a.image.display().to_string(),
+            &p("disk.qcow2"),
+            "20G",
+        ],
+    )?;
     let t0 = Instant::now();
     let mut child = std::process::Command::new("qemu-system-x86_64")
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1"])
-        .args(["-chardev", &format!("file,id=console,path={}", p("console.log")), "-serial", "chardev:console"])
-        .args(["-drive", &format!("file={},if=virtio,format=qcow2", p("disk.qcow2"))])
-        .args(["-drive", &format!("file={},if=ide,media=cdrom,readonly=on,format=raw", p("config.iso"))])
-        .args(["-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-pci,rng=rng0"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-smp",
+            "1",
+        ])
+        .args([
+            "-chardev",
+            &format!("file,id=console,path={}", p("console.log")),
+            "-serial",
+            "chardev:console",
+        ])
+        .args([
+            "-drive",
+            &format!("file={},if=virtio,format=qcow2", p("disk.qcow2")),
+        ])
+        .args([
+            "-drive",
+            &format!(
+                "file={},if=ide,media=cdrom,readonly=on,format=raw",
+                p("config.iso")
+            ),
+        ])
+        .args([
+            "-object",
+            "rng-random,filename=/dev/urandom,id=rng0",
+            "-device",
+            "virtio-rng-pci,rng=rng0",
+        ])
         .spawn()?;
-    let ready = wait_file(&dir.join("console.log"), "ferrostack-tiny: ", Duration::from_secs(120));
+    let ready = wait_file(
+        &dir.join("console.log"),
+        "ferrostack-tiny: ",
+        Duration::from_secs(120),
+    );
     let secs = t0.elapsed().as_secs_f64();
     let _ = child.kill();
     let _ = child.wait();
@@ -68,7 +132,10 @@ fn bare_boot(a: &Args, n: usize) -> anyhow::Result<f64> {
 fn wait_file(path: &Path, needle: &str, limit: Duration) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
-        if std::fs::read_to_string(path).map(|s| s.contains(needle)).unwrap_or(false) {
+        if std::fs::read_to_string(path)
+            .map(|s| s.contains(needle))
+            .unwrap_or(false)
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -83,8 +150,16 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut rb = self.http.request(method, format!("{}/{path}", self.compute)).header("X-Auth-Token", &self.token)
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut rb = self
+            .http
+            .request(method, format!("{}/{path}", self.compute))
+            .header("X-Auth-Token", &self.token)
             .header("OpenStack-API-Version", "compute 2.79");
         if let Some(b) = body {
             rb = rb.json(&b);
@@ -93,7 +168,11 @@ impl Api {
         let status = r.status();
         let text = r.text().await?;
         anyhow::ensure!(status.is_success(), "{path}: {status} {text}");
-        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     async fn status(&self, id: &str) -> String {
@@ -104,21 +183,33 @@ impl Api {
     }
 
     async fn console_has(&self, id: &str, needle: &str) -> bool {
-        self.call(reqwest::Method::POST, &format!("servers/{id}/action"), Some(json!({"os-getConsoleOutput": {"length": 50}})))
-            .await
-            .map(|v| v["output"].as_str().unwrap_or("").contains(needle))
-            .unwrap_or(false)
+        self.call(
+            reqwest::Method::POST,
+            &format!("servers/{id}/action"),
+            Some(json!({"os-getConsoleOutput": {"length": 50}})),
+        )
+        .await
+        .map(|v| v["output"].as_str().unwrap_or("").contains(needle))
+        .unwrap_or(false)
     }
 }
 
 /// Creates `n` servers at once; returns (to ACTIVE, to ready) in seconds
 /// for the last of them.
-async fn boot(api: &Api, image: &str, flavor: &str, n: usize, tag: &str) -> anyhow::Result<(f64, f64)> {
+async fn boot(
+    api: &Api,
+    image: &str,
+    flavor: &str,
+    n: usize,
+    tag: &str,
+) -> anyhow::Result<(f64, f64)> {
     let t0 = Instant::now();
     let mut ids = Vec::new();
     for i in 0..n {
         let body = json!({"server": {"name": format!("{tag}-{i}"), "imageRef": image, "flavorRef": flavor, "networks": "none"}});
-        let v = api.call(reqwest::Method::POST, "servers", Some(body)).await?;
+        let v = api
+            .call(reqwest::Method::POST, "servers", Some(body))
+            .await?;
         ids.push(v["server"]["id"].as_str().unwrap_or("").to_owned());
     }
     let mut active = None;
@@ -144,7 +235,9 @@ async fn boot(api: &Api, image: &str, flavor: &str, n: usize, tag: &str) -> anyh
         if active.is_some() && ready.iter().all(|r| *r) {
             let done = t0.elapsed().as_secs_f64();
             for id in &ids {
-                let _ = api.call(reqwest::Method::DELETE, &format!("servers/{id}"), None).await;
+                let _ = api
+                    .call(reqwest::Method::DELETE, &format!("servers/{id}"), None)
+                    .await;
             }
             // Let the deletes finish before the next run.
             for id in &ids {
@@ -172,7 +265,14 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state)?;
     let _ = std::fs::remove_file(state.join("openrc"));
     let mut child = std::process::Command::new(&a.bin)
-        .args(["up", "--state-dir", state.to_str().unwrap_or("."), "--ephemeral-ports", "--bcrypt-cost", "4"])
+        .args([
+            "up",
+            "--state-dir",
+            state.to_str().unwrap_or("."),
+            "--ephemeral-ports",
+            "--bcrypt-cost",
+            "4",
+        ])
         .env("RUST_LOG", "warn")
         .env("FERROSTACK_ACCEL", "tcg")
         .stdout(std::process::Stdio::null())
@@ -226,7 +326,19 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    // Whatever happened, leave no VM behind: kill them by their pid files.
+    if let Ok(rd) = std::fs::read_dir(state.join("instances")) {
+        for e in rd.flatten() {
+            if let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid")) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid.trim()])
+                    .status();
+            }
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&a.work);
     result

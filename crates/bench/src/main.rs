@@ -118,7 +118,11 @@ async fn issue(http: &reqwest::Client, s: &Server) -> anyhow::Result<String> {
 }
 
 pub async fn issue_at(http: &reqwest::Client, url: &str, password: &str) -> anyhow::Result<String> {
-    let r = http.post(format!("{url}/auth/tokens")).json(&auth_body(password)).send().await?;
+    let r = http
+        .post(format!("{url}/auth/tokens"))
+        .json(&auth_body(password))
+        .send()
+        .await?;
     anyhow::ensure!(r.status().as_u16() == 201, "auth: {}", r.status());
     Ok(r.headers()["x-subject-token"].to_str()?.to_owned())
 }
@@ -220,7 +224,11 @@ fn scheduler(n: usize) {
     let hosts: Vec<HostState> = (0..n)
         .map(|i| HostState {
             name: format!("host-{i:05}"),
-            availability_zone: if i % 10 == 0 { "az2".into() } else { "nova".into() },
+            availability_zone: if i % 10 == 0 {
+                "az2".into()
+            } else {
+                "nova".into()
+            },
             enabled: i % 50 != 0,
             up: i % 70 != 0,
             hypervisor_type: "QEMU".into(),
@@ -236,7 +244,12 @@ fn scheduler(n: usize) {
             ..Default::default()
         })
         .collect();
-    let req = Request { vcpus: 2, memory_mb: 4096, disk_gb: 20, ..Default::default() };
+    let req = Request {
+        vcpus: 2,
+        memory_mb: 4096,
+        disk_gb: 20,
+        ..Default::default()
+    };
     let iterations = 2000;
     let t = Instant::now();
     let mut picked = 0usize;
@@ -244,7 +257,11 @@ fn scheduler(n: usize) {
         picked += schedule(&hosts, &req).map(|r| r.len()).unwrap_or(0);
     }
     let per = t.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
-    println!("scheduler: {n} hosts, {:.3} ms per decision ({} hosts fit), {iterations} decisions", per, picked / iterations);
+    println!(
+        "scheduler: {n} hosts, {:.3} ms per decision ({} hosts fit), {iterations} decisions",
+        per,
+        picked / iterations
+    );
 }
 
 async fn identity(args: Args) -> anyhow::Result<()> {

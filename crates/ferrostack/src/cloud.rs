@@ -91,7 +91,6 @@ pub struct Cloud {
     pub image_url: String,
     pub compute_url: String,
     pub compute: Arc<ComputeService>,
-    pub agent: Arc<Agent>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -227,23 +226,6 @@ impl Cloud {
             base_url: placement_url.clone(),
         });
 
-        let driver: Arc<dyn ferro_agent::driver::Hypervisor> = match cfg.hypervisor {
-            Hypervisor::Qemu => Arc::new(
-                ferro_agent::qemu::QemuDriver::new(&cfg.state_dir)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("starting the QEMU driver: {e}"))?,
-            ),
-            Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::default()),
-        };
-        let host_info = host::info(&cfg, driver.hypervisor_type());
-        let agent = Agent::new(
-            host_info.clone(),
-            Arc::new(LocalLink(compute.clone())),
-            driver,
-            cfg.state_dir.clone(),
-        );
-        compute.attach_agent(&host_info.name, agent.clone());
-
         let metrics = Metrics::new();
         let m = metrics.clone();
         let identity_app = with_common_layers(
@@ -288,7 +270,9 @@ impl Cloud {
                 server_tls,
                 rx.clone(),
             )),
-            tokio::spawn(agent.clone().run(rx)),
+            // The agent starts beside the APIs: probing KVM takes a moment
+            // and must not delay the first token.
+            tokio::spawn(start_agent(cfg.clone(), compute.clone(), rx)),
         ];
         compute
             .resume_sagas()
@@ -313,7 +297,6 @@ impl Cloud {
             image_url,
             compute_url,
             compute,
-            agent,
             openrc,
             ca_cert,
             admin_password: password,
@@ -330,6 +313,29 @@ impl Cloud {
         }
         self.db.close().await;
     }
+}
+
+/// Creates the hypervisor driver and runs this host's agent until shutdown.
+async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch::Receiver<bool>) {
+    let driver: Arc<dyn ferro_agent::driver::Hypervisor> = match cfg.hypervisor {
+        Hypervisor::Qemu => match ferro_agent::qemu::QemuDriver::new(&cfg.state_dir).await {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                tracing::error!(error = %e, "the QEMU driver could not start; this host runs no instances");
+                return;
+            }
+        },
+        Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::default()),
+    };
+    let host_info = host::info(&cfg, driver.hypervisor_type());
+    let agent = Agent::new(
+        host_info.clone(),
+        Arc::new(LocalLink(compute.clone())),
+        driver,
+        cfg.state_dir.clone(),
+    );
+    compute.attach_agent(&host_info.name, agent.clone());
+    agent.run(shutdown).await;
 }
 
 async fn bind(cfg: &Config, port: u16, what: &str) -> anyhow::Result<TcpListener> {
