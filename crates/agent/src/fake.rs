@@ -19,6 +19,14 @@ pub struct FakeDriver {
 }
 
 impl FakeDriver {
+    /// A fake whose spawns fail for servers named with `pattern`.
+    pub fn failing(pattern: Option<String>) -> Self {
+        FakeDriver {
+            fail_spawn_matching: pattern,
+            ..Default::default()
+        }
+    }
+
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }

@@ -58,6 +58,9 @@ pub struct Config {
     pub hypervisor: Hypervisor,
     /// This host's name as a compute host (default: the system host name).
     pub host_name: Option<String>,
+    /// Fake driver only: spawns of servers whose name contains this fail
+    /// (tests of the reschedule path).
+    pub fake_fail_spawn: Option<String>,
     pub tls: bool,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
@@ -76,6 +79,7 @@ impl Config {
             placement_port: 8778,
             hypervisor: Hypervisor::Qemu,
             host_name: None,
+            fake_fail_spawn: None,
             tls: false,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,
@@ -90,6 +94,7 @@ pub struct Cloud {
     pub identity_url: String,
     pub image_url: String,
     pub compute_url: String,
+    pub placement_url: String,
     pub compute: Arc<ComputeService>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
@@ -296,6 +301,7 @@ impl Cloud {
             identity_url,
             image_url,
             compute_url,
+            placement_url,
             compute,
             openrc,
             ca_cert,
@@ -325,7 +331,9 @@ async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch:
                 return;
             }
         },
-        Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::default()),
+        Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::failing(
+            cfg.fake_fail_spawn.clone(),
+        )),
     };
     let host_info = host::info(&cfg, driver.hypervisor_type());
     let agent = Agent::new(

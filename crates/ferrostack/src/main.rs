@@ -142,6 +142,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
             Hypervisor::Qemu
         },
         host_name: a.host_name,
+        fake_fail_spawn: None,
         tls: a.tls,
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,

@@ -250,6 +250,113 @@ async fn scheduling_failures_quotas_and_isolation() {
         "{msg}"
     );
 
+    // A boot that fails on its host is retried elsewhere, then fails with
+    // the host's error once no host is left.
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("doomed", &image, &flavor)),
+            V,
+        )
+        .await;
+    let doomed = r.json["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_status(&tc, &admin, &doomed, "ERROR").await;
+    let msg = s["fault"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("fake-host: an earlier attempt failed here")
+            && msg.contains("fake spawn failure"),
+        "{msg}"
+    );
+    assert_eq!(
+        tc.compute(
+            Method::DELETE,
+            &format!("servers/{doomed}"),
+            &admin,
+            None,
+            V
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+
+    // Placement shows the host and what is allocated on it.
+    let rps = tc
+        .send(
+            Method::GET,
+            &format!("{}/resource_providers", tc.cloud.placement_url),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        rps.json["resource_providers"][0]["name"], "fake-host",
+        "{}",
+        rps.json
+    );
+    let rp = rps.json["resource_providers"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inv = tc
+        .send(
+            Method::GET,
+            &format!(
+                "{}/resource_providers/{rp}/inventories",
+                tc.cloud.placement_url
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(inv.json["inventories"]["VCPU"]["allocation_ratio"], 16.0);
+    let cands = tc
+        .send(
+            Method::GET,
+            &format!(
+                "{}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512",
+                tc.cloud.placement_url
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        cands.json["allocation_requests"].as_array().unwrap().len(),
+        1,
+        "{}",
+        cands.json
+    );
+    let none = tc
+        .send(
+            Method::GET,
+            &format!(
+                "{}/allocation_candidates?resources=MEMORY_MB:999999999",
+                tc.cloud.placement_url
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        none.json["allocation_requests"].as_array().unwrap().len(),
+        0
+    );
+    let bad = tc
+        .send(
+            Method::GET,
+            &format!(
+                "{}/allocation_candidates?resources=GPU:1",
+                tc.cloud.placement_url
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
     // Quota: one instance allowed, the second refused like Nova refuses it.
     let q = tc
         .compute(

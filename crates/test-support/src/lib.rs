@@ -92,6 +92,7 @@ impl TestCloud {
         cfg.placement_port = 0;
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
+        cfg.fake_fail_spawn = Some("doomed".into());
         cfg.bcrypt_cost = 4;
         cfg.tls = tls;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");
