@@ -53,6 +53,12 @@ wait_for "vm1 is ACTIVE after a hard reboot" 60 status_is vm1 ACTIVE
 check "server rebuild" openstack server rebuild --image tiny vm1
 wait_for "vm1 is ACTIVE after rebuild" 60 status_is vm1 ACTIVE
 wait_for "the rebuilt guest boots again" 120 console_has vm1 "instance $id ready"
+check "server resize --flavor m1.small --wait" openstack server resize --flavor m1.small --wait vm1
+check_eq "vm1 waits in VERIFY_RESIZE" "VERIFY_RESIZE" "$(openstack server show vm1 -f value -c status 2>&1)"
+check "server resize confirm" openstack server resize confirm vm1
+wait_for "vm1 is ACTIVE after the resize" 60 status_is vm1 ACTIVE
+check "its qemu now has the new flavor's 2048 MiB" bash -c "tr '\\0' ' ' </proc/\$(cat '$state/instances/$id/qemu.pid')/cmdline | grep -q -- '-m 2048 '"
+wait_for "the resized guest boots again" 120 console_has vm1 "instance $id ready"
 
 before=$(qemu_pid "$id")
 kill -KILL "$FERRO_PID"

@@ -54,6 +54,9 @@ pub trait Hypervisor: Send + Sync + 'static {
     async fn reboot(&self, spec: &InstanceSpec, hard: bool) -> Result<()>;
     /// Replaces the root disk with a fresh one from `image` and starts.
     async fn rebuild(&self, spec: &InstanceSpec, image: &Path, image_format: &str) -> Result<()>;
+    /// Restarts the instance with the spec's (new) size, growing its disk
+    /// if the spec asks for more.
+    async fn resize(&self, spec: &InstanceSpec) -> Result<()>;
     /// Stops the instance and removes everything it owns.
     async fn destroy(&self, id: &str) -> Result<()>;
     async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String>;

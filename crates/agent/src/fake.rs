@@ -112,6 +112,11 @@ impl Hypervisor for FakeDriver {
         Ok(())
     }
 
+    async fn resize(&self, spec: &InstanceSpec) -> Result<()> {
+        self.record(format!("resize {} to {} MB", spec.id, spec.memory_mb));
+        Ok(())
+    }
+
     async fn destroy(&self, id: &str) -> Result<()> {
         self.record(format!("destroy {id}"));
         self.set(id, PowerState::Absent);

@@ -393,6 +393,44 @@ impl Hypervisor for QemuDriver {
         self.launch(spec).await
     }
 
+    async fn resize(&self, spec: &InstanceSpec) -> Result<()> {
+        let was_running = self.pid(&spec.id).is_some();
+        self.stop(&spec.id, Duration::from_secs(60)).await?;
+        let disk = self.dir(&spec.id).join("disk.qcow2");
+        let current = run(
+            "reading the root disk",
+            "qemu-img",
+            &[
+                "info".into(),
+                "--output=json".into(),
+                "-U".into(),
+                disk.display().to_string(),
+            ],
+        )
+        .await
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["virtual-size"].as_i64())
+        .unwrap_or(0);
+        if (spec.disk_gb << 30) > current {
+            run(
+                "growing the root disk",
+                "qemu-img",
+                &[
+                    "resize".into(),
+                    "-q".into(),
+                    disk.display().to_string(),
+                    format!("{}G", spec.disk_gb),
+                ],
+            )
+            .await?;
+        }
+        if was_running {
+            self.start(spec).await?;
+        }
+        Ok(())
+    }
+
     async fn destroy(&self, id: &str) -> Result<()> {
         self.stop(id, Duration::ZERO).await?;
         match tokio::fs::remove_dir_all(self.dir(id)).await {

@@ -31,6 +31,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 struct Applied {
     reboot_seq: i64,
     rebuild_seq: i64,
+    #[serde(default)]
+    resize_seq: i64,
 }
 
 pub struct Agent {
@@ -168,6 +170,7 @@ impl Agent {
             observed,
             applied_reboot_seq: applied.reboot_seq,
             applied_rebuild_seq: applied.rebuild_seq,
+            applied_resize_seq: applied.resize_seq,
         };
         let unchanged = self
             .reported
@@ -217,6 +220,7 @@ impl Agent {
             applied = Applied {
                 reboot_seq: spec.reboot_seq,
                 rebuild_seq: spec.rebuild_seq,
+                resize_seq: spec.resize_seq,
             };
             self.save_applied(&spec.id, applied);
             state = PowerState::Running;
@@ -227,9 +231,16 @@ impl Agent {
             applied = Applied {
                 reboot_seq: spec.reboot_seq,
                 rebuild_seq: spec.rebuild_seq,
+                resize_seq: spec.resize_seq,
             };
             self.save_applied(&spec.id, applied);
             state = PowerState::Running;
+        }
+        if spec.resize_seq > applied.resize_seq {
+            d.resize(spec).await.map_err(err)?;
+            applied.resize_seq = spec.resize_seq;
+            self.save_applied(&spec.id, applied);
+            state = d.power(&spec.id).await;
         }
         if spec.reboot_seq > applied.reboot_seq {
             if spec.power == Power::Running {

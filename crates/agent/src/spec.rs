@@ -52,6 +52,8 @@ pub struct InstanceSpec {
     pub reboot_seq: i64,
     pub reboot_hard: bool,
     pub rebuild_seq: i64,
+    /// Bumped when the flavor changes (resize, revert): restart with it.
+    pub resize_seq: i64,
     /// The instance is being deleted: remove everything it owns.
     pub deleted: bool,
 }
@@ -82,6 +84,7 @@ pub struct Report {
     pub observed: Observed,
     pub applied_reboot_seq: i64,
     pub applied_rebuild_seq: i64,
+    pub applied_resize_seq: i64,
 }
 
 /// What a host offers.

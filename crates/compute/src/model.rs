@@ -101,6 +101,8 @@ pub struct Server {
     pub deleted: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub old_flavor: Option<String>,
+    pub resize_seq: i64,
 }
 
 /// Nova's power states.
@@ -138,6 +140,9 @@ impl Server {
         let task = self.task_state.as_deref();
         match self.vm_state.as_str() {
             "building" => "BUILD",
+            "active" | "stopped" if task == Some("resize_migrating") => "RESIZE",
+            "active" | "stopped" | "resized" if task == Some("resize_reverting") => "REVERT_RESIZE",
+            "resized" => "VERIFY_RESIZE",
             "active" => match task {
                 Some("rebooting") => "REBOOT",
                 Some("rebooting_hard") => "HARD_REBOOT",

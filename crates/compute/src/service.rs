@@ -395,8 +395,9 @@ impl ComputeService {
 
     async fn purge(&self, id: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+        sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
             .bind(id)
+            .bind(format!("{id}-resize"))
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM servers WHERE id = $1")
@@ -420,8 +421,9 @@ impl ComputeService {
             return Ok(());
         }
         let now = time::now_micros();
-        let seqs_done =
-            r.applied_reboot_seq >= s.reboot_seq && r.applied_rebuild_seq >= s.rebuild_seq;
+        let seqs_done = r.applied_reboot_seq >= s.reboot_seq
+            && r.applied_rebuild_seq >= s.rebuild_seq
+            && r.applied_resize_seq >= s.resize_seq;
         let settle = |vm_state: &str, power_state: i64| {
             let task = if seqs_done && vm_state_matches(&s.desired_power, vm_state) {
                 None
@@ -494,6 +496,15 @@ impl ComputeService {
         if s.deleted == 1 {
             return Ok(());
         }
+        // A resize waits in VERIFY_RESIZE (vm_state resized) for confirm or revert.
+        let (vm_state, task_state) = match (s.task_state.as_deref(), s.vm_state.as_str()) {
+            (Some("resize_migrating"), _) if seqs_done => ("resized".to_owned(), None),
+            (Some("resize_migrating" | "resize_reverting"), _) if !seqs_done => {
+                (s.vm_state.clone(), s.task_state.clone())
+            }
+            (None, "resized") => ("resized".to_owned(), None),
+            _ => (vm_state, task_state),
+        };
         let launched = if s.launched_at.is_none() && vm_state == "active" {
             Some(now)
         } else {
@@ -550,6 +561,7 @@ impl ComputeService {
             reboot_seq: s.reboot_seq,
             reboot_hard: s.reboot_hard != 0,
             rebuild_seq: s.rebuild_seq,
+            resize_seq: s.resize_seq,
             deleted: s.deleted != 0,
         }
     }

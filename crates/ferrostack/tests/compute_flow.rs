@@ -132,6 +132,86 @@ async fn lifecycle(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     wait_status(&tc, &admin, &id, "ACTIVE").await;
+
+    // Resize to a bigger flavor and confirm; resize back and revert.
+    let f2 = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20}})),
+            V,
+        )
+        .await;
+    let f2 = f2.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let act = |body: Value| {
+        let (tc, admin, id) = (&tc, admin.clone(), id.clone());
+        async move {
+            tc.compute(
+                Method::POST,
+                &format!("servers/{id}/action"),
+                &admin,
+                Some(body),
+                V,
+            )
+            .await
+            .status
+        }
+    };
+    let ram_used = || {
+        let (tc, admin) = (&tc, admin.clone());
+        async move {
+            tc.compute(Method::GET, "limits", &admin, None, V)
+                .await
+                .json["limits"]["absolute"]["totalRAMUsed"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        act(json!({"resize": {"flavorRef": flavor}})).await,
+        StatusCode::BAD_REQUEST,
+        "same flavor"
+    );
+    assert_eq!(
+        act(json!({"resize": {"flavorRef": f2}})).await,
+        StatusCode::ACCEPTED
+    );
+    let s = wait_status(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    assert_eq!(s["flavor"]["original_name"], "m1.small");
+    assert_eq!(
+        act(json!({"confirmResize": null})).await,
+        StatusCode::NO_CONTENT
+    );
+    let s = wait_status(&tc, &admin, &id, "ACTIVE").await;
+    assert_eq!(s["flavor"]["ram"], 2048);
+    assert_eq!(ram_used().await, 2048);
+    assert_eq!(
+        act(json!({"resize": {"flavorRef": flavor}})).await,
+        StatusCode::ACCEPTED
+    );
+    wait_status(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    assert_eq!(
+        act(json!({"revertResize": null})).await,
+        StatusCode::ACCEPTED
+    );
+    let s = wait_status(&tc, &admin, &id, "ACTIVE").await;
+    assert_eq!(
+        s["flavor"]["ram"], 2048,
+        "revert restores the flavor before the resize"
+    );
+    assert_eq!(
+        act(json!({"confirmResize": null})).await,
+        StatusCode::CONFLICT,
+        "nothing left to confirm"
+    );
+    let h = tc
+        .compute(Method::GET, "os-hypervisors/detail", &admin, None, V)
+        .await;
+    assert_eq!(
+        h.json["hypervisors"][0]["memory_mb_used"], 2048,
+        "the claims of the reverted resize are gone"
+    );
+
     let log = tc
         .compute(
             Method::POST,

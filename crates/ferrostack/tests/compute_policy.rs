@@ -127,7 +127,8 @@ async fn every_endpoint_enforces_its_policy() {
     let p1_all = &[Admin, Member, Reader][..];
     let p1_write = &[Admin, Member][..];
     let admin_only = &[Admin][..];
-    let cases: Vec<(Api, Method, String, Option<Value>, &[P])> = vec![
+    type Case<'a> = (Api, Method, String, Option<Value>, &'a [P]);
+    let cases: Vec<Case> = vec![
         (
             Api::Compute,
             Method::GET,

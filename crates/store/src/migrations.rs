@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_compute",
         include_str!("../migrations/0003_compute.sql"),
     ),
+    ("0004_resize", include_str!("../migrations/0004_resize.sql")),
 ];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {

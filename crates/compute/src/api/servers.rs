@@ -724,6 +724,9 @@ pub async fn action(
             s.record_action(&id, &name, &c.auth, &c.request_id).await?;
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
+        "resize" => return resize(&s, &c, srv, &arg).await,
+        "confirmResize" => return confirm_resize(&s, &c, srv).await,
+        "revertResize" => return revert_resize(&s, &c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),
     };
     s.set_desired_power(&srv, task, desired).await?;
@@ -802,6 +805,122 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
         c.version,
         json!({"server": body}),
     ))
+}
+
+/// Same-host resize: claim the new size next to the old, restart the VM
+/// with it (disk grown), and wait in VERIFY_RESIZE for confirm or revert.
+async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    busy(&srv, "resize")?;
+    let host = match (&srv.host, srv.vm_state.as_str()) {
+        (Some(h), "active" | "stopped") => h.clone(),
+        _ => return Err(conflict("resize", &srv)),
+    };
+    let flavor_ref = arg["flavorRef"].as_str().ok_or_else(|| {
+        bad("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property.")
+    })?;
+    let new = flavors::find(s, c, id_from_ref(flavor_ref))
+        .await
+        .map_err(|_| bad(format!("Flavor {flavor_ref} could not be found.")))?;
+    let old = srv
+        .flavor()
+        .ok_or_else(|| ComputeError::Internal("unreadable flavor".into()))?;
+    if new.id == old.id {
+        return Err(bad("When resizing, instances must change flavor!"));
+    }
+    if new.disk < old.disk {
+        return Err(bad("Resizing to a smaller disk flavor is not allowed."));
+    }
+    let q = s.quotas(&srv.project_id).await?;
+    let (_, cores, ram) = s.usage(&srv.project_id).await?;
+    for (res, used, delta) in [
+        ("cores", cores, new.vcpus - old.vcpus),
+        ("ram", ram, new.ram - old.ram),
+    ] {
+        let limit = q.get(res).copied().unwrap_or(-1);
+        if delta > 0 && limit >= 0 && used + delta > limit {
+            return Err(ComputeError::Forbidden(format!(
+                "Quota exceeded for {res}: Requested {delta}, but already used {used} of {limit} {res}"
+            )));
+        }
+    }
+    let consumer = format!("{}-resize", srv.id);
+    let claim = ferro_placement::inventory::Claim {
+        consumer_id: &consumer,
+        host: &host,
+        vcpus: new.vcpus,
+        memory_mb: new.ram,
+        disk_gb: new.disk,
+        project_id: &srv.project_id,
+        user_id: &srv.user_id,
+    };
+    if !ferro_placement::inventory::claim(s.pool(), &claim, time::now_micros()).await? {
+        return Err(bad(format!(
+            "No valid host was found for the resize: {host} lacks room for flavor {}.",
+            new.name
+        )));
+    }
+    sqlx::query(
+        "UPDATE servers SET old_flavor = flavor, flavor = $1, resize_seq = resize_seq + 1, task_state = 'resize_migrating',          updated_at = $2 WHERE id = $3",
+    )
+    .bind(serde_json::to_string(&new.snapshot()).unwrap_or_default())
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .execute(s.pool())
+    .await?;
+    s.record_action(&srv.id, "resize", &c.auth, &c.request_id)
+        .await?;
+    s.wake(srv.host.as_deref());
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+async fn confirm_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
+    if srv.vm_state != "resized" || srv.task_state.is_some() {
+        return Err(conflict("confirmResize", &srv));
+    }
+    let mut tx = s.pool().begin().await?;
+    sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+        .bind(&srv.id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE allocations SET consumer_id = $1 WHERE consumer_id = $2")
+        .bind(&srv.id)
+        .bind(format!("{}-resize", srv.id))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE servers SET old_flavor = NULL, vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END,          updated_at = $1 WHERE id = $2",
+    )
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    s.record_action(&srv.id, "confirmResize", &c.auth, &c.request_id)
+        .await?;
+    Ok(empty(StatusCode::NO_CONTENT, c.version))
+}
+
+async fn revert_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
+    if srv.vm_state != "resized" || srv.task_state.is_some() || srv.old_flavor.is_none() {
+        return Err(conflict("revertResize", &srv));
+    }
+    let mut tx = s.pool().begin().await?;
+    sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+        .bind(format!("{}-resize", srv.id))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE servers SET flavor = old_flavor, old_flavor = NULL, resize_seq = resize_seq + 1,          vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END, task_state = 'resize_reverting',          updated_at = $1 WHERE id = $2",
+    )
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    s.record_action(&srv.id, "revertResize", &c.auth, &c.request_id)
+        .await?;
+    s.wake(srv.host.as_deref());
+    Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
 async fn console_output(s: &State, c: &Ctx, id: &str, arg: &Value) -> Result<Response> {
