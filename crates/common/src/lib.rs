@@ -11,6 +11,7 @@ pub mod body;
 pub mod context;
 pub mod ids;
 pub mod metrics;
+pub mod params;
 pub mod policy;
 pub mod request_id;
 pub mod time;

@@ -111,15 +111,7 @@ fn admin_password(state_dir: &std::path::Path) -> anyhow::Result<String> {
         }
     }
     let p = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)?;
-    f.write_all(p.as_bytes())?;
+    crate::files::write_private(&path, p.as_bytes())?;
     Ok(p)
 }
 

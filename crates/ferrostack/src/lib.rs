@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cloud;
+pub mod files;
 pub mod host;
 pub mod openrc;
 pub mod serve;

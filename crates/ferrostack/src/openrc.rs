@@ -57,23 +57,10 @@ fn shell_quote(v: &str) -> String {
 
 /// Writes both files (mode 0600) into `dir`; returns the openrc path.
 pub fn write(dir: &Path, c: &Credentials) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let put = |name: &str, text: String| -> std::io::Result<PathBuf> {
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(path)
-    };
-    put("clouds.yaml", clouds_yaml_text(c))?;
-    put("openrc", openrc_text(c))
+    crate::files::write_private(&dir.join("clouds.yaml"), clouds_yaml_text(c).as_bytes())?;
+    let path = dir.join("openrc");
+    crate::files::write_private(&path, openrc_text(c).as_bytes())?;
+    Ok(path)
 }
 
 #[cfg(test)]

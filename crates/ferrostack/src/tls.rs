@@ -43,7 +43,7 @@ pub fn prepare(dir: &Path, names: &[String]) -> anyhow::Result<Tls> {
     } else {
         let key = KeyPair::generate()?;
         let cert = ca_params()?.self_signed(&key)?;
-        write_private(&ca_key_path, &key.serialize_pem())?;
+        crate::files::write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
         std::fs::write(&ca_cert_path, cert.pem())?;
         key
     };
@@ -76,17 +76,4 @@ pub fn prepare(dir: &Path, names: &[String]) -> anyhow::Result<Tls> {
         ca_cert_path,
         server_config: Arc::new(config),
     })
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }

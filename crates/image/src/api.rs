@@ -1,6 +1,5 @@
 //! Glance v2 routes and handlers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -88,18 +87,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-pub struct Params(pub HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ImageError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
-        let q = parts.uri.query().unwrap_or("");
-        Ok(Params(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        ))
-    }
-}
+pub use ferro_common::params::Params;
 
 fn json_ok(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()

@@ -6,7 +6,6 @@ mod keypairs;
 mod render;
 mod servers;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -184,24 +183,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-pub struct Params(pub HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ComputeError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
-        let q = parts.uri.query().unwrap_or("");
-        Ok(Params(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        ))
-    }
-}
-
-impl Params {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-}
+pub use ferro_common::params::Params;
 
 /// A JSON response stamped with the microversion it was rendered in.
 pub fn reply(status: StatusCode, version: Version, body: Value) -> Response {

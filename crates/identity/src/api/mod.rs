@@ -12,7 +12,6 @@ mod discovery;
 mod resources;
 mod roles;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -234,36 +233,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-/// Query parameters; never fails (undecodable bytes are replaced).
-pub struct Params(pub HashMap<String, String>);
+pub use ferro_common::params::Params;
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = IdentityError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let q = parts.uri.query().unwrap_or("");
-        Ok(Params(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        ))
-    }
-}
-
-impl Params {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-
-    /// A boolean filter (`enabled=true|false|1|0`); anything else is a 400.
-    pub fn flag(&self, k: &str) -> Result<Option<i64>, IdentityError> {
-        match self.get(k).map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(None),
-            Some("true" | "1" | "yes" | "") => Ok(Some(1)),
-            Some("false" | "0" | "no") => Ok(Some(0)),
-            Some(other) => Err(IdentityError::bad(format!(
-                "Invalid value for {k}: {other:?}; expected true or false."
-            ))),
-        }
-    }
+/// A boolean filter, or a Keystone 400.
+pub fn flag(p: &Params, k: &str) -> Result<Option<i64>, IdentityError> {
+    p.flag(k).map_err(IdentityError::BadRequest)
 }
 
 /// `{"<key>": [...], "links": {...}}`.

@@ -117,7 +117,7 @@ pub async fn list_domains(St(s): St<State>, Caller(c): Caller, p: Params) -> Res
     authorize(&c.ctx, policy::LIST_DOMAINS, Default::default())?;
     let f = Filter::default()
         .text("name", p.get("name"))
-        .int("enabled", p.flag("enabled")?);
+        .int("enabled", super::flag(&p, "enabled")?);
     let base = s.base_url();
     let items = store::list::<Domain>(s.pool(), "domains", f, "name").await?;
     Ok(ok(list_body(
@@ -300,7 +300,7 @@ pub async fn list_projects(St(s): St<State>, Caller(c): Caller, p: Params) -> Re
         .text("name", p.get("name"))
         .text("domain_id", p.get("domain_id"))
         .text("parent_id", p.get("parent_id"))
-        .int("enabled", p.flag("enabled")?);
+        .int("enabled", super::flag(&p, "enabled")?);
     let base = s.base_url();
     let items = store::list::<Project>(s.pool(), "projects", f, "name").await?;
     Ok(ok(list_body(
@@ -529,7 +529,7 @@ pub async fn list_users(St(s): St<State>, Caller(c): Caller, p: Params) -> Resul
     let f = Filter::default()
         .text("name", p.get("name"))
         .text("domain_id", p.get("domain_id"))
-        .int("enabled", p.flag("enabled")?);
+        .int("enabled", super::flag(&p, "enabled")?);
     let base = s.base_url();
     let items = store::list::<User>(s.pool(), "users", f, "name").await?;
     Ok(ok(list_body(
