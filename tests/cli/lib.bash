@@ -3,6 +3,7 @@
 # Needs FERRO_BIN (the binary), FERRO_VENV (the venv), FERRO_WORK (scratch).
 
 set -uo pipefail
+trap "exit 130" INT TERM
 export PATH="$FERRO_VENV/bin:$PATH"
 CHECKS=0
 FAILS=0
