@@ -437,6 +437,51 @@ async fn scheduling_failures_quotas_and_isolation() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
+    // A host whose agent stopped heartbeating shows down (and gets no builds).
+    ferro_store::sqlx::query("UPDATE hosts SET heartbeat_at = heartbeat_at - 60000000")
+        .execute(tc.cloud.db.pool())
+        .await
+        .unwrap();
+    let svc = tc
+        .compute(Method::GET, "os-services", &admin, None, V)
+        .await;
+    assert_eq!(svc.json["services"][0]["state"], "down", "{}", svc.json);
+    let hv = tc
+        .compute(Method::GET, "os-hypervisors", &admin, None, V)
+        .await;
+    assert_eq!(hv.json["hypervisors"][0]["state"], "down");
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("while-down", &image, &flavor)),
+            V,
+        )
+        .await;
+    let down_id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_status(&tc, &admin, &down_id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compute service down"),
+        "{}",
+        s["fault"]
+    );
+    tc.compute(
+        Method::DELETE,
+        &format!("servers/{down_id}"),
+        &admin,
+        None,
+        V,
+    )
+    .await;
+    ferro_store::sqlx::query("UPDATE hosts SET heartbeat_at = heartbeat_at + 60000000")
+        .execute(tc.cloud.db.pool())
+        .await
+        .unwrap();
+
     // Quota: one instance allowed, the second refused like Nova refuses it.
     let q = tc
         .compute(
