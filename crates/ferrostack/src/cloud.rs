@@ -242,7 +242,7 @@ impl Cloud {
 
         let (shutdown, rx) = watch::channel(false);
         let server_tls = tls.as_ref().map(|t| t.server_config.clone());
-        let servers = vec![
+        let mut servers = vec![
             tokio::spawn(serve::serve(
                 identity_listener,
                 identity_app,
@@ -271,6 +271,24 @@ impl Cloud {
             // and must not delay the first token.
             tokio::spawn(start_agent(cfg.clone(), compute.clone(), rx)),
         ];
+        if db.backend() == ferro_store::Backend::Postgres {
+            // Other controllers may share this database: pick up the
+            // revocations they record.
+            let (id, mut stop) = (identity.clone(), shutdown.subscribe());
+            servers.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = id.pull_revocations().await {
+                                tracing::warn!(error = %e, "pulling revocations failed");
+                            }
+                        }
+                    }
+                }
+            }));
+        }
         compute
             .resume_sagas()
             .await

@@ -465,3 +465,42 @@ async fn effective_assignments_follow_groups_and_implied_roles() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     tc.stop().await;
 }
+
+/// Two controllers on one PostgreSQL: a token revoked through one is
+/// refused by the other within a few seconds.
+#[tokio::test]
+async fn revocations_reach_other_controllers() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let a = TestCloud::start(Backend::Postgres).await;
+    let b = a.second_controller().await;
+    let admin = a.admin_token().await;
+    let victim = a.admin_token().await;
+    let ok = b.call(Method::GET, "auth/projects", &victim, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "controller B accepts A's token");
+    let url = format!("{}/auth/tokens", a.identity());
+    let r = a
+        .http
+        .delete(&url)
+        .header("X-Auth-Token", &admin)
+        .header("X-Subject-Token", &victim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let start = std::time::Instant::now();
+    loop {
+        let r = b.call(Method::GET, "auth/projects", &victim, None).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "controller B still accepts a revoked token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}

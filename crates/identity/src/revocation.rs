@@ -28,16 +28,26 @@ pub struct RevocationIndex {
 }
 
 impl RevocationIndex {
-    pub fn add(&mut self, e: &Event) {
-        let put = |m: &mut HashMap<String, i64>, k: &Option<String>| {
-            if let Some(k) = k {
-                let v = m.entry(k.clone()).or_insert(e.issued_before);
-                *v = (*v).max(e.issued_before);
+    /// Adds an event; true if it revoked anything not revoked before.
+    pub fn add(&mut self, e: &Event) -> bool {
+        let put = |m: &mut HashMap<String, i64>, k: &Option<String>| -> bool {
+            let Some(k) = k else { return false };
+            match m.get_mut(k) {
+                Some(v) if *v >= e.issued_before => false,
+                Some(v) => {
+                    *v = e.issued_before;
+                    true
+                }
+                None => {
+                    m.insert(k.clone(), e.issued_before);
+                    true
+                }
             }
         };
-        put(&mut self.by_audit, &e.audit_id);
-        put(&mut self.by_user, &e.user_id);
-        put(&mut self.by_project, &e.project_id);
+        let a = put(&mut self.by_audit, &e.audit_id);
+        let u = put(&mut self.by_user, &e.user_id);
+        let p = put(&mut self.by_project, &e.project_id);
+        a || u || p
     }
 
     pub fn is_revoked(&self, p: &Payload) -> bool {

@@ -78,6 +78,8 @@ pub struct Identity {
     pub(crate) db: Db,
     keys: RwLock<TokenKeys>,
     revocations: RwLock<RevocationIndex>,
+    /// `created_at` of the newest revocation event seen in the database.
+    pulled_until: std::sync::atomic::AtomicI64,
     cache: Mutex<HashMap<CacheKey, (Instant, Arc<Resolved>)>>,
     lookups: Mutex<Lookups>,
     catalog: RwLock<Option<Arc<Box<RawValue>>>>,
@@ -144,6 +146,7 @@ impl Identity {
             db,
             keys: RwLock::new(keys),
             revocations: RwLock::new(RevocationIndex::default()),
+            pulled_until: std::sync::atomic::AtomicI64::new(0),
             cache: Mutex::new(HashMap::new()),
             lookups: Mutex::new(Lookups::default()),
             catalog: RwLock::new(None),
@@ -209,6 +212,42 @@ impl Identity {
             *r = idx;
         }
         Ok(())
+    }
+
+    /// Applies revocations that other controllers sharing the database
+    /// recorded since the last pull (run every few seconds when the
+    /// database is PostgreSQL). Returns how many were new here.
+    pub async fn pull_revocations(&self) -> Result<usize> {
+        use std::sync::atomic::Ordering;
+        // A margin for events committed late by a slower controller.
+        let since = self.pulled_until.load(Ordering::Relaxed) - 10_000_000;
+        type Row = (Option<String>, Option<String>, Option<String>, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT audit_id, user_id, project_id, issued_before, created_at FROM revocation_events WHERE created_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        let mut new = 0;
+        let mut newest = self.pulled_until.load(Ordering::Relaxed);
+        if let Ok(mut idx) = self.revocations.write() {
+            for (audit_id, user_id, project_id, issued_before, created_at) in rows {
+                newest = newest.max(created_at);
+                if idx.add(&Event {
+                    audit_id,
+                    user_id,
+                    project_id,
+                    issued_before,
+                }) {
+                    new += 1;
+                }
+            }
+        }
+        self.pulled_until.store(newest, Ordering::Relaxed);
+        if new > 0 {
+            self.invalidate();
+        }
+        Ok(new)
     }
 
     /// Records a revocation event and applies it at once.

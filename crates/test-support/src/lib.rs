@@ -125,6 +125,32 @@ impl TestCloud {
         Self::boot(backend, state_dir, database_url, tls).await
     }
 
+    /// A second controller on the same PostgreSQL database, sharing the
+    /// token keys (as a real deployment distributes them).
+    pub async fn second_controller(&self) -> TestCloud {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "several controllers need PostgreSQL"
+        );
+        let dir =
+            std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
+        let keys = dir.join("token-keys");
+        std::fs::create_dir_all(&keys).expect("state dir");
+        for e in std::fs::read_dir(self.state_dir.join("token-keys"))
+            .expect("keys")
+            .flatten()
+        {
+            std::fs::copy(e.path(), keys.join(e.file_name())).expect("copying a key");
+        }
+        std::fs::copy(
+            self.state_dir.join("admin-password"),
+            dir.join("admin-password"),
+        )
+        .expect("password");
+        Self::boot(self.backend, dir, self.database_url.clone(), false).await
+    }
+
     pub async fn stop(self) {
         let dir = self.state_dir.clone();
         self.cloud.stop().await;
