@@ -36,6 +36,16 @@ use crate::model::{power, Server};
 
 /// A host is down when its last heartbeat is older than this.
 pub const DOWN_AFTER_MICROS: i64 = 50_000_000;
+
+/// Whether a compute host counts as up now.
+pub fn host_is_up(heartbeat_at: i64, forced_down: i64) -> bool {
+    inventory::is_up(
+        heartbeat_at,
+        forced_down,
+        time::now_micros(),
+        DOWN_AFTER_MICROS,
+    )
+}
 /// Hosts tried before a build gives up.
 pub const MAX_ATTEMPTS: usize = 3;
 
@@ -362,21 +372,17 @@ impl ComputeService {
         Ok(())
     }
 
-    fn host_up(&self, heartbeat_at: i64) -> bool {
-        time::now_micros() - heartbeat_at <= DOWN_AFTER_MICROS
-    }
-
     /// Deletes a server: at once when no host holds it (or its host is
     /// down), otherwise by asking the host's agent to remove it.
     pub async fn delete(&self, s: &Server) -> Result<()> {
         let host_alive = match &s.host {
             Some(h) => {
-                let hb: Option<(i64,)> =
-                    sqlx::query_as("SELECT heartbeat_at FROM hosts WHERE name = $1")
+                let hb: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT heartbeat_at, forced_down FROM hosts WHERE name = $1")
                         .bind(h)
                         .fetch_optional(self.pool())
                         .await?;
-                hb.is_some_and(|(t,)| self.host_up(t))
+                hb.is_some_and(|(t, forced)| host_is_up(t, forced))
             }
             None => false,
         };

@@ -33,7 +33,6 @@ pub const APP_CREDS: Policy = ("identity:application_credentials", Rule::AdminOr
 pub const READ_CATALOG: Policy = ("identity:get_catalog_entry", Rule::Authenticated);
 pub const MANAGE_CATALOG: Policy = ("identity:manage_catalog", Rule::Admin);
 pub const VALIDATE_TOKEN: Policy = ("identity:validate_token", Rule::AdminOrSelf);
-pub const METRICS: Policy = ("identity:metrics", Rule::Admin);
 
 pub fn authorize(ctx: &AuthContext, policy: Policy, target: Target<'_>) -> Result<()> {
     Ok(enforce(ctx, policy.0, policy.1, target)?)

@@ -48,6 +48,12 @@ pub async fn host_by_provider(pool: &AnyPool, uuid: &str) -> Result<Option<HostR
         .await
 }
 
+/// A host is up when it isn't forced down and heartbeated within
+/// `down_after` µs: the one rule every view of a host uses.
+pub fn is_up(heartbeat_at: i64, forced_down: i64, now: i64, down_after: i64) -> bool {
+    forced_down == 0 && now - heartbeat_at <= down_after
+}
+
 impl HostRow {
     /// The scheduler's view; `up` means a heartbeat within `down_after` µs.
     pub fn state(&self, now: i64, down_after: i64) -> HostState {
@@ -55,7 +61,7 @@ impl HostRow {
             name: self.name.clone(),
             availability_zone: self.availability_zone.clone(),
             enabled: self.disabled == 0,
-            up: self.forced_down == 0 && now - self.heartbeat_at <= down_after,
+            up: is_up(self.heartbeat_at, self.forced_down, now, down_after),
             hypervisor_type: self.hypervisor_type.clone(),
             vcpus: self.vcpus,
             vcpus_used: self.vcpus_used,

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
-use crate::service::{ComputeService, DEFAULT_QUOTAS, DOWN_AFTER_MICROS};
+use crate::service::{host_is_up, ComputeService, DEFAULT_QUOTAS};
 
 #[derive(sqlx::FromRow)]
 struct HostMeta {
@@ -31,7 +31,7 @@ async fn meta(s: &ComputeService) -> Result<Vec<HostMeta>> {
 }
 
 fn up(h: &HostRow) -> bool {
-    h.forced_down == 0 && time::now_micros() - h.heartbeat_at <= DOWN_AFTER_MICROS
+    host_is_up(h.heartbeat_at, h.forced_down)
 }
 
 async fn running_vms(s: &ComputeService, host: &str) -> Result<Vec<(String, String)>> {

@@ -13,7 +13,7 @@ use super::render::{self, ServerView};
 use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
-use crate::service::{ComputeService, DOWN_AFTER_MICROS};
+use crate::service::{host_is_up, ComputeService};
 
 const CREATE_KEYS: &[&str] = &[
     "name",
@@ -106,13 +106,15 @@ fn check_metadata(v: &Value, limit: i64) -> Result<Map<String, Value>> {
     Ok(m.clone())
 }
 
-/// Checks the image against the flavor; returns the image id.
-async fn check_image(
-    s: &ComputeService,
-    c: &Ctx,
-    image_id: &str,
-    flavor: &crate::model::Flavor,
-) -> Result<String> {
+/// What `check_image` needs of a flavor (a flavor row, or a server's
+/// snapshot of one).
+struct Size {
+    ram: i64,
+    disk: i64,
+}
+
+/// Checks the image against the flavor's size; returns the image id.
+async fn check_image(s: &ComputeService, c: &Ctx, image_id: &str, flavor: Size) -> Result<String> {
     let img = s
         .images
         .visible(&c.auth, image_id)
@@ -211,7 +213,11 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     }
     let image_ref = image_ref
         .ok_or_else(|| bad("Invalid input for field/attribute imageRef: an image is required."))?;
-    let image_id = check_image(&s, &c, id_from_ref(&image_ref), &flavor).await?;
+    let size = Size {
+        ram: flavor.ram,
+        disk: flavor.disk,
+    };
+    let image_id = check_image(&s, &c, id_from_ref(&image_ref), size).await?;
 
     // Networks: none exist yet, so only "none"/"auto" (or nothing) boot.
     match srv.get("networks") {
@@ -414,7 +420,7 @@ async fn host_status(s: &ComputeService, host: Option<&str>) -> Result<Option<&'
             .fetch_optional(s.pool())
             .await?;
     Ok(Some(match row {
-        Some((hb, 0)) if time::now_micros() - hb <= DOWN_AFTER_MICROS => "UP",
+        Some((hb, forced)) if host_is_up(hb, forced) => "UP",
         Some(_) => "DOWN",
         None => "UNKNOWN",
     }))
@@ -751,20 +757,11 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     let flavor = srv
         .flavor()
         .ok_or_else(|| ComputeError::Internal("unreadable flavor".into()))?;
-    let as_flavor = crate::model::Flavor {
-        id: flavor.id.clone(),
-        name: flavor.original_name.clone(),
-        vcpus: flavor.vcpus,
+    let size = Size {
         ram: flavor.ram,
         disk: flavor.disk,
-        ephemeral: flavor.ephemeral,
-        swap: flavor.swap,
-        is_public: 1,
-        disabled: 0,
-        description: None,
-        extra_specs: "{}".into(),
     };
-    let image_id = check_image(s, c, id_from_ref(image_ref), &as_flavor).await?;
+    let image_id = check_image(s, c, id_from_ref(image_ref), size).await?;
     let name = match arg.get("name") {
         Some(Value::String(n)) => {
             check_name("name", n)?;

@@ -343,25 +343,24 @@ pub async fn catalog(St(s): St<State>, Caller(c): Caller) -> Result<Response> {
 
 /// Projects (or domains) on which the caller has any role.
 async fn targets_of(s: &Identity, user_id: &str, kind: &str) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = store::assignments_for_actors(s.pool(), user_id)
-        .await?
-        .into_iter()
+    let assignments = store::assignments_for_actors(s.pool(), user_id).await?;
+    let mut ids: Vec<String> = assignments
+        .iter()
         .filter(|a| a.target_type == kind && a.inherited == 0)
-        .map(|a| a.target_id)
+        .map(|a| a.target_id.clone())
         .collect();
     if kind == "project" {
         // Inherited domain grants reach every project of the domain.
-        let inherited_domains: Vec<String> = store::assignments_for_actors(s.pool(), user_id)
-            .await?
-            .into_iter()
+        let inherited_domains: Vec<&String> = assignments
+            .iter()
             .filter(|a| a.target_type == "domain" && a.inherited == 1)
-            .map(|a| a.target_id)
+            .map(|a| &a.target_id)
             .collect();
         for d in inherited_domains {
             let ps: Vec<Project> = store::list(
                 s.pool(),
                 "projects",
-                store::Filter::default().text("domain_id", Some(&d)),
+                store::Filter::default().text("domain_id", Some(d)),
                 "name",
             )
             .await?;
