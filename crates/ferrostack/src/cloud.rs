@@ -18,6 +18,7 @@ use ferro_common::request_id;
 use ferro_compute::{ComputeService, LocalLink};
 use ferro_identity::{Identity, IdentityConfig};
 use ferro_image::{ImageService, LocalStore};
+use ferro_network::{NetworkConfig, NetworkService};
 use ferro_placement::api::Placement;
 use ferro_store::Db;
 use rand::distributions::{Alphanumeric, DistString};
@@ -54,6 +55,11 @@ pub struct Config {
     pub compute_port: u16,
     /// Placement API port (8778); 0 picks a free one.
     pub placement_port: u16,
+    /// Network API port (Neutron's 9696); 0 picks a free one.
+    pub network_port: u16,
+    /// Physical networks and the host bridges they are reached through
+    /// (`physnet1:br-ex`, as in the seed).
+    pub bridge_mappings: Vec<(String, String)>,
     /// The local agent's hypervisor driver.
     pub hypervisor: Hypervisor,
     /// This host's name as a compute host (default: the system host name).
@@ -77,6 +83,8 @@ impl Config {
             image_port: 9292,
             compute_port: 8774,
             placement_port: 8778,
+            network_port: 9696,
+            bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
             hypervisor: Hypervisor::Qemu,
             host_name: None,
             fake_fail_spawn: None,
@@ -95,7 +103,9 @@ pub struct Cloud {
     pub image_url: String,
     pub compute_url: String,
     pub placement_url: String,
+    pub network_url: String,
     pub compute: Arc<ComputeService>,
+    pub network: Arc<NetworkService>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -162,6 +172,7 @@ impl Cloud {
         let image_listener = bind(&cfg, cfg.image_port, "image").await?;
         let compute_listener = bind(&cfg, cfg.compute_port, "compute").await?;
         let placement_listener = bind(&cfg, cfg.placement_port, "placement").await?;
+        let network_listener = bind(&cfg, cfg.network_port, "network").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
             names.dedup();
@@ -185,6 +196,7 @@ impl Cloud {
         let image_url = url_of(&image_listener)?;
         let compute_url = format!("{}/v2.1", url_of(&compute_listener)?);
         let placement_url = url_of(&placement_listener)?;
+        let network_url = url_of(&network_listener)?;
         identity.set_base_url(&identity_url);
         let region = ferro_identity::bootstrap::REGION;
         for (kind, name, url) in [
@@ -192,6 +204,7 @@ impl Cloud {
             ("image", "glance", &image_url),
             ("compute", "nova", &compute_url),
             ("placement", "placement", &placement_url),
+            ("network", "neutron", &network_url),
         ] {
             identity
                 .register_service(kind, name, url, region)
@@ -211,6 +224,15 @@ impl Cloud {
             base_url: image_url.clone(),
         });
 
+        let network = Arc::new(NetworkService::new(
+            db.clone(),
+            auth.clone(),
+            network_url.clone(),
+            NetworkConfig {
+                physical_networks: cfg.bridge_mappings.iter().map(|(p, _)| p.clone()).collect(),
+                ..Default::default()
+            },
+        ));
         let compute = ComputeService::new(
             db.clone(),
             images.clone(),
@@ -234,6 +256,8 @@ impl Cloud {
         let image_app = with_common_layers(ferro_image::router(images), &metrics, "image");
         let compute_app =
             with_common_layers(ferro_compute::router(compute.clone()), &metrics, "compute");
+        let network_app =
+            with_common_layers(ferro_network::router(network.clone()), &metrics, "network");
         let placement_app = with_common_layers(
             ferro_placement::api::router(placement),
             &metrics,
@@ -264,6 +288,12 @@ impl Cloud {
             tokio::spawn(serve::serve(
                 placement_listener,
                 placement_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(
+                network_listener,
+                network_app,
                 server_tls,
                 rx.clone(),
             )),
@@ -312,7 +342,9 @@ impl Cloud {
             image_url,
             compute_url,
             placement_url,
+            network_url,
             compute,
+            network,
             openrc,
             ca_cert,
             admin_password: password,

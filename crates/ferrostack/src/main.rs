@@ -59,6 +59,12 @@ struct UpArgs {
     /// Port of the placement API (0 picks a free one).
     #[arg(long, default_value_t = 8778)]
     placement_port: u16,
+    /// Port of the network API (0 picks a free one).
+    #[arg(long, default_value_t = 9696)]
+    network_port: u16,
+    /// Physical network to host bridge mappings, comma separated.
+    #[arg(long, default_value = "physnet1:br-ex")]
+    bridge_mappings: String,
     /// Hypervisor driver of this host's agent: qemu (real VMs) or fake (tests).
     #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
     hypervisor: String,
@@ -136,6 +142,8 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         } else {
             a.placement_port
         },
+        network_port: if a.ephemeral_ports { 0 } else { a.network_port },
+        bridge_mappings: parse_mappings(&a.bridge_mappings)?,
         hypervisor: if a.hypervisor == "fake" {
             Hypervisor::Fake
         } else {
@@ -152,6 +160,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("  identity: {}", cloud.identity_url);
     println!("  image:    {}", cloud.image_url);
     println!("  compute:  {}", cloud.compute_url);
+    println!("  network:  {}", cloud.network_url);
     println!("  credentials: source {}", cloud.openrc.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -161,4 +170,20 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     tracing::info!("stopping");
     cloud.stop().await;
     Ok(())
+}
+
+/// `physnet1:br-ex,physnet2:br-two` → pairs.
+fn parse_mappings(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| match m.split_once(':') {
+            Some((p, b)) if !p.is_empty() && !b.is_empty() && b.len() <= 15 => {
+                Ok((p.to_owned(), b.to_owned()))
+            }
+            _ => anyhow::bail!(
+                "bad bridge mapping {m:?}: expected PHYSNET:BRIDGE (bridge names are at most 15 characters)"
+            ),
+        })
+        .collect()
 }

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_compute.sql"),
     ),
     ("0004_resize", include_str!("../migrations/0004_resize.sql")),
+    (
+        "0005_network",
+        include_str!("../migrations/0005_network.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {

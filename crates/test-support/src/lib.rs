@@ -90,6 +90,7 @@ impl TestCloud {
         cfg.image_port = 0;
         cfg.compute_port = 0;
         cfg.placement_port = 0;
+        cfg.network_port = 0;
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());
