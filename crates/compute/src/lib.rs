@@ -9,6 +9,7 @@ pub mod api;
 pub mod error;
 pub mod microversion;
 pub mod model;
+pub mod nics;
 pub mod service;
 
 pub use api::router;

@@ -127,6 +127,11 @@ impl Server {
         serde_json::from_str(&self.tags).unwrap_or_default()
     }
 
+    /// The ports this server holds.
+    pub fn nics(&self) -> Vec<crate::nics::Nic> {
+        serde_json::from_str(&self.networks).unwrap_or_default()
+    }
+
     pub fn tried(&self) -> Vec<String> {
         serde_json::from_str(&self.tried_hosts).unwrap_or_default()
     }

@@ -27,6 +27,7 @@ use ferro_agent::{
 use ferro_common::auth::SharedAuth;
 use ferro_common::{ids, time, AuthContext};
 use ferro_image::ImageService;
+use ferro_network::NetworkService;
 use ferro_placement::inventory::{self, Claim};
 use ferro_store::{sqlx, Db};
 use serde_json::json;
@@ -65,6 +66,7 @@ pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
 pub struct ComputeService {
     pub db: Db,
     pub images: Arc<ImageService>,
+    pub network: Arc<NetworkService>,
     pub auth: SharedAuth,
     /// `http://host:8774/v2.1`
     pub base_url: String,
@@ -72,10 +74,17 @@ pub struct ComputeService {
 }
 
 impl ComputeService {
-    pub fn new(db: Db, images: Arc<ImageService>, auth: SharedAuth, base_url: String) -> Arc<Self> {
+    pub fn new(
+        db: Db,
+        images: Arc<ImageService>,
+        network: Arc<NetworkService>,
+        auth: SharedAuth,
+        base_url: String,
+    ) -> Arc<Self> {
         Arc::new(ComputeService {
             db,
             images,
+            network,
             auth,
             base_url,
             agents: RwLock::new(HashMap::new()),
@@ -306,6 +315,14 @@ impl ComputeService {
                     inventory::release(self.pool(), &s.id).await?;
                     return Ok(());
                 }
+                for nic in s.nics() {
+                    self.network
+                        .bind_port(&nic.port_id, &s.id, &candidate.name, &s.hostname)
+                        .await
+                        .map_err(|e| {
+                            ComputeError::Internal(format!("binding port {}: {e}", nic.port_id))
+                        })?;
+                }
                 tracing::info!(server_id = %s.id, host = %candidate.name, "scheduled");
                 self.wake(Some(&candidate.name));
                 return Ok(());
@@ -399,7 +416,25 @@ impl ComputeService {
         Ok(())
     }
 
+    /// Removes a server accepted by a create that then failed: its ports,
+    /// row and actions, as if the request never came.
+    pub async fn discard(&self, id: &str) -> Result<()> {
+        self.purge(id).await?;
+        sqlx::query("DELETE FROM instance_actions WHERE server_id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     async fn purge(&self, id: &str) -> Result<()> {
+        if let Some(s) = sqlx::query_as::<_, Server>("SELECT * FROM servers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        {
+            crate::nics::detach(self, &s.nics()).await;
+        }
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
             .bind(id)
@@ -534,6 +569,11 @@ impl ComputeService {
         .bind(&s.id)
         .execute(self.pool())
         .await?;
+        if vm_state == "active" && s.vm_state != "active" {
+            if let Err(e) = self.network.set_device_status(&s.id, "ACTIVE").await {
+                tracing::warn!(server_id = %s.id, error = %e, "marking ports active failed");
+            }
+        }
         if s.vm_state != vm_state || s.task_state != task_state {
             tracing::info!(server_id = %s.id, vm_state, task_state = ?task_state, "server state changed");
         }

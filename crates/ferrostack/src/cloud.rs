@@ -236,6 +236,7 @@ impl Cloud {
         let compute = ComputeService::new(
             db.clone(),
             images.clone(),
+            network.clone(),
             auth.clone(),
             compute_url.clone(),
         );

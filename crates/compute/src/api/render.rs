@@ -69,6 +69,23 @@ pub struct ServerView<'a> {
     pub base: &'a str,
     /// `UP`/`DOWN` of the server's host, for admins from 2.16.
     pub host_status: Option<&'a str>,
+    /// The server's ports as the network service sees them.
+    pub net: Option<&'a ferro_network::service::DeviceNet>,
+}
+
+/// `{"net1": [{"version": 4, "addr": …, "OS-EXT-IPS:type": "fixed", …}]}`.
+fn addresses(net: Option<&ferro_network::service::DeviceNet>) -> Value {
+    let mut out = serde_json::Map::new();
+    for a in net.map(|n| n.addresses.as_slice()).unwrap_or(&[]) {
+        let entry = json!({"version": 4, "addr": a.addr, "OS-EXT-IPS:type": a.kind, "OS-EXT-IPS-MAC:mac_addr": a.mac});
+        match out.get_mut(&a.network_name) {
+            Some(Value::Array(list)) => list.push(entry),
+            _ => {
+                out.insert(a.network_name.clone(), json!([entry]));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 pub fn server_brief(s: &Server, base: &str) -> Value {
@@ -106,7 +123,7 @@ pub fn server(view: &ServerView) -> Value {
         "flavor": flavor_json,
         "created": ts(s.created_at),
         "updated": ts(s.updated_at),
-        "addresses": {},
+        "addresses": addresses(view.net),
         "accessIPv4": "",
         "accessIPv6": "",
         "links": links(view.base, &format!("servers/{}", s.id)),
@@ -124,7 +141,11 @@ pub fn server(view: &ServerView) -> Value {
     if matches!(s.status(), "BUILD" | "ACTIVE") {
         o["progress"] = json!(if s.status() == "ACTIVE" { 100 } else { 0 });
     }
-    let sgs: Vec<String> = serde_json::from_str(&s.security_groups).unwrap_or_default();
+    // A server with ports shows its ports' groups; one without, the names it was created with.
+    let sgs: Vec<String> = match view.net {
+        Some(n) => n.security_groups.clone(),
+        None => serde_json::from_str(&s.security_groups).unwrap_or_default(),
+    };
     if !sgs.is_empty() {
         o["security_groups"] = json!(sgs.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
     }

@@ -13,6 +13,7 @@ use super::render::{self, ServerView};
 use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
+use crate::nics;
 use crate::service::{host_is_up, ComputeService};
 
 const CREATE_KEYS: &[&str] = &[
@@ -219,15 +220,8 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     };
     let image_id = check_image(&s, &c, id_from_ref(&image_ref), size).await?;
 
-    // Networks: none exist yet, so only "none"/"auto" (or nothing) boot.
-    match srv.get("networks") {
-        None if c.version.at_least(37) => return Err(bad("Invalid input for field/attribute networks. 'networks' is a required property.")),
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s == "none" || s == "auto" => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(Value::Array(_)) => return Err(bad("Network could not be found: networking is not available in this cloud yet; boot with --nic none.")),
-        Some(other) => return Err(bad(format!("Invalid input for field/attribute networks. Value: {other}."))),
-    }
+    let nic_requests =
+        nics::requests(&s, &c.auth, srv.get("networks"), c.version.at_least(37)).await?;
     let mut security_groups = Vec::new();
     if let Some(sg) = srv.get("security_groups") {
         for g in sg
@@ -240,6 +234,16 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
                 .ok_or_else(|| bad("Invalid input for field/attribute security_groups."))?;
             security_groups.push(n.to_owned());
         }
+    }
+    let group_ids = nics::groups(&s, &project, &security_groups).await?;
+    if nic_requests
+        .iter()
+        .filter(|r| matches!(r, nics::NicRequest::Port { .. }))
+        .count()
+        > 0
+        && srv.get("max_count").and_then(Value::as_i64).unwrap_or(1) > 1
+    {
+        return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }
     let (key_name, key_data) = match srv.get("key_name") {
         None | Some(Value::Null) => (None, None),
@@ -336,7 +340,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     let reservation_id = format!("r-{}", &ids::hex_id()[..8]);
     let snapshot = serde_json::to_string(&flavor.snapshot()).unwrap_or_default();
     let now = time::now_micros();
-    let mut created = Vec::new();
+    let mut created: Vec<String> = Vec::new();
     for i in 0..n {
         let display = if n > 1 {
             format!("{name}-{}", i + 1)
@@ -344,13 +348,25 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
             name.to_owned()
         };
         let id = ids::uuid_id();
+        let hostname = hostname_of(&display);
+        let held = match nics::attach(&s, &c.auth, &id, &hostname, &nic_requests, &group_ids).await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                // Undo the servers of this request already accepted.
+                for done in &created {
+                    s.discard(done).await?;
+                }
+                return Err(e);
+            }
+        };
         let seq = s.next("instances").await?;
         sqlx::query(
             "INSERT INTO servers (id, seq, name, project_id, user_id, image_id, flavor, key_name, key_data, user_data, \
              config_drive, metadata, availability_zone, host, vm_state, task_state, power_state, desired_power, networks, \
              security_groups, description, tags, hostname, reservation_id, launch_index, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 'building', 'scheduling', 0, 'running', \
-             '[]', $14, $15, $16, $17, $18, $19, $20, $20)",
+             $21, $14, $15, $16, $17, $18, $19, $20, $20)",
         )
         .bind(&id)
         .bind(seq)
@@ -368,10 +384,11 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .bind(serde_json::to_string(&security_groups).unwrap_or_else(|_| "[]".into()))
         .bind(description.clone())
         .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
-        .bind(hostname_of(&display))
+        .bind(&hostname)
         .bind(&reservation_id)
         .bind(i)
         .bind(now)
+        .bind(serde_json::to_string(&held).unwrap_or_else(|_| "[]".into()))
         .execute(s.pool())
         .await?;
         s.record_action(&id, "create", &c.auth, &c.request_id)
@@ -427,6 +444,20 @@ async fn host_status(s: &ComputeService, host: Option<&str>) -> Result<Option<&'
 }
 
 async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
+    let mut nets = s
+        .network
+        .devices(Some(std::slice::from_ref(&srv.id)))
+        .await
+        .map_err(nics::from_network)?;
+    view_with(s, c, srv, nets.remove(&srv.id).as_ref()).await
+}
+
+async fn view_with(
+    s: &ComputeService,
+    c: &Ctx,
+    srv: &Server,
+    net: Option<&ferro_network::service::DeviceNet>,
+) -> Result<Value> {
     let hs = if c.auth.is_admin() {
         host_status(s, srv.host.as_deref()).await?
     } else {
@@ -438,6 +469,7 @@ async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
         admin: c.auth.is_admin(),
         base: &s.base_url,
         host_status: hs,
+        net,
     }))
 }
 
@@ -513,9 +545,10 @@ pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
 
 pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     let rows = listed(&s, &c, &p).await?;
+    let nets = s.network.devices(None).await.map_err(nics::from_network)?;
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
-        items.push(view(&s, &c, r).await?);
+        items.push(view_with(&s, &c, r, nets.get(&r.id)).await?);
     }
     Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
 }
@@ -627,6 +660,9 @@ pub async fn action(
         return console_output(&s, &c, &id, &arg).await;
     }
     let srv = changeable(&s, &c, &id, "os_compute_api:servers:action").await?;
+    if name == "addSecurityGroup" || name == "removeSecurityGroup" {
+        return security_group_action(&s, &c, &srv, name == "addSecurityGroup", &arg).await;
+    }
     let vm = srv.vm_state.as_str();
     let (task, desired) = match name.as_str() {
         "os-stop" => {
@@ -742,6 +778,67 @@ pub async fn action(
         other => other,
     };
     s.record_action(&id, recorded, &c.auth, &c.request_id)
+        .await?;
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+/// `addSecurityGroup` / `removeSecurityGroup` `{"name": …}`: changes the
+/// group on every port of the server.
+async fn security_group_action(
+    s: &State,
+    c: &Ctx,
+    srv: &Server,
+    add: bool,
+    arg: &Value,
+) -> Result<Response> {
+    let name = arg
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            bad("Invalid input for field/attribute name. 'name' is a required property.")
+        })?;
+    let group = s
+        .network
+        .resolve_group(&srv.project_id, name)
+        .await
+        .map_err(|e| match e.status.as_u16() {
+            404 => ComputeError::NotFound(format!(
+                "Security group {name} not found for project {}.",
+                srv.project_id
+            )),
+            _ => nics::from_network(e),
+        })?;
+    if srv.nics().is_empty() {
+        return Err(bad(format!(
+            "Instance {} has no network ports to apply security group {name} to.",
+            srv.id
+        )));
+    }
+    let changed = s
+        .network
+        .set_device_group(&srv.id, &group.id, add)
+        .await
+        .map_err(nics::from_network)?;
+    if !changed {
+        return Err(bad(if add {
+            format!(
+                "Security group {name} is already associated with the instance {}",
+                srv.id
+            )
+        } else {
+            format!(
+                "Security group {name} not associated with the instance {}",
+                srv.id
+            )
+        }));
+    }
+    let action = if add {
+        "addSecurityGroup"
+    } else {
+        "removeSecurityGroup"
+    };
+    s.record_action(&srv.id, action, &c.auth, &c.request_id)
         .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
