@@ -250,6 +250,64 @@ impl TestCloud {
         }
     }
 
+    /// A network API call (`path` under `/v2.0/`).
+    pub async fn network(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let url = format!(
+            "{}/v2.0/{}",
+            self.cloud.network_url,
+            path.trim_start_matches('/')
+        );
+        self.send(method, &url, Some(token), body.map(RawBody::Json))
+            .await
+    }
+
+    /// A new project in the `Default` domain with a user holding `role` on
+    /// it; returns (project id, that user's project-scoped token).
+    pub async fn project_user(&self, admin: &str, name: &str, role: &str) -> (String, String) {
+        let project = self
+            .call(
+                Method::POST,
+                "projects",
+                admin,
+                Some(json!({"project": {"name": name, "domain_id": "default"}})),
+            )
+            .await
+            .id("project");
+        let user = self
+            .call(
+                Method::POST,
+                "users",
+                admin,
+                Some(json!({"user": {"name": format!("{name}-user"), "domain_id": "default", "password": "pw"}})),
+            )
+            .await
+            .id("user");
+        let role_id = self
+            .call(Method::GET, &format!("roles?name={role}"), admin, None)
+            .await
+            .json["roles"][0]["id"]
+            .as_str()
+            .expect("role exists")
+            .to_owned();
+        self.call(
+            Method::PUT,
+            &format!("projects/{project}/users/{user}/roles/{role_id}"),
+            admin,
+            None,
+        )
+        .await;
+        let token = self
+            .token(&format!("{name}-user"), "Default", "pw", name, "Default")
+            .await;
+        (project, token)
+    }
+
     /// Uploads `data` as a public image named `name`; returns its id.
     pub async fn upload_image(
         &self,
