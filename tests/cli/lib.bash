@@ -38,7 +38,8 @@ check_eq() { # check_eq DESCRIPTION EXPECTED ACTUAL
 ferro_start() {
     local state=$1; shift
     rm -f "$state/openrc"
-    "$FERRO_BIN" up --state-dir "$state" --ephemeral-ports --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
+    # FERRO_WRAP: a command to run it under, e.g. nsenter into a sandbox.
+    ${FERRO_WRAP:-} "$FERRO_BIN" up --state-dir "$state" --ephemeral-ports --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
     FERRO_PID=$!
     for _ in $(seq 1 200); do
         [ -f "$state/openrc" ] && return 0

@@ -38,6 +38,23 @@ pub fn meta_data(spec: &InstanceSpec) -> Value {
     })
 }
 
+/// `network_data.json`: one link per NIC, configured by DHCP (what
+/// cloud-init's OpenStack datasources understand).
+pub fn network_data(spec: &InstanceSpec) -> Value {
+    let links: Vec<Value> = spec
+        .nics
+        .iter()
+        .map(|n| json!({"id": crate::netspec::names::tap(&n.port_id), "type": "phy", "ethernet_mac_address": n.mac, "mtu": n.mtu, "vif_id": n.port_id}))
+        .collect();
+    let networks: Vec<Value> = spec
+        .nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"id": format!("network{i}"), "type": "ipv4_dhcp", "link": crate::netspec::names::tap(&n.port_id), "network_id": n.network_id}))
+        .collect();
+    json!({"links": links, "networks": networks, "services": []})
+}
+
 /// The decoded user data, if any.
 pub fn user_data(spec: &InstanceSpec) -> Option<Vec<u8>> {
     spec.user_data.as_ref().and_then(|u| {

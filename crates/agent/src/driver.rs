@@ -90,3 +90,48 @@ pub async fn run(
     }
     Ok(out)
 }
+
+/// [`run`], feeding `input` on stdin (for `nft -f -`).
+pub async fn run_with_input(
+    what: &'static str,
+    program: &str,
+    args: &[String],
+    input: &str,
+) -> Result<std::process::Output> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| DriverError::Io {
+            what: format!("{what}: starting {program}"),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|source| DriverError::Io {
+                what: format!("{what}: writing to {program}"),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| DriverError::Io {
+            what: format!("{what}: waiting for {program}"),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(DriverError::Command {
+            what,
+            command: format!("{program} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(out)
+}

@@ -8,8 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod configdrive;
+pub mod dataplane;
 pub mod driver;
 pub mod fake;
+pub mod metadata;
+pub mod netspec;
 pub mod qemu;
 pub mod qmp;
 pub mod reconcile;

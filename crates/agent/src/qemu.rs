@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::configdrive;
@@ -235,7 +234,7 @@ impl QemuDriver {
 
     async fn config_drive(&self, spec: &InstanceSpec) -> Result<()> {
         let dir = self.dir(&spec.id);
-        let network_data = json!({"links": [], "networks": [], "services": []});
+        let network_data = crate::configdrive::network_data(spec);
         configdrive::build(
             spec,
             &network_data,
@@ -256,7 +255,7 @@ impl QemuDriver {
             Accel::Kvm(cpu) => ("kvm", cpu),
             Accel::Tcg => ("tcg", "max"),
         };
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "-name".into(), format!("guest={},debug-threads=on", spec.name),
             "-uuid".into(), spec.id.clone(),
             "-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into(),
@@ -273,6 +272,19 @@ impl QemuDriver {
             "-device".into(), "virtio-rng-pci,rng=rng0".into(),
             "-daemonize".into(), "-pidfile".into(), p("qemu.pid"),
         ];
+        // The dataplane made each tap and plugged it into its network's bridge.
+        for (i, nic) in spec.nics.iter().enumerate() {
+            args.push("-netdev".into());
+            args.push(format!(
+                "tap,id=net{i},ifname={},script=no,downscript=no",
+                crate::netspec::names::tap(&nic.port_id)
+            ));
+            args.push("-device".into());
+            args.push(format!(
+                "virtio-net-pci,netdev=net{i},mac={},romfile=",
+                nic.mac
+            ));
+        }
         run("starting qemu", QEMU, &args).await?;
         tracing::info!(server_id = %spec.id, "qemu started");
         Ok(())

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
+use crate::dataplane::Dataplane;
 use crate::driver::{Hypervisor, PowerState};
 use crate::spec::{
     ControlPlane, HostAgent, HostInfo, InstanceSpec, LinkError, Observed, Power, Report,
@@ -39,6 +40,7 @@ pub struct Agent {
     pub host: HostInfo,
     cp: Arc<dyn ControlPlane>,
     driver: Arc<dyn Hypervisor>,
+    dataplane: Arc<dyn Dataplane>,
     applied_dir: PathBuf,
     busy: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<String, Report>>,
@@ -50,6 +52,7 @@ impl Agent {
         host: HostInfo,
         cp: Arc<dyn ControlPlane>,
         driver: Arc<dyn Hypervisor>,
+        dataplane: Arc<dyn Dataplane>,
         state_dir: PathBuf,
     ) -> Arc<Agent> {
         let applied_dir = state_dir.join("agent");
@@ -58,6 +61,7 @@ impl Agent {
             host,
             cp,
             driver,
+            dataplane,
             applied_dir,
             busy: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashMap::new()),
@@ -101,6 +105,10 @@ impl Agent {
                 return;
             }
         };
+        // Ports before instances: a VM's tap must be on its bridge when it starts.
+        if let Err(e) = self.dataplane.apply(&desired.network).await {
+            tracing::debug!(host = %self.host.name, error = %e, "dataplane not converged");
+        }
         let wanted: HashSet<String> = desired.instances.iter().map(|i| i.id.clone()).collect();
         for spec in desired.instances {
             let fresh = self

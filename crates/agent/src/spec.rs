@@ -56,6 +56,28 @@ pub struct InstanceSpec {
     pub resize_seq: i64,
     /// The instance is being deleted: remove everything it owns.
     pub deleted: bool,
+    /// Its network interfaces, in order.
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
+}
+
+/// One network interface of an instance: a port of the network service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicSpec {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac: String,
+    pub mtu: i64,
+}
+
+/// An instance as the metadata service describes it to itself.
+#[derive(Clone, Debug)]
+pub struct MetadataTarget {
+    pub spec: InstanceSpec,
+    pub fixed_ip: String,
+    pub floating_ip: Option<String>,
+    pub flavor_name: String,
+    pub security_groups: Vec<String>,
 }
 
 /// Everything a host should run, at a generation.
@@ -63,6 +85,8 @@ pub struct InstanceSpec {
 pub struct DesiredState {
     pub generation: i64,
     pub instances: Vec<InstanceSpec>,
+    #[serde(default)]
+    pub network: crate::netspec::HostNetwork,
 }
 
 /// What the agent sees of an instance.
@@ -113,6 +137,12 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError>;
     /// A local file holding the image's data.
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError>;
+    /// The instance holding `ip` on `network_id`, for the metadata service.
+    async fn instance_at(
+        &self,
+        network_id: &str,
+        ip: &str,
+    ) -> Result<Option<MetadataTarget>, LinkError>;
 }
 
 /// What the control plane asks of an agent directly.

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ferro_agent::spec::LinkError;
+use ferro_agent::netspec::HostNetwork;
+use ferro_agent::spec::{LinkError, MetadataTarget, NicSpec};
 use ferro_agent::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
 };
@@ -580,7 +581,7 @@ impl ComputeService {
         Ok(())
     }
 
-    fn spec_of(&self, s: &Server) -> InstanceSpec {
+    fn spec_of(&self, s: &Server, nics: Vec<NicSpec>) -> InstanceSpec {
         let flavor = s.flavor();
         InstanceSpec {
             id: s.id.clone(),
@@ -609,8 +610,28 @@ impl ComputeService {
             rebuild_seq: s.rebuild_seq,
             resize_seq: s.resize_seq,
             deleted: s.deleted != 0,
+            nics,
         }
     }
+}
+
+/// A server's interfaces, from its host's desired network, in port order.
+fn nics_of(net: &HostNetwork, server_id: &str) -> Vec<NicSpec> {
+    net.ports
+        .iter()
+        .filter(|p| p.device_id == server_id)
+        .map(|p| NicSpec {
+            port_id: p.id.clone(),
+            network_id: p.network_id.clone(),
+            mac: p.mac.clone(),
+            mtu: net
+                .networks
+                .iter()
+                .find(|n| n.id == p.network_id)
+                .map(|n| n.mtu)
+                .unwrap_or(1500),
+        })
+        .collect()
 }
 
 /// Whether an observed vm_state is the one the desired power leads to.
@@ -624,8 +645,12 @@ fn vm_state_matches(desired: &str, vm_state: &str) -> bool {
     )
 }
 
-/// The in-process link between agents and this controller.
-pub struct LocalLink(pub Arc<ComputeService>);
+/// The in-process link between an agent and this controller. The network
+/// node's agent also runs routers, DHCP and metadata.
+pub struct LocalLink {
+    pub compute: Arc<ComputeService>,
+    pub network_node: bool,
+}
 
 fn link<E: std::fmt::Display>(e: E) -> LinkError {
     LinkError(e.to_string())
@@ -634,7 +659,7 @@ fn link<E: std::fmt::Display>(e: E) -> LinkError {
 #[async_trait::async_trait]
 impl ControlPlane for LocalLink {
     async fn register(&self, h: &HostInfo) -> Result<(), LinkError> {
-        let s = &self.0;
+        let s = &self.compute;
         let now = time::now_micros();
         let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM hosts WHERE name = $1")
             .bind(&h.name)
@@ -686,7 +711,7 @@ impl ControlPlane for LocalLink {
         sqlx::query("UPDATE hosts SET heartbeat_at = $1 WHERE name = $2")
             .bind(time::now_micros())
             .bind(host)
-            .execute(self.0.pool())
+            .execute(self.compute.pool())
             .await
             .map_err(link)?;
         Ok(())
@@ -695,26 +720,68 @@ impl ControlPlane for LocalLink {
     async fn desired(&self, host: &str) -> Result<DesiredState, LinkError> {
         let rows: Vec<Server> = sqlx::query_as("SELECT * FROM servers WHERE host = $1 AND (task_state IS NULL OR task_state <> 'scheduling') ORDER BY id")
             .bind(host)
-            .fetch_all(self.0.pool())
+            .fetch_all(self.compute.pool())
+            .await
+            .map_err(link)?;
+        let network = self
+            .compute
+            .network
+            .host_network(host, self.network_node)
             .await
             .map_err(link)?;
         let generation = rows.iter().map(|s| s.updated_at).max().unwrap_or(0);
         Ok(DesiredState {
             generation,
-            instances: rows.iter().map(|s| self.0.spec_of(s)).collect(),
+            instances: rows
+                .iter()
+                .map(|s| self.compute.spec_of(s, nics_of(&network, &s.id)))
+                .collect(),
+            network,
         })
+    }
+
+    async fn instance_at(
+        &self,
+        network_id: &str,
+        ip: &str,
+    ) -> Result<Option<MetadataTarget>, LinkError> {
+        let c = &self.compute;
+        let Some((device, floating_ip)) = c.network.port_at(network_id, ip).await.map_err(link)?
+        else {
+            return Ok(None);
+        };
+        let Some(s) = c.server(&device).await.map_err(link)? else {
+            return Ok(None);
+        };
+        let host = s.host.clone().unwrap_or_default();
+        let network = c.network.host_network(&host, false).await.map_err(link)?;
+        let security_groups = c
+            .network
+            .devices(Some(std::slice::from_ref(&s.id)))
+            .await
+            .map_err(link)?
+            .remove(&s.id)
+            .map(|d| d.security_groups)
+            .unwrap_or_default();
+        Ok(Some(MetadataTarget {
+            spec: c.spec_of(&s, nics_of(&network, &s.id)),
+            fixed_ip: ip.to_owned(),
+            floating_ip,
+            flavor_name: s.flavor().map(|f| f.original_name).unwrap_or_default(),
+            security_groups,
+        }))
     }
 
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError> {
         for r in reports {
-            self.0.apply_report(host, r).await.map_err(link)?;
+            self.compute.apply_report(host, r).await.map_err(link)?;
         }
         Ok(())
     }
 
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError> {
         let img = self
-            .0
+            .compute
             .images
             .get(image_id)
             .await
@@ -727,7 +794,7 @@ impl ControlPlane for LocalLink {
             )));
         }
         Ok((
-            self.0.images.store.data_path(image_id),
+            self.compute.images.store.data_path(image_id),
             img.disk_format.unwrap_or_else(|| "raw".into()),
         ))
     }

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{host, openrc, serve, tls};
+use crate::{external, host, openrc, serve, tls};
 
 /// Which hypervisor driver the local agent uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,17 @@ pub struct Config {
     /// Physical networks and the host bridges they are reached through
     /// (`physnet1:br-ex`, as in the seed).
     pub bridge_mappings: Vec<(String, String)>,
+    /// Address (with prefix) `up` gives the first mapped bridge, creating
+    /// it if needed: the host's leg on the external network.
+    pub external_cidr: Option<String>,
+    /// Masquerade traffic from the external network out of the host's
+    /// other interfaces (instances reach beyond this host).
+    pub external_nat: bool,
+    /// DNS servers instances' lookups are forwarded to.
+    pub dns_servers: Vec<String>,
+    /// The dataplane: real Linux networking, or a recording fake (the
+    /// default with the fake hypervisor).
+    pub fake_dataplane: Option<bool>,
     /// The local agent's hypervisor driver.
     pub hypervisor: Hypervisor,
     /// This host's name as a compute host (default: the system host name).
@@ -85,6 +96,10 @@ impl Config {
             placement_port: 8778,
             network_port: 9696,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
+            external_cidr: None,
+            external_nat: false,
+            dns_servers: Vec::new(),
+            fake_dataplane: None,
             hypervisor: Hypervisor::Qemu,
             host_name: None,
             fake_fail_spawn: None,
@@ -379,10 +394,33 @@ async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch:
         )),
     };
     let host_info = host::info(&cfg, driver.hypervisor_type());
+    let link: Arc<dyn ferro_agent::ControlPlane> = Arc::new(LocalLink {
+        compute: compute.clone(),
+        network_node: true,
+    });
+    let fake = cfg
+        .fake_dataplane
+        .unwrap_or(cfg.hypervisor == Hypervisor::Fake);
+    let dataplane: Arc<dyn ferro_agent::dataplane::Dataplane> = if fake {
+        Arc::new(ferro_agent::dataplane::FakeDataplane::default())
+    } else {
+        if let Err(e) = external::prepare(&cfg).await {
+            tracing::error!(error = %e, "preparing the external network bridge failed");
+        }
+        Arc::new(ferro_agent::dataplane::linux::LinuxDataplane::new(
+            ferro_agent::dataplane::linux::LinuxConfig {
+                state_dir: cfg.state_dir.clone(),
+                bridge_mappings: cfg.bridge_mappings.clone(),
+                dns_servers: cfg.dns_servers.clone(),
+            },
+            Arc::new(ferro_agent::metadata::MetadataService::new(link.clone())),
+        ))
+    };
     let agent = Agent::new(
         host_info.clone(),
-        Arc::new(LocalLink(compute.clone())),
+        link,
         driver,
+        dataplane,
         cfg.state_dir.clone(),
     );
     compute.attach_agent(&host_info.name, agent.clone());

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole cloud on this host, in the foreground, until SIGTERM or Ctrl-C.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Manage the token encryption keys.
     TokenKeys {
         #[command(subcommand)]
@@ -65,6 +65,20 @@ struct UpArgs {
     /// Physical network to host bridge mappings, comma separated.
     #[arg(long, default_value = "physnet1:br-ex")]
     bridge_mappings: String,
+    /// This host's address on the external network, e.g. 172.16.0.1/20:
+    /// the first mapped bridge (br-ex) is created if missing and given it.
+    #[arg(long)]
+    external_cidr: Option<String>,
+    /// Masquerade the external network out of the host's other interfaces.
+    #[arg(long)]
+    external_nat: bool,
+    /// DNS servers instances' lookups are forwarded to, comma separated.
+    #[arg(long, default_value = "")]
+    dns_servers: String,
+    /// Dataplane: linux (bridges, namespaces, nftables, dnsmasq) or fake
+    /// (records only; the default with --hypervisor fake).
+    #[arg(long, value_parser = ["linux", "fake"])]
+    dataplane: Option<String>,
     /// Hypervisor driver of this host's agent: qemu (real VMs) or fake (tests).
     #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
     hypervisor: String,
@@ -112,7 +126,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("starting the runtime")?
-            .block_on(up(args)),
+            .block_on(up(*args)),
         Command::TokenKeys {
             action: KeyAction::Rotate { state_dir },
         } => {
@@ -144,6 +158,20 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         },
         network_port: if a.ephemeral_ports { 0 } else { a.network_port },
         bridge_mappings: parse_mappings(&a.bridge_mappings)?,
+        external_cidr: a.external_cidr,
+        external_nat: a.external_nat,
+        dns_servers: a
+            .dns_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                d.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| ip.to_string())
+                    .map_err(|_| anyhow::anyhow!("--dns-servers: {d:?} is not an IPv4 address"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        fake_dataplane: a.dataplane.map(|d| d == "fake"),
         hypervisor: if a.hypervisor == "fake" {
             Hypervisor::Fake
         } else {

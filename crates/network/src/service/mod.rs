@@ -5,6 +5,7 @@
 //! reconcile their dataplane at once instead of at their next tick.
 
 mod devices;
+mod hostview;
 mod networks;
 mod ports;
 mod routers;

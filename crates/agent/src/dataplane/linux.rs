@@ -1,0 +1,710 @@
+//! The Linux dataplane: no OVS, only what the kernel has.
+//!
+//! ```text
+//!  VM ── tapP ──┐                       ┌── qr-L (qrouter-R) ── qg-G ── tapG ── br-ex ── host
+//!  VM ── tapQ ──┤ brqN (one per network)├── tapL
+//!               └── dh-N ── ns-N (qdhcp-N: dnsmasq + metadata on 169.254.169.254)
+//! ```
+//!
+//! A flat network *is* its mapped host bridge (`physnet1:br-ex`); a VLAN
+//! network is a bridge holding a VLAN sub-interface of the mapped bridge;
+//! VXLAN and local networks are a bridge of their own on this host.
+//! Security and NAT are nftables rulesets (see [`super::nft`]).
+//!
+//! Everything made here is recorded in a ledger under the state directory;
+//! garbage collection removes only what the ledger names, never by pattern.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::{dhcp, nft, Dataplane};
+use crate::driver::{run, run_with_input, DriverError, Result};
+use crate::metadata::MetadataService;
+use crate::netspec::{names, HostNetwork, NetSpec};
+
+/// How this host's dataplane is set up.
+#[derive(Clone, Debug)]
+pub struct LinuxConfig {
+    pub state_dir: PathBuf,
+    /// Physical network → host bridge (`physnet1` → `br-ex`).
+    pub bridge_mappings: Vec<(String, String)>,
+    /// DNS servers instances' lookups go to for names outside the cloud.
+    pub dns_servers: Vec<String>,
+}
+
+/// What this dataplane has made, so it removes exactly that.
+#[derive(Default, Serialize, Deserialize)]
+struct Ledger {
+    links: BTreeSet<String>,
+    namespaces: BTreeSet<String>,
+    tables: bool,
+}
+
+struct Inner {
+    ledger: Ledger,
+    last: Option<HostNetwork>,
+    last_full: Option<Instant>,
+}
+
+pub struct LinuxDataplane {
+    cfg: LinuxConfig,
+    metadata: Arc<MetadataService>,
+    inner: Mutex<Inner>,
+}
+
+/// Re-checks the whole host this often even when nothing changed.
+const RESYNC: Duration = Duration::from_secs(30);
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| (*x).to_owned()).collect()
+}
+
+async fn ip(what: &'static str, args: &[&str]) -> Result<()> {
+    run(what, "ip", &s(args)).await.map(|_| ())
+}
+
+/// Names of the links in a namespace (`None`: this one).
+async fn links(ns: Option<&str>) -> Result<Vec<(String, Option<String>)>> {
+    let mut args = Vec::new();
+    if let Some(n) = ns {
+        args.extend(["-n".to_owned(), n.to_owned()]);
+    }
+    args.extend(s(&["-j", "link", "show"]));
+    let out = run("listing links", "ip", &args).await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| {
+                    Some((
+                        l["ifname"].as_str()?.to_owned(),
+                        l["master"].as_str().map(str::to_owned),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn namespaces() -> Result<BTreeSet<String>> {
+    let out = run("listing namespaces", "ip", &s(&["-j", "netns", "list"])).await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// IPv4 addresses (with prefix) on a link in a namespace.
+async fn addresses(ns: &str, dev: &str) -> Result<Vec<String>> {
+    let out = run(
+        "listing addresses",
+        "ip",
+        &s(&["-n", ns, "-j", "-4", "addr", "show", "dev", dev]),
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut found = Vec::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if let (Some(ip), Some(p)) = (a["local"].as_str(), a["prefixlen"].as_i64()) {
+                found.push(format!("{ip}/{p}"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Makes `dev`'s addresses exactly `want`.
+async fn sync_addresses(ns: &str, dev: &str, want: &[String]) -> Result<()> {
+    let have = addresses(ns, dev).await?;
+    for a in have.iter().filter(|a| !want.contains(a)) {
+        ip(
+            "removing an address",
+            &["-n", ns, "addr", "del", a, "dev", dev],
+        )
+        .await?;
+    }
+    for a in want.iter().filter(|a| !have.contains(a)) {
+        ip(
+            "adding an address",
+            &["-n", ns, "addr", "replace", a, "dev", dev],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn pid_alive(pid_file: &Path, needle: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let text = String::from_utf8_lossy(&cmdline);
+    (text.contains("dnsmasq") && text.contains(needle)).then_some(pid)
+}
+
+impl LinuxDataplane {
+    pub fn new(cfg: LinuxConfig, metadata: Arc<MetadataService>) -> Self {
+        let ledger = std::fs::read(cfg.state_dir.join("dataplane/ledger.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        LinuxDataplane {
+            cfg,
+            metadata,
+            inner: Mutex::new(Inner {
+                ledger,
+                last: None,
+                last_full: None,
+            }),
+        }
+    }
+
+    fn save(&self, ledger: &Ledger) {
+        let dir = self.cfg.state_dir.join("dataplane");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(b) = serde_json::to_vec_pretty(ledger) {
+            let _ = std::fs::write(dir.join("ledger.json"), b);
+        }
+    }
+
+    fn mapped(&self, physnet: Option<&str>) -> Option<&str> {
+        let p = physnet?;
+        self.cfg
+            .bridge_mappings
+            .iter()
+            .find(|(n, _)| n == p)
+            .map(|(_, b)| b.as_str())
+    }
+
+    fn dhcp_dir(&self, network_id: &str) -> PathBuf {
+        self.cfg.state_dir.join("dhcp").join(network_id)
+    }
+
+    /// The bridge a network's ports plug into, made if it's ours to make.
+    async fn ensure_network(
+        &self,
+        n: &NetSpec,
+        have: &[(String, Option<String>)],
+        ledger: &mut Ledger,
+    ) -> Result<String> {
+        let exists = |name: &str| have.iter().any(|(l, _)| l == name);
+        if n.network_type == "flat" {
+            let b = self.mapped(n.physical_network.as_deref()).ok_or_else(|| {
+                DriverError::Failed(format!(
+                    "network {}: no bridge mapping for physical network {:?}",
+                    n.id, n.physical_network
+                ))
+            })?;
+            if !exists(b) {
+                return Err(DriverError::Failed(format!(
+                    "network {}: bridge {b} of physical network {:?} does not exist on this host",
+                    n.id, n.physical_network
+                )));
+            }
+            return Ok(b.to_owned());
+        }
+        let b = names::bridge(&n.id);
+        if !exists(&b) {
+            let mtu = n.mtu.to_string();
+            ip(
+                "creating a bridge",
+                &["link", "add", &b, "mtu", &mtu, "type", "bridge"],
+            )
+            .await?;
+            ledger.links.insert(b.clone());
+            tracing::info!(network_id = %n.id, bridge = %b, "bridge created");
+        }
+        ip("bringing a bridge up", &["link", "set", &b, "up"]).await?;
+        if n.network_type == "vlan" {
+            let (Some(parent), Some(vid)) = (
+                self.mapped(n.physical_network.as_deref()),
+                n.segmentation_id,
+            ) else {
+                return Err(DriverError::Failed(format!(
+                    "network {}: VLAN without a mapped physical network",
+                    n.id
+                )));
+            };
+            let v = names::vlan(parent, vid);
+            if !exists(&v) {
+                let vid = vid.to_string();
+                ip(
+                    "creating a VLAN link",
+                    &[
+                        "link", "add", "link", parent, "name", &v, "type", "vlan", "id", &vid,
+                    ],
+                )
+                .await?;
+                ledger.links.insert(v.clone());
+            }
+            ip(
+                "plugging a VLAN link",
+                &["link", "set", &v, "master", &b, "up"],
+            )
+            .await?;
+        }
+        Ok(b)
+    }
+
+    /// A tap for an instance port, on its network's bridge.
+    async fn ensure_tap(
+        &self,
+        tap: &str,
+        bridge: &str,
+        mtu: i64,
+        have: &[(String, Option<String>)],
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        match have.iter().find(|(l, _)| l == tap) {
+            Some((_, Some(m))) if m == bridge => {}
+            found => {
+                if found.is_none() {
+                    ip(
+                        "creating a tap",
+                        &["tuntap", "add", "dev", tap, "mode", "tap"],
+                    )
+                    .await?;
+                    ledger.links.insert(tap.to_owned());
+                }
+                let mtu = mtu.to_string();
+                ip(
+                    "plugging a tap",
+                    &["link", "set", tap, "mtu", &mtu, "master", bridge, "up"],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A veth from a bridge into a namespace: `host` on the bridge, `inner` in `ns`.
+    #[allow(clippy::too_many_arguments)]
+    async fn ensure_leg(
+        &self,
+        ns: &str,
+        host: &str,
+        inner: &str,
+        mac: Option<&str>,
+        bridge: &str,
+        mtu: i64,
+        have: &[(String, Option<String>)],
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let mtu = mtu.to_string();
+        if !have.iter().any(|(l, _)| l == host) {
+            ip(
+                "creating a namespace leg",
+                &[
+                    "link", "add", host, "mtu", &mtu, "type", "veth", "peer", "name", inner, "mtu",
+                    &mtu, "netns", ns,
+                ],
+            )
+            .await?;
+            ledger.links.insert(host.to_owned());
+        }
+        ip(
+            "plugging a namespace leg",
+            &["link", "set", host, "master", bridge, "up"],
+        )
+        .await?;
+        if let Some(m) = mac {
+            ip(
+                "setting a leg's MAC",
+                &["-n", ns, "link", "set", inner, "address", m],
+            )
+            .await?;
+        }
+        ip("bringing a leg up", &["-n", ns, "link", "set", inner, "up"]).await?;
+        Ok(())
+    }
+
+    async fn ensure_ns(
+        &self,
+        ns: &str,
+        present: &BTreeSet<String>,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        if !present.contains(ns) {
+            ip("creating a namespace", &["netns", "add", ns]).await?;
+            ledger.namespaces.insert(ns.to_owned());
+            tracing::info!(namespace = ns, "namespace created");
+        }
+        ip("bringing lo up", &["-n", ns, "link", "set", "lo", "up"]).await
+    }
+
+    /// DHCP, DNS and metadata for one network.
+    async fn ensure_dhcp(
+        &self,
+        n: &NetSpec,
+        bridge: &str,
+        have: &[(String, Option<String>)],
+        present: &BTreeSet<String>,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let ns = names::dhcp_ns(&n.id);
+        self.ensure_ns(&ns, present, ledger).await?;
+        let (host, inner) = names::dhcp_legs(&n.id);
+        self.ensure_leg(&ns, &host, &inner, None, bridge, n.mtu, have, ledger)
+            .await?;
+        sync_addresses(&ns, &inner, &[format!("{}/32", dhcp::METADATA_IP)]).await?;
+        for sub in n.subnets.iter().filter(|s| s.dhcp) {
+            ip(
+                "routing to a subnet",
+                &[
+                    "-n",
+                    &ns,
+                    "route",
+                    "replace",
+                    &sub.cidr,
+                    "dev",
+                    &inner,
+                    "src",
+                    dhcp::METADATA_IP,
+                ],
+            )
+            .await?;
+        }
+        let dir = self.dhcp_dir(&n.id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|source| DriverError::Io {
+                what: "dhcp dir".into(),
+                source,
+            })?;
+        let hosts = dhcp::hosts(n);
+        let write = |name: &str, body: String| {
+            let p = dir.join(name);
+            async move {
+                let old = tokio::fs::read_to_string(&p).await.unwrap_or_default();
+                if old != body {
+                    tokio::fs::write(&p, body)
+                        .await
+                        .map_err(|source| DriverError::Io {
+                            what: format!("writing {}", p.display()),
+                            source,
+                        })?;
+                    return Ok::<bool, DriverError>(true);
+                }
+                Ok(false)
+            }
+        };
+        let hosts_changed = write("hosts", hosts).await? | write("names", dhcp::names(n)).await?;
+        let args = dhcp::args(n, &inner, &dir, &self.cfg.dns_servers);
+        let args_changed = write("args", args.join("\n")).await?;
+        let pid_file = dir.join("pid");
+        let needle = pid_file.display().to_string();
+        match pid_alive(&pid_file, &needle) {
+            Some(pid) if !args_changed => {
+                if hosts_changed {
+                    run("reloading dnsmasq", "kill", &s(&["-HUP", &pid.to_string()])).await?;
+                }
+            }
+            running => {
+                if let Some(pid) = running {
+                    let _ = run("stopping dnsmasq", "kill", &s(&[&pid.to_string()])).await;
+                }
+                let mut full = s(&["netns", "exec", &ns, "dnsmasq"]);
+                full.extend(args);
+                run("starting dnsmasq", "ip", &full).await?;
+                tracing::info!(network_id = %n.id, "dnsmasq started");
+            }
+        }
+        self.metadata.serve(&n.id, &ns).await
+    }
+
+    async fn stop_dhcp(&self, network_id: &str) {
+        let dir = self.dhcp_dir(network_id);
+        let pid_file = dir.join("pid");
+        if let Some(pid) = pid_alive(&pid_file, &pid_file.display().to_string()) {
+            let _ = run("stopping dnsmasq", "kill", &s(&[&pid.to_string()])).await;
+            tracing::info!(network_id, "dnsmasq stopped");
+        }
+        self.metadata.stop(network_id);
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+
+    async fn ensure_router(
+        &self,
+        r: &crate::netspec::RouterSpec,
+        bridges: &HashMap<String, String>,
+        mtus: &HashMap<String, i64>,
+        have: &[(String, Option<String>)],
+        present: &BTreeSet<String>,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let ns = names::router_ns(&r.id);
+        self.ensure_ns(&ns, present, ledger).await?;
+        run(
+            "enabling forwarding",
+            "ip",
+            &s(&[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]),
+        )
+        .await?;
+        let mut wanted = Vec::new();
+        let legs = r
+            .interfaces
+            .iter()
+            .map(|l| (l, names::router_iface(&l.port_id), vec![l.address.clone()]));
+        let gw = r.gateway.iter().map(|l| {
+            let mut addrs = vec![l.address.clone()];
+            addrs.extend(r.floating.iter().map(|(f, _)| format!("{f}/32")));
+            (l, names::gateway_iface(&l.port_id), addrs)
+        });
+        for (leg, inner, addrs) in legs.chain(gw) {
+            let Some(bridge) = bridges.get(&leg.network_id) else {
+                tracing::warn!(router_id = %r.id, network_id = %leg.network_id, "router leg on a network this host lacks");
+                continue;
+            };
+            let mtu = mtus.get(&leg.network_id).copied().unwrap_or(1500);
+            self.ensure_leg(
+                &ns,
+                &names::tap(&leg.port_id),
+                &inner,
+                Some(&leg.mac),
+                bridge,
+                mtu,
+                have,
+                ledger,
+            )
+            .await?;
+            sync_addresses(&ns, &inner, &addrs).await?;
+            wanted.push(inner);
+        }
+        for (l, _) in links(Some(&ns)).await? {
+            if (l.starts_with("qr-") || l.starts_with("qg-")) && !wanted.contains(&l) {
+                ip("removing a router leg", &["-n", &ns, "link", "del", &l]).await?;
+            }
+        }
+        match (&r.gateway, &r.gateway_nexthop) {
+            (Some(g), Some(nh)) => {
+                let dev = names::gateway_iface(&g.port_id);
+                ip(
+                    "routing a router out",
+                    &[
+                        "-n", &ns, "route", "replace", "default", "via", nh, "dev", &dev,
+                    ],
+                )
+                .await?;
+            }
+            _ => {
+                let _ = ip(
+                    "removing a default route",
+                    &["-n", &ns, "route", "del", "default"],
+                )
+                .await;
+            }
+        }
+        for (dest, hop) in &r.routes {
+            ip(
+                "adding a static route",
+                &["-n", &ns, "route", "replace", dest, "via", hop],
+            )
+            .await?;
+        }
+        run_with_input(
+            "applying router NAT",
+            "ip",
+            &s(&["netns", "exec", &ns, "nft", "-f", "-"]),
+            &nft::replace("ip", &nft::router_table(r)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for LinuxDataplane {
+    async fn apply(&self, net: &HostNetwork) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        if inner.last.as_ref() == Some(net) && inner.last_full.is_some_and(|t| t.elapsed() < RESYNC)
+        {
+            return Ok(());
+        }
+        let mut ledger = std::mem::take(&mut inner.ledger);
+        let result = self.converge(net, &mut ledger).await;
+        self.save(&ledger);
+        inner.ledger = ledger;
+        if result.is_ok() {
+            inner.last = Some(net.clone());
+            inner.last_full = Some(Instant::now());
+        } else {
+            inner.last = None;
+        }
+        result
+    }
+
+    async fn teardown(&self) -> Result<()> {
+        self.apply(&HostNetwork::default()).await
+    }
+}
+
+impl LinuxDataplane {
+    async fn converge(&self, net: &HostNetwork, ledger: &mut Ledger) -> Result<()> {
+        let mut first_error: Option<DriverError> = None;
+        let mut note = |e: DriverError| {
+            tracing::warn!(error = %e, "dataplane step failed");
+            if first_error.is_none() {
+                first_error = Some(e);
+            }
+        };
+        let have = links(None).await?;
+        let present = namespaces().await?;
+        let mut bridges: HashMap<String, String> = HashMap::new();
+        let mtus: HashMap<String, i64> =
+            net.networks.iter().map(|n| (n.id.clone(), n.mtu)).collect();
+        let mut wanted_links: BTreeSet<String> = BTreeSet::new();
+        let mut wanted_ns: BTreeSet<String> = BTreeSet::new();
+        for n in &net.networks {
+            match self.ensure_network(n, &have, ledger).await {
+                Ok(b) => {
+                    wanted_links.insert(b.clone());
+                    if let (Some(parent), Some(vid)) = (
+                        self.mapped(n.physical_network.as_deref()),
+                        n.segmentation_id,
+                    ) {
+                        if n.network_type == "vlan" {
+                            wanted_links.insert(names::vlan(parent, vid));
+                        }
+                    }
+                    bridges.insert(n.id.clone(), b);
+                }
+                Err(e) => note(e),
+            }
+        }
+        for p in &net.ports {
+            let Some(b) = bridges.get(&p.network_id) else {
+                continue;
+            };
+            let tap = names::tap(&p.id);
+            if let Err(e) = self
+                .ensure_tap(
+                    &tap,
+                    b,
+                    mtus.get(&p.network_id).copied().unwrap_or(1500),
+                    &have,
+                    ledger,
+                )
+                .await
+            {
+                note(e);
+            }
+            wanted_links.insert(tap);
+        }
+        let mut dhcp_nets = BTreeSet::new();
+        for n in net.networks.iter().filter(|n| n.serves_dhcp()) {
+            let Some(b) = bridges.get(&n.id) else {
+                continue;
+            };
+            wanted_ns.insert(names::dhcp_ns(&n.id));
+            wanted_links.insert(names::dhcp_legs(&n.id).0);
+            dhcp_nets.insert(n.id.clone());
+            if let Err(e) = self.ensure_dhcp(n, b, &have, &present, ledger).await {
+                note(e);
+            }
+        }
+        for r in &net.routers {
+            wanted_ns.insert(names::router_ns(&r.id));
+            for leg in r.interfaces.iter().chain(r.gateway.iter()) {
+                wanted_links.insert(names::tap(&leg.port_id));
+            }
+            if let Err(e) = self
+                .ensure_router(r, &bridges, &mtus, &have, &present, ledger)
+                .await
+            {
+                note(e);
+            }
+        }
+        // Security: replaced whole, atomically, whenever there is anything to secure or undo.
+        if !net.ports.is_empty() || ledger.tables {
+            let pairs: Vec<(String, String)> = bridges
+                .iter()
+                .map(|(n, b)| (n.clone(), b.clone()))
+                .collect();
+            let mut pairs = pairs;
+            pairs.sort();
+            let script = format!(
+                "{}{}",
+                nft::replace("bridge", &nft::bridge_table(&net.ports)),
+                nft::replace("inet", &nft::inet_table(&net.ports, &net.groups, &pairs))
+            );
+            match run_with_input("applying security groups", "nft", &s(&["-f", "-"]), &script).await
+            {
+                Ok(_) => ledger.tables = true,
+                Err(e) => note(e),
+            }
+        }
+        // Garbage: what the ledger names and the state no longer wants.
+        for ns in ledger.namespaces.clone() {
+            if wanted_ns.contains(&ns) {
+                continue;
+            }
+            if let Some(network_id) = ns.strip_prefix("qdhcp-") {
+                self.stop_dhcp(network_id).await;
+            }
+            if present.contains(&ns) {
+                if let Err(e) = ip("deleting a namespace", &["netns", "del", &ns]).await {
+                    note(e);
+                    continue;
+                }
+            }
+            tracing::info!(namespace = %ns, "namespace deleted");
+            ledger.namespaces.remove(&ns);
+        }
+        for n in ledger
+            .namespaces
+            .iter()
+            .filter_map(|ns| ns.strip_prefix("qdhcp-"))
+        {
+            if !dhcp_nets.contains(n) {
+                self.stop_dhcp(n).await;
+            }
+        }
+        let now = links(None).await.unwrap_or_default();
+        for l in ledger.links.clone() {
+            if wanted_links.contains(&l) {
+                continue;
+            }
+            if now.iter().any(|(x, _)| *x == l) {
+                if let Err(e) = ip("deleting a link", &["link", "del", &l]).await {
+                    note(e);
+                    continue;
+                }
+            }
+            ledger.links.remove(&l);
+        }
+        if net.ports.is_empty() && ledger.tables && ledger.links.is_empty() {
+            for family in ["bridge", "inet"] {
+                let _ = run(
+                    "removing a table",
+                    "nft",
+                    &s(&["delete", "table", family, nft::TABLE]),
+                )
+                .await;
+            }
+            ledger.tables = false;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
