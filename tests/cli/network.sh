@@ -129,6 +129,20 @@ check_eq "inside: the EC2 tree has the key" "$(cut -d' ' -f1-2 "$scratch/id_rsa.
     "$(on_vm "$FLOATING_IP" wget -q -O - http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key 2>&1 | cut -d' ' -f1-2)"
 check "inside: instance names resolve in the network" on_vm "$FLOATING_IP" nslookup -type=a client
 
+# The agent dies (SIGKILL) and comes back: the dataplane is rebuilt from
+# desired state and an established connection survives it.
+in_box ssh "${ssh_opts[@]}" "cloud@$FLOATING_IP" 'sleep 12; echo still-connected' >"$scratch/long-ssh.out" 2>&1 &
+long_ssh=$!
+sleep 2
+kill -KILL "$FERRO_PID"; wait "$FERRO_PID" 2>/dev/null; FERRO_PID=
+ferro_start "$state" --external-cidr 172.16.0.1/20 || exit 1
+. "$state/openrc"
+wait "$long_ssh"
+check_eq "an SSH session opened before the restart is still connected" "still-connected" "$(cat "$scratch/long-ssh.out")"
+check "new SSH connections work after the restart" on_vm "$FLOATING_IP" true
+check_eq "the metadata service answers after the restart" "$id client" \
+    "$(on_vm "$FLOATING_IP" wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json 2>&1 | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["uuid"], m["name"])' 2>&1)"
+
 # A second instance on user1_net reaches the first by fixed IP.
 # Instances that serve their name on port 8080 (user data runs as root).
 serve_name() { printf '#!/bin/sh\nmkdir -p /tmp/www && echo %s >/tmp/www/who && httpd -p 8080 -h /tmp/www\n' "$1" >"$scratch/$1.sh"; }
@@ -190,8 +204,9 @@ gone() {
     return 0
 }
 wait_for "no namespace, bridge or tap is left" 30 gone
-check_eq "no ferrostack nft table is left" "" "$(in_box nft list tables | grep ferrostack)"
+no_tables() { ! in_box nft list tables | grep -q ferrostack; }
+wait_for "no ferrostack nft table is left" 10 no_tables
 check_eq "no dnsmasq is left" "" "$(ls "$state"/dhcp/*/pid 2>/dev/null)"
-check_eq "the ledger is empty" '{"links":[],"namespaces":[],"tables":false}' \
-    "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",",":")))' "$state/dataplane/ledger.json" 2>&1)"
+ledger_empty() { [ "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",",":")))' "$state/dataplane/ledger.json")" = '{"links":[],"namespaces":[],"tables":false}' ]; }
+wait_for "the ledger of what the dataplane made is empty" 10 ledger_empty
 finish
