@@ -34,7 +34,10 @@ build_release() {
 OSC_VERSION=10.5.0
 ensure_venv() {
     FERRO_VENV=${FERRO_VENV:-/var/tmp/ferrostack-venv}
-    if [ -x "$FERRO_VENV/bin/openstack" ] && "$FERRO_VENV/bin/pip" show python-openstackclient 2>/dev/null | grep -q "^Version: $OSC_VERSION$"; then
+    local shown=
+    # Read pip's whole answer first: `pip show | grep -q` can die of SIGPIPE under pipefail.
+    [ -x "$FERRO_VENV/bin/pip" ] && shown=$("$FERRO_VENV/bin/pip" show python-openstackclient 2>/dev/null || true)
+    if [ -x "$FERRO_VENV/bin/openstack" ] && printf '%s\n' "$shown" | grep -q "^Version: $OSC_VERSION$"; then
         export FERRO_VENV
         return 0
     fi

@@ -23,7 +23,9 @@ cleanup() {
     ferro_stop
     ferro_kill_vms "$state"
     local pidfile pid ns
-    for pidfile in "$state"/dhcp/*/pid; do
+    local run_dir
+    run_dir=$(cat "$state/dataplane/run-dir" 2>/dev/null)
+    for pidfile in ${run_dir:-/nonexistent}/dhcp/*/pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         if [ -n "$pid" ] && grep -q "$pidfile" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
@@ -34,6 +36,7 @@ cleanup() {
         done
     fi
     ip netns del "$box" 2>/dev/null || true
+    [ -n "$run_dir" ] && rm -rf "$run_dir"
 }
 trap cleanup EXIT
 
@@ -206,7 +209,7 @@ gone() {
 wait_for "no namespace, bridge or tap is left" 30 gone
 no_tables() { ! in_box nft list tables | grep -q ferrostack; }
 wait_for "no ferrostack nft table is left" 10 no_tables
-check_eq "no dnsmasq is left" "" "$(ls "$state"/dhcp/*/pid 2>/dev/null)"
+check_eq "no dnsmasq is left" "" "$(ls "$(cat "$state/dataplane/run-dir")"/dhcp/*/pid 2>/dev/null)"
 ledger_empty() { [ "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",",":")))' "$state/dataplane/ledger.json")" = '{"links":[],"namespaces":[],"tables":false}' ]; }
 wait_for "the ledger of what the dataplane made is empty" 10 ledger_empty
 finish

@@ -424,6 +424,20 @@ async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch:
         cfg.state_dir.clone(),
     );
     compute.attach_agent(&host_info.name, agent.clone());
+    // A change of network state reaches the dataplane now, not at the next tick.
+    let mut changes = compute.network.watch();
+    let (waker, mut stop) = (agent.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                r = changes.changed() => match r {
+                    Ok(()) => ferro_agent::HostAgent::wake(waker.as_ref()),
+                    Err(_) => break,
+                },
+            }
+        }
+    });
     agent.run(shutdown).await;
 }
 

@@ -53,6 +53,9 @@ struct Inner {
 
 pub struct LinuxDataplane {
     cfg: LinuxConfig,
+    /// Files dnsmasq reads after dropping to `nobody`: outside the
+    /// (private) state directory, under /run, one directory per cloud.
+    run_dir: PathBuf,
     metadata: Arc<MetadataService>,
     inner: Mutex<Inner>,
 }
@@ -143,6 +146,13 @@ async fn sync_addresses(ns: &str, dev: &str, want: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A stable hash (FNV-1a), so a restarted agent finds its run directory.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn pid_alive(pid_file: &Path, needle: &str) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file)
         .ok()?
@@ -160,8 +170,19 @@ impl LinuxDataplane {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        let run_dir = PathBuf::from("/run/ferrostack").join(format!(
+            "{:016x}",
+            fnv1a(cfg.state_dir.display().to_string().as_bytes())
+        ));
+        // Say where, for operators and tests.
+        let _ = std::fs::create_dir_all(cfg.state_dir.join("dataplane"));
+        let _ = std::fs::write(
+            cfg.state_dir.join("dataplane/run-dir"),
+            run_dir.display().to_string(),
+        );
         LinuxDataplane {
             cfg,
+            run_dir,
             metadata,
             inner: Mutex::new(Inner {
                 ledger,
@@ -189,7 +210,7 @@ impl LinuxDataplane {
     }
 
     fn dhcp_dir(&self, network_id: &str) -> PathBuf {
-        self.cfg.state_dir.join("dhcp").join(network_id)
+        self.run_dir.join("dhcp").join(network_id)
     }
 
     /// The bridge a network's ports plug into, made if it's ours to make.
@@ -686,7 +707,10 @@ impl LinuxDataplane {
             if now.iter().any(|(x, _)| *x == l) {
                 if let Err(e) = ip("deleting a link", &["link", "del", &l]).await {
                     // A namespace's veth ends vanish with it, a moment later.
-                    let still = links(None).await.map(|v| v.iter().any(|(x, _)| *x == l)).unwrap_or(true);
+                    let still = links(None)
+                        .await
+                        .map(|v| v.iter().any(|(x, _)| *x == l))
+                        .unwrap_or(true);
                     if still {
                         note(e);
                         continue;
