@@ -174,6 +174,8 @@ client2_answers() { [ "$(name_at "$ip2")" = client2 ]; }
 wait_for "client reaches client2 by fixed IP ($ip2)" 90 client2_answers
 via_client2() { in_box ssh "${ssh_opts[@]}" -o "ProxyCommand=ssh ${ssh_opts[*]} -W %h:%p cloud@$FLOATING_IP" "cloud@$ip2" "$@"; }
 check_eq "client2 reaches client by fixed IP ($fixed)" "client" "$(via_client2 timeout 5 wget -q -O - "http://$fixed:8080/who" 2>&1)"
+check_eq "the metadata service tells client2 about client2" "client2" \
+    "$(via_client2 wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json 2>&1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])' 2>&1)"
 check "another project's instance ($other_ip) is out of reach" bash -c "! ip netns exec $box ssh ${ssh_opts[*]} cloud@$FLOATING_IP timeout 8 wget -q -O - http://$other_ip:8080/who"
 
 made_ns=$(ledger_ns)
@@ -181,6 +183,13 @@ check "the dataplane made a router and DHCP namespaces" bash -c "echo '$made_ns'
 
 # Security groups and floating IPs take effect.
 check "a TCP port with no rule is unreachable (client serves 8080)" bash -c "! ip netns exec $box timeout 4 bash -c 'exec 3<>/dev/tcp/$FLOATING_IP/8080' 2>/dev/null"
+check "security group create web" os security group create web
+check "web allows tcp 8080" os security group rule create --proto tcp --dst-port 8080 web
+check "server add security group client web" os server add security group client web
+check "with web added, port 8080 answers" tcp_open "$FLOATING_IP" 8080
+check "server remove security group client web" os server remove security group client web
+closed_8080() { ! tcp_open "$FLOATING_IP" 8080 2>/dev/null; }
+wait_for "with web removed, port 8080 is closed again" 10 closed_8080
 rule=$(os security group rule list default --protocol tcp -f value -c ID | head -n1)
 check "security group rule delete (SSH)" os security group rule delete "$rule"
 no_ssh() { ! on_vm "$FLOATING_IP" true >/dev/null 2>&1; }
@@ -193,6 +202,7 @@ wait_for "without its floating IP the instance is unreachable" 20 no_ping "$FLOA
 check "p2: server delete" p2 server delete --wait other
 check "p2: network delete (with its subnet)" p2 network delete p2_net
 check "server delete client client2" os server delete --wait client client2
+check "security group delete web" os security group delete web
 check "floating ip delete" os floating ip delete "$FLOATING_IP"
 check "router unset --external-gateway" os router unset --external-gateway user1_router
 check "router remove subnet" os router remove subnet user1_router user1_subnet
