@@ -5,23 +5,13 @@
 //! other interfaces (`--external-nat`), in a table of our own.
 
 use anyhow::Context;
+use ferro_agent::driver::{run, run_with_input};
 
 use crate::cloud::Config;
 
 async fn ip(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let out = tokio::process::Command::new("ip")
-        .args(args)
-        .output()
-        .await
-        .context("running ip")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out)
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    Ok(run("configuring the external bridge", "ip", &args).await?)
 }
 
 /// Makes the external bridge and gives it its address (idempotent).
@@ -46,19 +36,13 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<()> {
              table ip ferrostack-external {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
              ip saddr {network} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
         );
-        let mut child = tokio::process::Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .context("running nft")?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt;
-            stdin.write_all(script.as_bytes()).await?;
-        }
-        anyhow::ensure!(
-            child.wait().await?.success(),
-            "nft refused the external NAT table"
-        );
+        run_with_input(
+            "the external NAT table",
+            "nft",
+            &["-f".to_owned(), "-".to_owned()],
+            &script,
+        )
+        .await?;
         tokio::fs::write("/proc/sys/net/ipv4/ip_forward", b"1")
             .await
             .context("enabling forwarding")?;
