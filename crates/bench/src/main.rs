@@ -13,6 +13,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 mod compute;
+mod lists;
 
 #[derive(Parser)]
 struct Cli {
@@ -26,6 +27,8 @@ enum Cmd {
     Identity(Args),
     /// server create → ACTIVE → guest ready, next to a bare qemu boot; 10 at once.
     Compute(compute::Args),
+    /// List latency with 10k servers and ports (fake hypervisor).
+    Lists(lists::Args),
     /// The scheduler over many hosts.
     Scheduler {
         #[arg(long, default_value_t = 1000)]
@@ -212,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Identity(a) => identity(a).await,
         Cmd::Compute(a) => compute::run(a).await,
+        Cmd::Lists(a) => lists::run(a).await,
         Cmd::Scheduler { hosts } => {
             scheduler(hosts);
             Ok(())

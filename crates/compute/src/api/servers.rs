@@ -1,6 +1,8 @@
 //! Servers: create (the boot saga starts here), list, show, update, delete,
 //! actions, console output and instance actions.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State as St};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -429,18 +431,20 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     ))
 }
 
-async fn host_status(s: &ComputeService, host: Option<&str>) -> Result<Option<&'static str>> {
-    let Some(h) = host else { return Ok(None) };
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT heartbeat_at, forced_down FROM hosts WHERE name = $1")
-            .bind(h)
-            .fetch_optional(s.pool())
+/// `UP`/`DOWN` of every compute host, read once per request (admins see
+/// `host_status`; hosts are few, servers many).
+async fn host_statuses(s: &ComputeService, c: &Ctx) -> Result<HashMap<String, &'static str>> {
+    if !c.auth.is_admin() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT name, heartbeat_at, forced_down FROM hosts")
+            .fetch_all(s.pool())
             .await?;
-    Ok(Some(match row {
-        Some((hb, forced)) if host_is_up(hb, forced) => "UP",
-        Some(_) => "DOWN",
-        None => "UNKNOWN",
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(name, hb, forced)| (name, if host_is_up(hb, forced) { "UP" } else { "DOWN" }))
+        .collect())
 }
 
 async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
@@ -449,28 +453,29 @@ async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
         .devices(Some(std::slice::from_ref(&srv.id)))
         .await
         .map_err(nics::from_network)?;
-    view_with(s, c, srv, nets.remove(&srv.id).as_ref()).await
+    let hosts = host_statuses(s, c).await?;
+    Ok(view_with(s, c, srv, nets.remove(&srv.id).as_ref(), &hosts))
 }
 
-async fn view_with(
+fn view_with(
     s: &ComputeService,
     c: &Ctx,
     srv: &Server,
     net: Option<&ferro_network::service::DeviceNet>,
-) -> Result<Value> {
-    let hs = if c.auth.is_admin() {
-        host_status(s, srv.host.as_deref()).await?
-    } else {
-        None
+    hosts: &HashMap<String, &'static str>,
+) -> Value {
+    let hs = match (c.auth.is_admin(), srv.host.as_deref()) {
+        (true, Some(h)) => Some(hosts.get(h).copied().unwrap_or("UNKNOWN")),
+        _ => None,
     };
-    Ok(render::server(&ServerView {
+    render::server(&ServerView {
         server: srv,
         version: c.version,
         admin: c.auth.is_admin(),
         base: &s.base_url,
         host_status: hs,
         net,
-    }))
+    })
 }
 
 async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Vec<Server>> {
@@ -546,10 +551,11 @@ pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
 pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     let rows = listed(&s, &c, &p).await?;
     let nets = s.network.devices(None).await.map_err(nics::from_network)?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push(view_with(&s, &c, r, nets.get(&r.id)).await?);
-    }
+    let hosts = host_statuses(&s, &c).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts))
+        .collect();
     Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
 }
 
