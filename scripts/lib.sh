@@ -97,3 +97,28 @@ ensure_tiny_image() {
     fi
     export FERRO_TINY_IMAGE
 }
+
+# Debian's Chromium, and playwright-core (pinned by tests/browser's
+# package-lock.json) in a folder kept between runs; exports PLAYWRIGHT_CORE.
+# No browser is downloaded: playwright drives /usr/bin/chromium.
+ensure_browser() {
+    ensure_packages chromium fonts-dejavu-core
+    if ! command -v node >/dev/null 2>&1; then
+        ensure_packages nodejs npm
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    [ "$major" -ge 20 ] || die "the browser tests need Node.js 20 or newer (found $(node --version 2>/dev/null || echo none))"
+    local dir key
+    dir=${FERRO_NODE_DIR:-/var/tmp/ferrostack-node}
+    key=$(cat tests/browser/package.json tests/browser/package-lock.json | sha256sum | cut -c1-16)
+    if [ "$(cat "$dir/.key" 2>/dev/null)" != "$key" ] || [ ! -f "$dir/node_modules/playwright-core/index.mjs" ]; then
+        say "installing playwright-core for the browser tests in $dir"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        cp tests/browser/package.json tests/browser/package-lock.json "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$key" >"$dir/.key"
+    fi
+    export PLAYWRIGHT_CORE="$dir/node_modules/playwright-core/index.mjs"
+}

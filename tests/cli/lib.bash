@@ -78,6 +78,26 @@ ferro_kill_vms() {
     done
 }
 
+# Removes what a cloud's Linux dataplane made, by the names its ledger and
+# pid files record (never by pattern): dnsmasq processes, router and DHCP
+# namespaces, and dnsmasq's run directory.
+ferro_cleanup_dataplane() {
+    local state=$1 pidfile pid ns run_dir
+    run_dir=$(cat "$state/dataplane/run-dir" 2>/dev/null)
+    for pidfile in ${run_dir:-/nonexistent}/dhcp/*/pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if [ -n "$pid" ] && grep -q "$pidfile" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+    done
+    if [ -f "$state/dataplane/ledger.json" ]; then
+        for ns in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["namespaces"]))' "$state/dataplane/ledger.json" 2>/dev/null); do
+            ip netns del "$ns" 2>/dev/null || true
+        done
+    fi
+    [ -n "$run_dir" ] && rm -rf "$run_dir"
+    return 0
+}
+
 # wait_for DESCRIPTION SECONDS COMMAND...: retries until the command succeeds.
 wait_for() {
     local what=$1 secs=$2; shift 2

@@ -22,21 +22,8 @@ cleanup() {
     [ -n "$web_pid" ] && kill "$web_pid" 2>/dev/null
     ferro_stop
     ferro_kill_vms "$state"
-    local pidfile pid ns
-    local run_dir
-    run_dir=$(cat "$state/dataplane/run-dir" 2>/dev/null)
-    for pidfile in ${run_dir:-/nonexistent}/dhcp/*/pid; do
-        [ -f "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if [ -n "$pid" ] && grep -q "$pidfile" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
-    done
-    if [ -f "$state/dataplane/ledger.json" ]; then
-        for ns in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["namespaces"]))' "$state/dataplane/ledger.json" 2>/dev/null); do
-            ip netns del "$ns" 2>/dev/null || true
-        done
-    fi
+    ferro_cleanup_dataplane "$state"
     ip netns del "$box" 2>/dev/null || true
-    [ -n "$run_dir" ] && rm -rf "$run_dir"
 }
 trap cleanup EXIT
 

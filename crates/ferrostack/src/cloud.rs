@@ -57,6 +57,8 @@ pub struct Config {
     pub placement_port: u16,
     /// Network API port (Neutron's 9696); 0 picks a free one.
     pub network_port: u16,
+    /// Dashboard port (the web console); 0 picks a free one.
+    pub dashboard_port: u16,
     /// Physical networks and the host bridges they are reached through
     /// (`physnet1:br-ex`, as in the seed).
     pub bridge_mappings: Vec<(String, String)>,
@@ -95,6 +97,7 @@ impl Config {
             compute_port: 8774,
             placement_port: 8778,
             network_port: 9696,
+            dashboard_port: 8080,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
             external_cidr: None,
             external_nat: false,
@@ -119,6 +122,8 @@ pub struct Cloud {
     pub compute_url: String,
     pub placement_url: String,
     pub network_url: String,
+    /// Where the web console is (`http(s)://host:port/`).
+    pub dashboard_url: String,
     pub compute: Arc<ComputeService>,
     pub network: Arc<NetworkService>,
     pub openrc: PathBuf,
@@ -188,6 +193,7 @@ impl Cloud {
         let compute_listener = bind(&cfg, cfg.compute_port, "compute").await?;
         let placement_listener = bind(&cfg, cfg.placement_port, "placement").await?;
         let network_listener = bind(&cfg, cfg.network_port, "network").await?;
+        let dashboard_listener = bind(&cfg, cfg.dashboard_port, "dashboard").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
             names.dedup();
@@ -212,6 +218,7 @@ impl Cloud {
         let compute_url = format!("{}/v2.1", url_of(&compute_listener)?);
         let placement_url = url_of(&placement_listener)?;
         let network_url = url_of(&network_listener)?;
+        let dashboard_url = format!("{}/", url_of(&dashboard_listener)?);
         identity.set_base_url(&identity_url);
         let region = ferro_identity::bootstrap::REGION;
         for (kind, name, url) in [
@@ -280,6 +287,21 @@ impl Cloud {
             "placement",
         );
 
+        // The dashboard calls the same routers in-process, with the user's token.
+        let dashboard_app = ferro_dashboard::router(ferro_dashboard::Dashboard {
+            services: [
+                ("identity", identity_app.clone()),
+                ("image", image_app.clone()),
+                ("compute", compute_app.clone()),
+                ("network", network_app.clone()),
+                ("placement", placement_app.clone()),
+            ]
+            .into_iter()
+            .collect(),
+            secure_cookie: tls.is_some(),
+        })
+        .layer(axum::middleware::from_fn(request_id::assign));
+
         let (shutdown, rx) = watch::channel(false);
         let server_tls = tls.as_ref().map(|t| t.server_config.clone());
         let mut servers = vec![
@@ -310,6 +332,12 @@ impl Cloud {
             tokio::spawn(serve::serve(
                 network_listener,
                 network_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(
+                dashboard_listener,
+                dashboard_app,
                 server_tls,
                 rx.clone(),
             )),
@@ -347,6 +375,7 @@ impl Cloud {
                 auth_url: &identity_url,
                 password: &password,
                 cacert: ca_cert.as_deref(),
+                dashboard_url: &dashboard_url,
             },
         )
         .context("writing openrc")?;
@@ -359,6 +388,7 @@ impl Cloud {
             compute_url,
             placement_url,
             network_url,
+            dashboard_url,
             compute,
             network,
             openrc,

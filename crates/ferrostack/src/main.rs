@@ -62,6 +62,9 @@ struct UpArgs {
     /// Port of the network API (0 picks a free one).
     #[arg(long, default_value_t = 9696)]
     network_port: u16,
+    /// Port of the dashboard, the web console (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    dashboard_port: u16,
     /// Physical network to host bridge mappings, comma separated.
     #[arg(long, default_value = "physnet1:br-ex")]
     bridge_mappings: String,
@@ -157,6 +160,11 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
             a.placement_port
         },
         network_port: if a.ephemeral_ports { 0 } else { a.network_port },
+        dashboard_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.dashboard_port
+        },
         bridge_mappings: parse_mappings(&a.bridge_mappings)?,
         external_cidr: a.external_cidr,
         external_nat: a.external_nat,
@@ -189,6 +197,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("  image:    {}", cloud.image_url);
     println!("  compute:  {}", cloud.compute_url);
     println!("  network:  {}", cloud.network_url);
+    println!("  dashboard: {}", cloud.dashboard_url);
     println!("  credentials: source {}", cloud.openrc.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -9,11 +9,16 @@ pub struct Credentials<'a> {
     pub auth_url: &'a str,
     pub password: &'a str,
     pub cacert: Option<&'a Path>,
+    /// The web console, named in a comment for people reading the file.
+    pub dashboard_url: &'a str,
 }
 
 pub fn openrc_text(c: &Credentials) -> String {
-    let mut s =
-        String::from("# ferrostack: credentials of the cloud administrator. Use: source openrc\n");
+    let mut s = format!(
+        "# ferrostack: credentials of the cloud administrator. Use: source openrc\n\
+         # dashboard: {} (domain {ADMIN_DOMAIN}, user {ADMIN_USER}, the password below)\n",
+        c.dashboard_url
+    );
     let mut var = |k: &str, v: &str| s.push_str(&format!("export {k}={}\n", shell_quote(v)));
     var("OS_AUTH_URL", c.auth_url);
     var("OS_USERNAME", ADMIN_USER);
@@ -74,8 +79,10 @@ mod tests {
             auth_url: "https://127.0.0.1:5000/v3",
             password: "p'w",
             cacert: Some(&ca),
+            dashboard_url: "https://127.0.0.1:8080/",
         });
         for line in [
+            "# dashboard: https://127.0.0.1:8080/ (domain admin_domain, user admin, the password below)",
             "export OS_AUTH_URL=https://127.0.0.1:5000/v3",
             "export OS_USERNAME=admin",
             "export OS_PASSWORD='p'\\''w'",

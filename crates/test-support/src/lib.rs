@@ -91,6 +91,7 @@ impl TestCloud {
         cfg.compute_port = 0;
         cfg.placement_port = 0;
         cfg.network_port = 0;
+        cfg.dashboard_port = 0;
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());
