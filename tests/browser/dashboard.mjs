@@ -296,6 +296,22 @@ await step("launch client and see it turn ACTIVE in the table without a reload (
   ensure((await r.locator('td[data-col="IP Address"]').innerText()).includes("192.169.0."), "no fixed address shown");
 }, admin);
 
+await step("launch two at once with a count, then delete them", async () => {
+  await admin.getByRole("button", { name: "Launch Instance" }).click();
+  const d = dialog(admin);
+  await fill(admin, { "Instance Name": "scratch", Count: 2, Image: { select: "jammy-amd64 (qcow2)" }, Flavor: { select: "m1.tiny — 1 vCPU, 1 GB RAM, 20 GB disk" } });
+  await d.getByRole("group", { name: "Networks" }).getByLabel("ext_net (external)").setChecked(false);
+  await d.getByRole("group", { name: "Networks" }).getByLabel("user1_net").setChecked(true);
+  await submitAndClose(admin, "Launch Instance");
+  for (const name of ["scratch-1", "scratch-2"]) {
+    const r = row(admin, "Instance Name", name);
+    await r.waitFor({ timeout: 30000 });
+    await rowAction(r, "Delete Instance");
+    await admin.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+  }
+  for (const name of ["scratch-1", "scratch-2"]) await row(admin, "Instance Name", name).waitFor({ state: "detached", timeout: 60000 });
+}, admin);
+
 await step("associate a floating IP from ext_net", async () => {
   const r = row(admin, "Instance Name", "client");
   await rowAction(r, "Associate Floating IP");
@@ -305,16 +321,25 @@ await step("associate a floating IP from ext_net", async () => {
   log(`       client: ${(await r.locator('td[data-col="IP Address"]').innerText()).replace(/\n/g, "; ")}`);
 }, admin);
 
-await step("the console log shows the guest booting", async () => {
+await step("the console log shows the guest booting to its ready line", async () => {
   const r = row(admin, "Instance Name", "client");
   await rowAction(r, "Console Log");
   const pre = dialog(admin).locator("pre.console");
-  await waitUntil("a boot message on the console", 120, async () => {
-    if ((await pre.innerText()).includes("Linux version")) return true;
+  await waitUntil("the guest's ready line on the console", 150, async () => {
+    const text = await pre.innerText();
+    if (text.includes("Linux version") && / ready\b/.test(text)) return true;
     await dialog(admin).getByRole("button", { name: "Refresh" }).click();
     return false;
   });
   await dialog(admin).getByRole("button", { name: "Close" }).click();
+}, admin);
+
+await step("shut off client and start it again from the table", async () => {
+  const r = row(admin, "Instance Name", "client");
+  await rowAction(r, "Shut Off Instance");
+  await r.locator('[data-status="SHUTOFF"]').waitFor({ timeout: 120000 });
+  await rowAction(r, "Start Instance");
+  await r.locator('[data-status="ACTIVE"]').waitFor({ timeout: 120000 });
 }, admin);
 
 await step("the topology shows instance → user1_net → router → ext_net (external)", async () => {

@@ -29,10 +29,11 @@ const PASSED: [HeaderName; 5] = [
 /// Bodies the session code reads from identity are small.
 const MAX_JSON_REPLY: usize = 4 << 20;
 
-/// `ANY /api/{service}/{*path}`.
+/// `ANY /api/{service}/{*path}`. The path is passed on as the browser
+/// encoded it (`%2F` in a name stays `%2F`), not as the router decoded it.
 pub async fn forward(
     St(s): St<State>,
-    Path((service, path)): Path<(String, String)>,
+    Path((service, _)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response> {
     let app = s
@@ -43,7 +44,13 @@ pub async fn forward(
     let token = token_of(req.headers())
         .ok_or_else(|| DashboardError::Unauthorized("You are not logged in.".into()))?;
     let (parts, body) = req.into_parts();
-    let mut uri = format!("/{path}");
+    let raw = parts.uri.path();
+    let rest = raw
+        .strip_prefix("/api/")
+        .and_then(|p| p.split_once('/'))
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    let mut uri = format!("/{rest}");
     if let Some(q) = parts.uri.query() {
         uri.push('?');
         uri.push_str(q);

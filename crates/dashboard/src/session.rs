@@ -120,6 +120,8 @@ pub async fn login(St(s): St<State>, body: Bytes) -> Result<Response> {
         Some(p) if Some(p) != current => rescope(&s, &token, p).await?,
         _ => token,
     };
+    tracing::info!(user = %first.body["token"]["user"]["id"].as_str().unwrap_or(""),
+        project = %wanted.unwrap_or(""), "dashboard login");
     session_reply(&s, &token, StatusCode::CREATED).await
 }
 

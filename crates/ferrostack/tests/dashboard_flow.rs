@@ -244,6 +244,30 @@ async fn pages_sessions_and_the_pass_through() {
             bad_cidr.json["NeutronError"]["message"].is_string(),
             "Neutron's own error body passes through"
         );
+        // Paths reach the service as the page encoded them.
+        let key = d
+            .call(
+                Method::POST,
+                "api/compute/v2.1/os-keypairs",
+                Some(&admin_cookie),
+                Some(json!({"keypair": {"name": "my key"}})),
+            )
+            .await;
+        assert_eq!(key.status, StatusCode::OK, "{}", key.json);
+        assert!(key.json["keypair"]["private_key"]
+            .as_str()
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        let shown = d
+            .call(
+                Method::GET,
+                "api/compute/v2.1/os-keypairs/my%20key",
+                Some(&admin_cookie),
+                None,
+            )
+            .await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.json);
+        assert_eq!(shown.json["keypair"]["name"], "my key");
         let nowhere = d
             .call(
                 Method::GET,
