@@ -35,12 +35,13 @@ for (let made = 0; made < N;) {
     networks: [{ uuid: net.id }], min_count: n, max_count: n } });
   made += n;
 }
-for (let i = 0; i < 600; i++) {
-  const s = (await api("GET", "compute/v2.1/servers/detail?status=ACTIVE")).servers.length;
-  if (s >= N) break;
-  await new Promise((r) => setTimeout(r, 500));
+let active = 0;
+for (let i = 0; i < 600 && active < N; i++) {
+  active = (await api("GET", "compute/v2.1/servers/detail?status=ACTIVE")).servers.length;
+  if (active < N) await new Promise((r) => setTimeout(r, 500));
 }
-console.log(`made ${N} instances with a port each (fake driver) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+if (active < N) throw new Error(`only ${active} of ${N} instances became ACTIVE`);
+console.log(`made ${N} ACTIVE instances with a port each (fake driver) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
 const t0 = performance.now();
 await api("GET", "compute/v2.1/servers/detail");
@@ -57,6 +58,14 @@ for (let run = 0; run < RUNS; run++) {
   await page.goto(`${URL}#/instances`);
   await page.waitForFunction((n) => document.querySelectorAll("table.data tbody tr[data-key]").length >= n, N, { timeout: 120000, polling: 20 });
   times.push(Date.now() - start);
+  if (run === RUNS - 1) {
+    // Where the time went, on the last load: each call's start and end (ms after navigation).
+    const calls = await page.evaluate(() => performance.getEntriesByType("resource")
+      .filter((e) => e.name.includes("/api/") || e.name.includes("/session"))
+      .map((e) => `${new URL(e.name).pathname.replace(/^\/api/, "")} ${Math.round(e.startTime)}–${Math.round(e.responseEnd)}`));
+    const dom = await page.evaluate(() => Math.round(performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd));
+    console.log(`  last load: DOMContentLoaded ${dom} ms; calls: ${calls.join("; ")}`);
+  }
   await page.close();
 }
 await browser.close();

@@ -73,6 +73,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "4",
             "--hypervisor",
             "fake",
+            // One fake host big enough for every server.
+            "--fake-capacity",
+            "1000000,1000000000,1000000",
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())

@@ -41,7 +41,9 @@ pub fn from_network(e: NetworkError) -> ComputeError {
     match e.status.as_u16() {
         403 => ComputeError::Forbidden(e.message),
         409 => ComputeError::Conflict(e.message),
-        500..=599 => ComputeError::Internal(e.to_string()),
+        500..=599 => {
+            ComputeError::Internal(format!("network: {}", e.cause().unwrap_or(&e.message)))
+        }
         _ => ComputeError::BadRequest(e.message),
     }
 }

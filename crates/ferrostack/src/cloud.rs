@@ -80,6 +80,9 @@ pub struct Config {
     /// Fake driver only: spawns of servers whose name contains this fail
     /// (tests of the reschedule path).
     pub fake_fail_spawn: Option<String>,
+    /// Fake driver only: the vCPUs, MB of RAM and GB of disk the host
+    /// reports instead of this machine's (scale benchmarks).
+    pub fake_capacity: Option<[i64; 3]>,
     pub tls: bool,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
@@ -106,6 +109,7 @@ impl Config {
             hypervisor: Hypervisor::Qemu,
             host_name: None,
             fake_fail_spawn: None,
+            fake_capacity: None,
             tls: false,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,

@@ -57,10 +57,19 @@ pub fn info(cfg: &Config, hypervisor_type: String) -> HostInfo {
         } else {
             cfg.bind.to_string()
         },
-        vcpus: std::thread::available_parallelism()
-            .map(|n| n.get() as i64)
-            .unwrap_or(1),
-        memory_mb: meminfo_mb(),
-        disk_gb: disk_gb(&cfg.state_dir),
+        vcpus: match cfg.fake_capacity {
+            Some([vcpus, _, _]) => vcpus,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+        },
+        memory_mb: cfg
+            .fake_capacity
+            .map(|[_, ram, _]| ram)
+            .unwrap_or_else(meminfo_mb),
+        disk_gb: cfg
+            .fake_capacity
+            .map(|[_, _, disk]| disk)
+            .unwrap_or_else(|| disk_gb(&cfg.state_dir)),
     }
 }

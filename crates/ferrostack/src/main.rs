@@ -85,6 +85,10 @@ struct UpArgs {
     /// Hypervisor driver of this host's agent: qemu (real VMs) or fake (tests).
     #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
     hypervisor: String,
+    /// With --hypervisor fake: the host reports VCPUS,RAM_MB,DISK_GB instead
+    /// of this machine's (scale benchmarks), e.g. 100000,100000000,100000.
+    #[arg(long, value_parser = parse_capacity)]
+    fake_capacity: Option<[i64; 3]>,
     /// Name of this compute host (default: the system host name).
     #[arg(long)]
     host_name: Option<String>,
@@ -187,6 +191,12 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         },
         host_name: a.host_name,
         fake_fail_spawn: None,
+        fake_capacity: match (a.fake_capacity, a.hypervisor.as_str()) {
+            (Some(_), h) if h != "fake" => {
+                anyhow::bail!("--fake-capacity needs --hypervisor fake")
+            }
+            (c, _) => c,
+        },
         tls: a.tls,
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,
@@ -209,6 +219,19 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `VCPUS,RAM_MB,DISK_GB` → three positive numbers.
+fn parse_capacity(s: &str) -> Result<[i64; 3], String> {
+    let bad = || format!("expected VCPUS,RAM_MB,DISK_GB (positive whole numbers), got {s:?}");
+    let n: Vec<i64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<i64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    match n[..] {
+        [v, r, d] if v > 0 && r > 0 && d > 0 => Ok([v, r, d]),
+        _ => Err(bad()),
+    }
+}
+
 /// `physnet1:br-ex,physnet2:br-two` → pairs.
 fn parse_mappings(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     s.split(',')
@@ -223,4 +246,17 @@ fn parse_mappings(s: &str) -> anyhow::Result<Vec<(String, String)>> {
             ),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_capacity_takes_three_positive_numbers() {
+        assert_eq!(parse_capacity("8, 16384,100"), Ok([8, 16384, 100]));
+        for bad in ["8,16384", "8,16384,0", "a,b,c", "1,2,3,4", ""] {
+            assert!(parse_capacity(bad).is_err(), "{bad:?}");
+        }
+    }
 }

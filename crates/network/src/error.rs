@@ -71,6 +71,11 @@ impl NetworkError {
         )
     }
 
+    /// What went wrong inside, for the log (internal errors only).
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
+
     pub fn internal(cause: impl Into<String>) -> Self {
         NetworkError {
             cause: Some(cause.into()),

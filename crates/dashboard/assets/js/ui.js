@@ -322,14 +322,26 @@ export class DataTable {
       return h("td", { "data-col": c.label }, v === null || v === undefined || v === "" ? "—" : v);
     });
     if (this.actions) cells.push(h("td", { class: "actions" }, rowActions(this.actions(r))));
-    const tr = h("tr", { "data-key": this.key(r) }, cells);
-    tr.dataset.text = tr.textContent.toLowerCase();
-    return tr;
+    return h("tr", { "data-key": this.key(r) }, cells);
   }
 
   set(rows) {
     this.rows = rows;
     const seen = new Set();
+    if (!this.trs.size && rows.length) {
+      // First fill: build every row off the page and insert them at once.
+      const frag = document.createDocumentFragment();
+      for (const r of rows) {
+        const k = this.key(r);
+        seen.add(k);
+        const tr = this.renderRow(r);
+        this.trs.set(k, { tr, sig: JSON.stringify(r) });
+        frag.append(tr);
+      }
+      this.tbody.replaceChildren(frag);
+      this.applyFilter();
+      return;
+    }
     let prev = null;
     for (const r of rows) {
       const k = this.key(r);
@@ -361,8 +373,8 @@ export class DataTable {
   applyFilter() {
     let shown = 0;
     for (const { tr } of this.trs.values()) {
-      const hit = !this.query || tr.dataset.text.includes(this.query);
-      tr.hidden = !hit;
+      const hit = !this.query || tr.textContent.toLowerCase().includes(this.query);
+      if (tr.hidden === hit) tr.hidden = !hit;
       if (hit) shown++;
     }
     const n = this.rows.length;
