@@ -79,12 +79,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(a.work.join("ferrostack.log"))?)
         .spawn()?;
     let result = measure(&a, &state).await;
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&a.work);
+    match &result {
+        // The server's warnings and errors say why.
+        Err(_) => eprintln!("kept {} (ferrostack.log)", a.work.display()),
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&a.work);
+        }
+    }
     result
 }
 

@@ -142,6 +142,22 @@ mod tests {
     }
 
     #[test]
+    fn the_page_preloads_every_module() {
+        let index = std::str::from_utf8(FILES[0].1).expect("utf-8");
+        for (name, _) in FILES
+            .iter()
+            .filter(|(n, _)| n.ends_with(".js") && *n != "js/app.js")
+        {
+            assert!(
+                index.contains(&format!(
+                    "<link rel=\"modulepreload\" href=\"/static/{name}\">"
+                )),
+                "index.html doesn't preload {name}"
+            );
+        }
+    }
+
+    #[test]
     fn the_page_loads_the_entry_script_and_styles() {
         let index = std::str::from_utf8(FILES[0].1).expect("utf-8");
         assert!(index.contains("/static/js/app.js") && index.contains("/static/app.css"));

@@ -307,23 +307,14 @@ impl NetworkService {
         let id = ids::uuid_id();
         let mut tx = self.pool().begin().await?;
         let mac = match p.mac {
-            Some(m) => {
-                let used: Option<(String,)> = sqlx::query_as(
-                    "SELECT id FROM ports WHERE network_id = $1 AND mac_address = $2",
-                )
-                .bind(&net.id)
-                .bind(&m)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if used.is_some() {
-                    return Err(NetworkError::conflict(
-                        "MacAddressInUse",
-                        format!("Unable to complete operation for network {}. The mac address {m} is in use.", net.id),
-                    ));
-                }
-                m
+            Some(m) if mac_in_use(&mut tx, &net.id, &m).await? => {
+                return Err(NetworkError::conflict(
+                    "MacAddressInUse",
+                    format!("Unable to complete operation for network {}. The mac address {m} is in use.", net.id),
+                ));
             }
-            None => ipam::random_mac(),
+            Some(m) => m,
+            None => free_mac(&mut tx, &net.id, ipam::random_mac).await?,
         };
         let port = Port {
             id: id.clone(),
@@ -631,6 +622,41 @@ fn resolve_fixed_ips(
 }
 
 /// Records the addresses of a port inside the caller's transaction.
+async fn mac_in_use(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network_id: &str,
+    mac: &str,
+) -> Result<bool> {
+    let used: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM ports WHERE network_id = $1 AND mac_address = $2")
+            .bind(network_id)
+            .bind(mac)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(used.is_some())
+}
+
+/// A random MAC no port of the network has. With 24 random bits, collisions
+/// are likely from a few thousand ports on (a birthday bound), so a taken
+/// one is drawn again, as Neutron does.
+async fn free_mac(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    network_id: &str,
+    mut draw: impl FnMut() -> String,
+) -> Result<String> {
+    for _ in 0..16 {
+        let mac = draw();
+        if !mac_in_use(tx, network_id, &mac).await? {
+            return Ok(mac);
+        }
+    }
+    Err(NetworkError::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "MacAddressGenerationFailure",
+        format!("Unable to generate unique mac on network {network_id}."),
+    ))
+}
+
 async fn allocate(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     network_id: &str,
@@ -744,4 +770,44 @@ async fn next_address(
         "IpAddressGenerationFailure",
         format!("No more IP addresses available on network {network_id}."),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_generated_mac_already_on_the_network_is_drawn_again() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE ports (id TEXT, network_id TEXT, mac_address TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO ports VALUES ('p1', 'n1', 'fa:16:3e:00:00:01')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let mut draws = ["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"].into_iter();
+        let mac = free_mac(&mut tx, "n1", || draws.next().unwrap().to_owned())
+            .await
+            .unwrap();
+        assert_eq!(mac, "fa:16:3e:00:00:02");
+        // The same MAC on another network is free.
+        let mac = free_mac(&mut tx, "n2", || "fa:16:3e:00:00:01".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(mac, "fa:16:3e:00:00:01");
+        // A generator that only ever draws taken MACs gives up with Neutron's error.
+        let err = free_mac(&mut tx, "n1", || "fa:16:3e:00:00:01".to_owned())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.kind, "MacAddressGenerationFailure");
+    }
 }
