@@ -426,6 +426,24 @@ await step("create project p2 and its member u2", async () => {
   await admin.locator("table.data tbody tr", { hasText: "u2" }).filter({ hasText: "project p2" }).waitFor();
 }, admin);
 
+await step("the admin takes a role on p2 and switches project in the top bar", async () => {
+  const adminRow = row(admin, "User Name", "admin");
+  await rowAction(adminRow, "Add Role");
+  await fill(admin, { Project: { select: "p2" }, Role: { select: "member" } });
+  await submitAndClose(admin, "Add Role");
+  await admin.locator("table.data tbody tr", { hasText: "admin" }).filter({ hasText: "project p2" }).first().waitFor();
+  await admin.reload();
+  await admin.locator("#project-switcher").selectOption({ label: "p2" });
+  await admin.locator(".toast", { hasText: "Now working in project p2" }).waitFor();
+  await nav(admin, "Instances");
+  await admin.locator("table.data tbody tr.empty-row").waitFor();
+  ensure(await admin.locator("nav.side h2", { hasText: "Admin" }).count() === 0, "a member of p2 sees the Admin section");
+  await admin.locator("#project-switcher").selectOption({ label: "admin" });
+  await admin.locator("nav.side h2", { hasText: "Admin" }).waitFor();
+  await nav(admin, "Instances");
+  await row(admin, "Instance Name", "client").waitFor();
+}, admin);
+
 // ---------------------------------------------------------------- member
 
 const member = await newPage();

@@ -154,7 +154,7 @@ export default {
       { label: "Power State", render: (r) => r.power },
     ];
     if (admin) columns.push({ label: "Host", render: (r) => r.host });
-    columns.push({ label: "Age", render: (r) => ago(r.created) });
+    columns.push({ label: "Age", render: (r) => r.age });
     let reload = () => {};
     const action = (sv, label, body, done) => ({
       label, run: () => act(done, async () => { await api.compute.post(`/servers/${sv.id}/action`, body); reload(); }),
@@ -202,7 +202,7 @@ export default {
           power: POWER[sv["OS-EXT-STS:power_state"]] || "—",
           image: imageId ? images.get(imageId) || imageId : "(booted from volume)",
           flavor: sv.flavor ? sv.flavor.original_name : "—",
-          key: sv.key_name, host: sv["OS-EXT-SRV-ATTR:host"] || null, created: sv.created,
+          key: sv.key_name, host: sv["OS-EXT-SRV-ATTR:host"] || null, created: sv.created, age: ago(sv.created),
           hasFip: flat.some((a) => a["OS-EXT-IPS:type"] === "floating" || fipByAddr.has(a.addr)),
           raw: sv,
         };

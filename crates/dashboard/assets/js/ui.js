@@ -55,7 +55,7 @@ export function ago(iso) {
   const t = Date.parse(iso.endsWith("Z") || iso.includes("+") ? iso : iso + "Z");
   if (Number.isNaN(t)) return iso;
   const sec = Math.max(0, Math.round((Date.now() - t) / 1000));
-  if (sec < 60) return `${sec} s`;
+  if (sec < 60) return "under a minute";
   if (sec < 3600) return `${Math.floor(sec / 60)} min`;
   if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
   return `${Math.floor(sec / 86400)} d`;
@@ -348,7 +348,9 @@ export class DataTable {
       seen.add(k);
       const sig = JSON.stringify(r);
       let entry = this.trs.get(k);
-      if (!entry || entry.sig !== sig) {
+      // A row whose menu is open is left as it is until the menu closes.
+      const busy = entry && entry.tr.querySelector("details[open]");
+      if (!entry || (entry.sig !== sig && !busy)) {
         const tr = this.renderRow(r);
         if (entry) entry.tr.replaceWith(tr);
         entry = { tr, sig };
