@@ -42,6 +42,9 @@ pub struct Agent {
     driver: Arc<dyn Hypervisor>,
     dataplane: Arc<dyn Dataplane>,
     applied_dir: PathBuf,
+    /// What `applied_dir` holds, read once per instance: a pass over many
+    /// instances shouldn't read a file for each.
+    applied: Mutex<HashMap<String, Applied>>,
     busy: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<String, Report>>,
     wake: Notify,
@@ -63,6 +66,7 @@ impl Agent {
             driver,
             dataplane,
             applied_dir,
+            applied: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -145,7 +149,13 @@ impl Agent {
     }
 
     fn load_applied(&self, id: &str) -> Option<Applied> {
-        serde_json::from_slice(&std::fs::read(self.applied_path(id)).ok()?).ok()
+        if let Some(a) = self.applied.lock().ok()?.get(id) {
+            return Some(*a);
+        }
+        let a: Applied =
+            serde_json::from_slice(&std::fs::read(self.applied_path(id)).ok()?).ok()?;
+        self.applied.lock().ok()?.insert(id.to_owned(), a);
+        Some(a)
     }
 
     fn save_applied(&self, id: &str, a: Applied) {
@@ -155,10 +165,16 @@ impl Agent {
                 let _ = std::fs::rename(tmp, self.applied_path(id));
             }
         }
+        if let Ok(mut m) = self.applied.lock() {
+            m.insert(id.to_owned(), a);
+        }
     }
 
     fn forget(&self, id: &str) {
         let _ = std::fs::remove_file(self.applied_path(id));
+        if let Ok(mut m) = self.applied.lock() {
+            m.remove(id);
+        }
     }
 
     async fn converge(&self, spec: InstanceSpec) {
