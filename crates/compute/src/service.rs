@@ -615,23 +615,24 @@ impl ComputeService {
     }
 }
 
-/// A server's interfaces, from its host's desired network, in port order.
-fn nics_of(net: &HostNetwork, server_id: &str) -> Vec<NicSpec> {
-    net.ports
+/// Every server's interfaces, from its host's desired network, in port
+/// order: one pass over the ports (a host can hold thousands).
+fn nics_by_server(net: &HostNetwork) -> HashMap<&str, Vec<NicSpec>> {
+    let mtu: HashMap<&str, i64> = net
+        .networks
         .iter()
-        .filter(|p| p.device_id == server_id)
-        .map(|p| NicSpec {
+        .map(|n| (n.id.as_str(), n.mtu))
+        .collect();
+    let mut out: HashMap<&str, Vec<NicSpec>> = HashMap::new();
+    for p in &net.ports {
+        out.entry(p.device_id.as_str()).or_default().push(NicSpec {
             port_id: p.id.clone(),
             network_id: p.network_id.clone(),
             mac: p.mac.clone(),
-            mtu: net
-                .networks
-                .iter()
-                .find(|n| n.id == p.network_id)
-                .map(|n| n.mtu)
-                .unwrap_or(1500),
-        })
-        .collect()
+            mtu: mtu.get(p.network_id.as_str()).copied().unwrap_or(1500),
+        });
+    }
+    out
 }
 
 /// Whether an observed vm_state is the one the desired power leads to.
@@ -730,12 +731,18 @@ impl ControlPlane for LocalLink {
             .await
             .map_err(link)?;
         let generation = rows.iter().map(|s| s.updated_at).max().unwrap_or(0);
+        let instances = {
+            let mut nics = nics_by_server(&network);
+            rows.iter()
+                .map(|s| {
+                    let n = nics.remove(s.id.as_str()).unwrap_or_default();
+                    self.compute.spec_of(s, n)
+                })
+                .collect()
+        };
         Ok(DesiredState {
             generation,
-            instances: rows
-                .iter()
-                .map(|s| self.compute.spec_of(s, nics_of(&network, &s.id)))
-                .collect(),
+            instances,
             network,
         })
     }
@@ -764,7 +771,12 @@ impl ControlPlane for LocalLink {
             .map(|d| d.security_groups)
             .unwrap_or_default();
         Ok(Some(MetadataTarget {
-            spec: c.spec_of(&s, nics_of(&network, &s.id)),
+            spec: c.spec_of(
+                &s,
+                nics_by_server(&network)
+                    .remove(s.id.as_str())
+                    .unwrap_or_default(),
+            ),
             fixed_ip: ip.to_owned(),
             floating_ip,
             flavor_name: s.flavor().map(|f| f.original_name).unwrap_or_default(),
