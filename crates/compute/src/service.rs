@@ -71,6 +71,8 @@ pub struct ComputeService {
     pub auth: SharedAuth,
     /// `http://host:8774/v2.1`
     pub base_url: String,
+    /// The most servers a list answers at once (Nova's `[api] max_limit`).
+    pub max_limit: usize,
     agents: RwLock<HashMap<String, Arc<dyn HostAgent>>>,
 }
 
@@ -81,6 +83,7 @@ impl ComputeService {
         network: Arc<NetworkService>,
         auth: SharedAuth,
         base_url: String,
+        max_limit: usize,
     ) -> Arc<Self> {
         Arc::new(ComputeService {
             db,
@@ -88,6 +91,7 @@ impl ComputeService {
             network,
             auth,
             base_url,
+            max_limit: max_limit.max(1),
             agents: RwLock::new(HashMap::new()),
         })
     }

@@ -83,6 +83,9 @@ pub struct Config {
     /// Fake driver only: the vCPUs, MB of RAM and GB of disk the host
     /// reports instead of this machine's (scale benchmarks).
     pub fake_capacity: Option<[i64; 3]>,
+    /// The most items a compute list answers at once; fuller lists are
+    /// paged with `next` links (Nova's `[api] max_limit`, 1,000).
+    pub max_limit: usize,
     pub tls: bool,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
@@ -110,6 +113,7 @@ impl Config {
             host_name: None,
             fake_fail_spawn: None,
             fake_capacity: None,
+            max_limit: 1000,
             tls: false,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,
@@ -265,6 +269,7 @@ impl Cloud {
             network.clone(),
             auth.clone(),
             compute_url.clone(),
+            cfg.max_limit,
         );
         let placement = Arc::new(Placement {
             db: db.clone(),

@@ -104,6 +104,10 @@ struct UpArgs {
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     token_ttl: i64,
+    /// The most servers one compute list answers; longer lists are paged
+    /// with `next` links that clients follow (Nova's max_limit).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_limit: u32,
 }
 
 #[derive(Subcommand)]
@@ -197,6 +201,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
             }
             (c, _) => c,
         },
+        max_limit: a.max_limit as usize,
         tls: a.tls,
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,

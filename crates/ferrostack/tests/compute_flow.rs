@@ -842,3 +842,115 @@ async fn bad_compute_requests_get_nova_errors() {
     assert!(changed.is_empty(), "the database changed: {changed:#?}");
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn lists_are_paged_like_nova_on_every_backend() {
+    for backend in backends() {
+        paging(backend).await;
+    }
+}
+
+/// The `next` link of a list page, as a path under the compute API.
+fn next_of(page: &Value, key: &str) -> Option<String> {
+    let href = page[format!("{key}_links")]
+        .as_array()?
+        .iter()
+        .find(|l| l["rel"] == "next")?["href"]
+        .as_str()?
+        .to_owned();
+    Some(
+        href.split_once("/v2.1/")
+            .expect("a compute URL")
+            .1
+            .to_owned(),
+    )
+}
+
+/// Every item of a list, following `next` links as openstacksdk does.
+async fn walk(tc: &TestCloud, token: &str, first: &str) -> (Vec<String>, Vec<usize>) {
+    let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+    let mut path = Some(first.to_owned());
+    while let Some(p) = path {
+        assert!(sizes.len() < 20, "paging never ends at {p}");
+        let r = tc.compute(Method::GET, &p, token, None, V).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.json);
+        let items = r.json["servers"].as_array().unwrap();
+        sizes.push(items.len());
+        ids.extend(items.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        path = next_of(&r.json, "servers");
+    }
+    (ids, sizes)
+}
+
+async fn paging(backend: Backend) {
+    let tc = TestCloud::start_with_max_limit(backend, 3).await;
+    let admin = tc.admin_token().await;
+    let (image, flavor) = setup(&tc, &admin).await;
+    let mut body = boot("pg", &image, &flavor);
+    body["server"]["min_count"] = json!(7);
+    body["server"]["max_count"] = json!(7);
+    let r = tc
+        .compute(Method::POST, "servers", &admin, Some(body), V)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let other = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("solo", &image, &flavor)),
+            V,
+        )
+        .await;
+    let solo = other.json["server"]["id"].as_str().unwrap().to_owned();
+
+    // Without a limit a page holds max_limit servers and links the next.
+    let first = tc
+        .compute(Method::GET, "servers/detail", &admin, None, V)
+        .await;
+    let items = first.json["servers"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{}", first.json);
+    assert_eq!(items[0]["id"], json!(solo), "newest first");
+    let next = next_of(&first.json, "servers").expect("a next link");
+    assert_eq!(
+        next,
+        format!("servers/detail?marker={}", items[2]["id"].as_str().unwrap())
+    );
+    let href = first.json["servers_links"][0]["href"].as_str().unwrap();
+    assert!(href.starts_with(&tc.cloud.compute_url), "{href}");
+
+    // Following the links reads each server once, and the last page has none.
+    let (ids, sizes) = walk(&tc, &admin, "servers/detail").await;
+    assert_eq!(sizes, vec![3, 3, 2]);
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 8, "{ids:?}");
+    // The brief list pages the same way, and a limit above max_limit is capped.
+    let (brief, sizes) = walk(&tc, &admin, "servers?limit=100").await;
+    assert_eq!(brief, ids);
+    assert_eq!(sizes, vec![3, 3, 2]);
+    // A smaller limit is kept in the next link.
+    let r = tc
+        .compute(Method::GET, "servers?limit=2", &admin, None, V)
+        .await;
+    let next = next_of(&r.json, "servers").unwrap();
+    assert!(next.starts_with("servers?limit=2&marker="), "{next}");
+    // A filter read after the marker: the seven "pg" servers, in pages.
+    let (pg, sizes) = walk(&tc, &admin, "servers/detail?name=pg").await;
+    assert_eq!(sizes, vec![3, 3, 1]);
+    assert!(!pg.contains(&solo));
+    // An unknown marker, and one of another project's server, are 400s.
+    let (_, member) = tc.project_user(&admin, "pager", "member").await;
+    for (who, m) in [(&admin, "nope".to_owned()), (&member, solo.clone())] {
+        let r = tc
+            .compute(Method::GET, &format!("servers?marker={m}"), who, None, V)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+        assert_eq!(
+            r.json["badRequest"]["message"],
+            format!("marker [{m}] not found")
+        );
+    }
+    tc.stop().await;
+}

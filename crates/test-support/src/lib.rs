@@ -41,6 +41,7 @@ pub struct TestCloud {
     state_dir: PathBuf,
     database_url: Option<String>,
     tls: bool,
+    max_limit: usize,
 }
 
 async fn fresh_postgres_db() -> anyhow::Result<String> {
@@ -63,7 +64,16 @@ impl TestCloud {
         Self::start_with(backend, false).await
     }
 
+    /// A cloud whose compute lists page at `max_limit` servers.
+    pub async fn start_with_max_limit(backend: Backend, max_limit: usize) -> TestCloud {
+        Self::fresh(backend, false, max_limit).await
+    }
+
     pub async fn start_with(backend: Backend, tls: bool) -> TestCloud {
+        Self::fresh(backend, tls, 1000).await
+    }
+
+    async fn fresh(backend: Backend, tls: bool, max_limit: usize) -> TestCloud {
         let state_dir =
             std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
         let database_url = match backend {
@@ -74,7 +84,7 @@ impl TestCloud {
                     .expect("creating a PostgreSQL test database"),
             ),
         };
-        Self::boot(backend, state_dir, database_url, tls).await
+        Self::boot(backend, state_dir, database_url, tls, max_limit).await
     }
 
     async fn boot(
@@ -82,6 +92,7 @@ impl TestCloud {
         state_dir: PathBuf,
         database_url: Option<String>,
         tls: bool,
+        max_limit: usize,
     ) -> TestCloud {
         let mut cfg = Config::new(state_dir.clone());
         cfg.database_url = database_url.clone();
@@ -97,6 +108,7 @@ impl TestCloud {
         cfg.fake_fail_spawn = Some("doomed".into());
         cfg.bcrypt_cost = 4;
         cfg.tls = tls;
+        cfg.max_limit = max_limit;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");
         let mut http = reqwest::Client::builder();
         if let Some(ca) = &cloud.ca_cert {
@@ -110,6 +122,7 @@ impl TestCloud {
             state_dir,
             database_url,
             tls,
+            max_limit,
         }
     }
 
@@ -121,10 +134,11 @@ impl TestCloud {
             state_dir,
             database_url,
             tls,
+            max_limit,
             ..
         } = self;
         cloud.stop().await;
-        Self::boot(backend, state_dir, database_url, tls).await
+        Self::boot(backend, state_dir, database_url, tls, max_limit).await
     }
 
     /// A second controller on the same PostgreSQL database, sharing the
@@ -150,7 +164,14 @@ impl TestCloud {
             dir.join("admin-password"),
         )
         .expect("password");
-        Self::boot(self.backend, dir, self.database_url.clone(), false).await
+        Self::boot(
+            self.backend,
+            dir,
+            self.database_url.clone(),
+            false,
+            self.max_limit,
+        )
+        .await
     }
 
     pub async fn stop(self) {

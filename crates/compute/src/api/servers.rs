@@ -478,85 +478,196 @@ fn view_with(
     })
 }
 
-async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Vec<Server>> {
+/// A bind argument of a list query.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The conditions of a list query and their numbered arguments.
+struct Where {
+    cond: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Default for Where {
+    fn default() -> Self {
+        Where {
+            cond: vec!["deleted = 0".to_owned()],
+            args: Vec::new(),
+        }
+    }
+}
+
+impl Where {
+    /// Adds a condition written with `$1..` for its own arguments.
+    fn add(&mut self, sql: &str, args: Vec<Arg>) {
+        let mut sql = sql.to_owned();
+        // Renumber from the last placeholder down so $1 doesn't hit $10.
+        for i in (1..=args.len()).rev() {
+            sql = sql.replace(&format!("${i}"), &format!("${}", self.args.len() + i));
+        }
+        self.args.extend(args);
+        self.cond.push(sql);
+    }
+
+    fn sql(&self) -> String {
+        self.cond.join(" AND ")
+    }
+}
+
+/// One page of servers, newest first, and whether a next page may follow.
+///
+/// Nova pages every list: without `limit` (or with one above the cloud's
+/// `max_limit`) a page holds `max_limit` servers, and a full page carries a
+/// `next` link with the last server as marker. Project, host and marker go
+/// to SQL (keyset paging on `created_at, id`); the other filters are applied
+/// to the rows, so with one of them the query reads every row after the
+/// marker.
+async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<(Vec<Server>, usize)> {
     let all_tenants = p.get("all_tenants").is_some_and(|v| {
         !matches!(
             v.to_ascii_lowercase().as_str(),
             "0" | "false" | "f" | "off" | "no"
         )
     });
-    let mut rows: Vec<Server> = if c.auth.is_admin() && all_tenants {
-        sqlx::query_as("SELECT * FROM servers WHERE deleted = 0 ORDER BY created_at DESC, id DESC")
-            .fetch_all(s.pool())
-            .await?
-    } else {
-        let project = c.auth.project_id().unwrap_or("");
-        sqlx::query_as("SELECT * FROM servers WHERE deleted = 0 AND project_id = $1 ORDER BY created_at DESC, id DESC")
-            .bind(project)
-            .fetch_all(s.pool())
-            .await?
+    let limit = match p.get("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| bad("limit must be a non-negative integer"))?
+            .min(s.max_limit),
+        None => s.max_limit,
     };
+    let mut w = Where::default();
+    if !(c.auth.is_admin() && all_tenants) {
+        let project = c.auth.project_id().unwrap_or("").to_owned();
+        w.add("project_id = $1", vec![Arg::Text(project)]);
+    }
     if c.auth.is_admin() {
         if let Some(t) = p.get("project_id").or_else(|| p.get("tenant_id")) {
-            rows.retain(|r| r.project_id == t);
+            w.add("project_id = $1", vec![Arg::Text(t.to_owned())]);
         }
         if let Some(h) = p.get("host").or_else(|| p.get("node")) {
-            rows.retain(|r| r.host.as_deref() == Some(h));
+            w.add("host = $1", vec![Arg::Text(h.to_owned())]);
         }
     }
-    if let Some(n) = p.get("name") {
-        // Nova matches a regular expression; a plain substring is a
-        // superset for literal names, and clients re-filter exactly.
-        let n = n.trim_start_matches('^').trim_end_matches('$');
-        rows.retain(|r| r.name.contains(n));
-    }
-    if let Some(st) = p.get("status") {
-        let st = st.to_ascii_uppercase();
-        rows.retain(|r| r.status() == st);
-    }
-    if let Some(i) = p.get("image") {
-        rows.retain(|r| r.image_id == id_from_ref(i));
-    }
-    if let Some(f) = p.get("flavor") {
-        rows.retain(|r| r.flavor().is_some_and(|x| x.id == id_from_ref(f)));
-    }
-    if let Some(z) = p.get("availability_zone") {
-        rows.retain(|r| r.availability_zone.as_deref().unwrap_or("nova") == z);
-    }
     if let Some(m) = p.get("marker") {
-        let pos = rows
-            .iter()
-            .position(|r| r.id == m)
+        let visible = format!(
+            "SELECT created_at FROM servers WHERE {} AND id = ${}",
+            w.sql(),
+            w.args.len() + 1
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&visible);
+        for a in &w.args {
+            q = match a {
+                Arg::Text(t) => q.bind(t.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        let at = q
+            .bind(m)
+            .fetch_optional(s.pool())
+            .await?
             .ok_or_else(|| bad(format!("marker [{m}] not found")))?;
-        rows.drain(..=pos);
+        w.add(
+            "(created_at < $1 OR (created_at = $2 AND id < $3))",
+            vec![Arg::Int(at), Arg::Int(at), Arg::Text(m.to_owned())],
+        );
     }
-    if let Some(l) = p.get("limit") {
-        let l: usize = l
-            .parse()
-            .map_err(|_| bad("limit must be a non-negative integer"))?;
-        rows.truncate(l);
+    let name = p
+        .get("name")
+        .map(|n| n.trim_start_matches('^').trim_end_matches('$'));
+    let status = p.get("status").map(str::to_ascii_uppercase);
+    let image = p.get("image").map(id_from_ref);
+    let flavor = p.get("flavor").map(id_from_ref);
+    let zone = p.get("availability_zone");
+    let filtered =
+        name.is_some() || status.is_some() || image.is_some() || flavor.is_some() || zone.is_some();
+    let mut sql = format!(
+        "SELECT * FROM servers WHERE {} ORDER BY created_at DESC, id DESC",
+        w.sql()
+    );
+    if !filtered {
+        sql.push_str(&format!(" LIMIT {limit}"));
     }
-    Ok(rows)
+    let mut q = sqlx::query_as::<_, Server>(&sql);
+    for a in w.args {
+        q = match a {
+            Arg::Text(t) => q.bind(t),
+            Arg::Int(i) => q.bind(i),
+        };
+    }
+    let mut rows = q.fetch_all(s.pool()).await?;
+    if filtered {
+        rows.retain(|r| {
+            // Nova matches a regular expression; a plain substring is a
+            // superset for literal names, and clients re-filter exactly.
+            name.is_none_or(|n| r.name.contains(n))
+                && status.as_deref().is_none_or(|st| r.status() == st)
+                && image.is_none_or(|i| r.image_id == i)
+                && flavor.is_none_or(|f| r.flavor().is_some_and(|x| x.id == f))
+                && zone.is_none_or(|z| r.availability_zone.as_deref().unwrap_or("nova") == z)
+        });
+        rows.truncate(limit);
+    }
+    Ok((rows, limit))
+}
+
+/// Nova's `servers_links`: a `next` link when the page is full, with the
+/// request's own parameters and the page's last server as marker.
+fn page_links(
+    s: &ComputeService,
+    p: &Params,
+    path: &str,
+    rows: &[Server],
+    limit: usize,
+) -> Option<Value> {
+    let last = rows.last().filter(|_| rows.len() == limit)?;
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    let mut keys: Vec<&String> = p.0.keys().filter(|k| *k != "marker").collect();
+    keys.sort();
+    for k in keys {
+        q.append_pair(k, &p.0[k]);
+    }
+    q.append_pair("marker", &last.id);
+    Some(json!([{"rel": "next", "href": format!("{}/{path}?{}", s.base_url, q.finish())}]))
+}
+
+fn page(c: &Ctx, items: Vec<Value>, links: Option<Value>) -> Response {
+    let mut body = json!({"servers": items});
+    if let Some(l) = links {
+        body["servers_links"] = l;
+    }
+    reply(StatusCode::OK, c.version, body)
 }
 
 pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    let rows = listed(&s, &c, &p).await?;
+    let (rows, limit) = listed(&s, &c, &p).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| render::server_brief(r, &s.base_url))
         .collect();
-    Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
+    Ok(page(&c, items, page_links(&s, &p, "servers", &rows, limit)))
 }
 
 pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    let rows = listed(&s, &c, &p).await?;
-    let nets = s.network.devices(None).await.map_err(nics::from_network)?;
+    let (rows, limit) = listed(&s, &c, &p).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let nets = s
+        .network
+        .devices(Some(&ids))
+        .await
+        .map_err(nics::from_network)?;
     let hosts = host_statuses(&s, &c).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts))
         .collect();
-    Ok(reply(StatusCode::OK, c.version, json!({"servers": items})))
+    Ok(page(
+        &c,
+        items,
+        page_links(&s, &p, "servers/detail", &rows, limit),
+    ))
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {

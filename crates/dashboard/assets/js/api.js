@@ -114,6 +114,26 @@ export async function listImages() {
   return out;
 }
 
+/** Every server the caller sees, following Nova's `next` links (compute
+ *  pages its lists at the cloud's max_limit). */
+export async function listServers() {
+  let out = [];
+  let next = "/servers/detail";
+  for (let pages = 0; next && pages < 100; pages++) {
+    const r = await compute.get(next);
+    out = out.concat(r.servers || []);
+    const link = (r.servers_links || []).find((l) => l.rel === "next");
+    // The link is absolute (…/v2.1/servers/detail?marker=…); keep what
+    // follows the version, since the pass-through adds it back.
+    next = null;
+    if (link) {
+      const u = new URL(link.href);
+      next = u.pathname.replace(/^.*?\/v2\.1/, "") + u.search;
+    }
+  }
+  return { servers: out };
+}
+
 /** Uploads a file as an image's data, reporting progress (0..1). */
 export function uploadImageData(id, file, onProgress) {
   return new Promise((resolve, reject) => {

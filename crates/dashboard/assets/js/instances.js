@@ -186,7 +186,7 @@ export default {
     ctx.root.append(pageHead("Instances", [h("button", { type: "button", class: "primary", onClick: () => launch(reload).catch((e) => act(null, () => { throw e; })) }, "Launch Instance")]), table.el);
     let changing = false;
     const load = async () => {
-      const [servers, fips] = await Promise.all([api.compute.get("/servers/detail"), api.network.get("/v2.0/floatingips").catch(() => ({ floatingips: [] }))]);
+      const [servers, fips] = await Promise.all([api.listServers(), api.network.get("/v2.0/floatingips").catch(() => ({ floatingips: [] }))]);
       const list = servers.servers || [];
       const fipByAddr = new Set((fips.floatingips || []).filter((f) => f.port_id).map((f) => f.floating_ip_address));
       const wanted = list.map((sv) => (sv.image && sv.image.id) || "").filter((id) => id && !images.has(id));

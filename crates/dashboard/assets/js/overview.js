@@ -42,7 +42,7 @@ export default {
       const [limits, quota, servers] = await Promise.all([
         api.compute.get("/limits"),
         api.network.get(`/v2.0/quotas/${project.id}/details`).catch(() => null),
-        api.compute.get("/servers/detail"),
+        api.listServers(),
       ]);
       const a = limits.limits.absolute;
       computeBox.replaceChildren(

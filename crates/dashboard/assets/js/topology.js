@@ -114,7 +114,7 @@ export default {
     const load = async () => {
       const [n, sn, r, p, sv, f] = await Promise.all([
         api.network.get("/v2.0/networks"), api.network.get("/v2.0/subnets"), api.network.get("/v2.0/routers"),
-        api.network.get("/v2.0/ports"), api.compute.get("/servers/detail"), api.network.get("/v2.0/floatingips")]);
+        api.network.get("/v2.0/ports"), api.listServers(), api.network.get("/v2.0/floatingips")]);
       const m = model({ networks: n.networks || [], subnets: sn.subnets || [], routers: r.routers || [], ports: p.ports || [],
         servers: sv.servers || [], floatingips: f.floatingips || [] }, project);
       const sig = JSON.stringify(m);

@@ -38,25 +38,41 @@ impl NetworkService {
         let base = "SELECT p.device_id, p.id, p.mac_address, p.security_groups, n.name, a.ip_address \
                     FROM ports p JOIN networks n ON n.id = p.network_id JOIN ip_allocations a ON a.port_id = p.id \
                     WHERE p.device_owner LIKE 'compute:%'";
-        let rows: Vec<Row> = match device_ids {
-            Some([one]) => {
-                sqlx::query_as(&format!(
-                    "{base} AND p.device_id = $1 ORDER BY p.seq, a.ip_address"
-                ))
-                .bind(one)
-                .fetch_all(self.pool())
-                .await?
-            }
-            _ => {
-                sqlx::query_as(&format!("{base} ORDER BY p.seq, a.ip_address"))
+        let mut rows: Vec<Row> = Vec::new();
+        match device_ids {
+            None => {
+                rows = sqlx::query_as(&format!("{base} ORDER BY p.seq, a.ip_address"))
                     .fetch_all(self.pool())
                     .await?
             }
-        };
-        let fips: Vec<(String, String, String)> =
+            // A page of servers: their ports only, a few hundred ids per
+            // query (well under every backend's limit on bound values).
+            Some(ids) => {
+                for chunk in ids.chunks(500) {
+                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "{base} AND p.device_id IN ({}) ORDER BY p.seq, a.ip_address",
+                        marks.join(", ")
+                    );
+                    let mut q = sqlx::query_as::<_, Row>(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    rows.extend(q.fetch_all(self.pool()).await?);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut fips: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let fip_rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT port_id, fixed_ip_address, floating_ip_address FROM floatingips WHERE port_id IS NOT NULL")
                 .fetch_all(self.pool())
                 .await?;
+        for (port, fixed, floating) in fip_rows {
+            fips.entry((port, fixed)).or_default().push(floating);
+        }
         let groups: HashMap<String, String> =
             sqlx::query_as::<_, (String, String)>("SELECT id, name FROM security_groups")
                 .fetch_all(self.pool())
@@ -65,23 +81,18 @@ impl NetworkService {
                 .collect();
         let mut out: HashMap<String, DeviceNet> = HashMap::new();
         for (device, port, mac, sgs, net_name, ip) in rows {
-            if device_ids.is_some_and(|ids| !ids.contains(&device)) {
-                continue;
-            }
             let d = out.entry(device).or_default();
+            let floating = fips.remove(&(port, ip.clone())).unwrap_or_default();
             d.addresses.push(DeviceAddress {
                 network_name: net_name.clone(),
-                addr: ip.clone(),
+                addr: ip,
                 kind: "fixed",
                 mac: mac.clone(),
             });
-            for (_, _, floating) in fips
-                .iter()
-                .filter(|(p, fixed, _)| *p == port && *fixed == ip)
-            {
+            for addr in floating {
                 d.addresses.push(DeviceAddress {
                     network_name: net_name.clone(),
-                    addr: floating.clone(),
+                    addr,
                     kind: "floating",
                     mac: mac.clone(),
                 });
