@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_network",
         include_str!("../migrations/0005_network.sql"),
     ),
+    (
+        "0006_server_pages",
+        include_str!("../migrations/0006_server_pages.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {
