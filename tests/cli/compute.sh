@@ -12,7 +12,9 @@ cleanup() { ferro_stop; ferro_kill_vms "$state"; }
 trap cleanup EXIT
 [ -n "${FERRO_TINY_IMAGE:-}" ] || { echo "FERRO_TINY_IMAGE is not set (scripts/test builds it)" >&2; exit 1; }
 
-ferro_start "$state" || exit 1
+# Server lists page at one server, so every list below (and every lookup
+# by name) has to follow Nova's `next` links as the SDK does.
+ferro_start "$state" --max-limit 1 || exit 1
 . "$state/openrc"
 
 status_is() { [ "$(openstack server show "$1" -f value -c status 2>/dev/null)" = "$2" ]; }
@@ -64,7 +66,7 @@ before=$(qemu_pid "$id")
 kill -KILL "$FERRO_PID"
 wait "$FERRO_PID" 2>/dev/null
 FERRO_PID=
-ferro_start "$state" || exit 1
+ferro_start "$state" --max-limit 1 || exit 1
 . "$state/openrc"
 check_eq "after SIGKILL and restart vm1 is ACTIVE" "ACTIVE" "$(openstack server show vm1 -f value -c status 2>&1)"
 sleep 3
@@ -76,6 +78,8 @@ check "flavor create huge" openstack flavor create --vcpus 1 --ram 99999999 --di
 openstack server create --image tiny --flavor huge --nic none --wait big >/dev/null 2>&1
 check_eq "a server bigger than any host goes ERROR" "ERROR" "$(openstack server show big -f value -c status 2>&1)"
 check "its fault names the reason" bash -c "openstack server show big -f value -c fault | grep -q 'MB RAM free, 99999999 MB requested'"
+check_eq "server list follows the pages: both servers, one per page" "big vm1" \
+    "$(openstack server list -f value -c Name 2>&1 | sort | xargs)"
 check "delete the failed server" openstack server delete --wait big
 check "quota set --instances 1" openstack quota set --instances 1 --ram 51200 admin
 check_fails "a create beyond the quota is refused" "Quota exceeded for instances" \
