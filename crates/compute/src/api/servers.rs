@@ -516,7 +516,7 @@ impl Where {
     }
 }
 
-/// One page of servers, newest first, and whether a next page may follow.
+/// One page of servers, newest first, and the page size it was cut to.
 ///
 /// Nova pages every list: without `limit` (or with one above the cloud's
 /// `max_limit`) a page holds `max_limit` servers, and a full page carries a
