@@ -88,6 +88,23 @@ async fn lifecycle(backend: Backend) {
         .await;
     assert_eq!(old.json["server"]["flavor"]["id"], json!(flavor));
     assert!(old.json["server"].get("locked").is_none() && old.json["server"].get("tags").is_none());
+    // The list writes each server straight to JSON, `show` through a value:
+    // the same server in both, at the oldest and newest microversions.
+    for version in ["", "2.3", "2.47", V] {
+        let list = tc
+            .compute(Method::GET, "servers/detail", &admin, None, version)
+            .await;
+        let show = tc
+            .compute(Method::GET, &format!("servers/{id}"), &admin, None, version)
+            .await;
+        let listed = list.json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == json!(id))
+            .expect("vm1 in the list");
+        assert_eq!(listed, &show.json["server"], "at {version:?}");
+    }
 
     for (action, body, want) in [
         ("stop", json!({"os-stop": null}), "SHUTOFF"),

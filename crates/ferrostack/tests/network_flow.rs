@@ -307,6 +307,20 @@ async fn walkthrough(backend: Backend) {
     assert_eq!(addrs.as_array().unwrap().len(), 2, "{addrs}");
     assert_eq!(addrs[1]["OS-EXT-IPS:type"], "floating");
     assert_eq!(addrs[1]["addr"], address.as_str());
+    // The list writes each server straight to JSON; `show` goes through a
+    // value: both must say the same, addresses and groups included.
+    let one = &listed.json["servers"][0];
+    let shown = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{}", one["id"].as_str().unwrap()),
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(&shown.json["server"], one);
+    assert_eq!(one["security_groups"], json!([{"name": "default"}]));
 
     // The seed's Checkpoint: instance, router interface, router gateway, floating IP.
     let all = tc.network(Method::GET, "ports", &admin, None).await;

@@ -4,6 +4,7 @@ mod admin;
 mod flavors;
 mod keypairs;
 mod render;
+mod server_body;
 mod servers;
 
 use std::sync::Arc;
@@ -186,7 +187,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 pub use ferro_common::params::Params;
 
 /// A JSON response stamped with the microversion it was rendered in.
-pub fn reply(status: StatusCode, version: Version, body: Value) -> Response {
+pub fn reply(status: StatusCode, version: Version, body: impl serde::Serialize) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
     stamp(&mut r, version);
     r

@@ -12,6 +12,7 @@ use ferro_store::sqlx;
 use serde_json::{json, Map, Value};
 
 use super::render::{self, ServerView};
+use super::server_body::{server_body, ServerBody};
 use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
@@ -454,21 +455,22 @@ async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
         .await
         .map_err(nics::from_network)?;
     let hosts = host_statuses(s, c).await?;
-    Ok(view_with(s, c, srv, nets.remove(&srv.id).as_ref(), &hosts))
+    let net = nets.remove(&srv.id);
+    Ok(serde_json::to_value(view_with(s, c, srv, net.as_ref(), &hosts)).unwrap_or_default())
 }
 
-fn view_with(
-    s: &ComputeService,
+fn view_with<'a>(
+    s: &'a ComputeService,
     c: &Ctx,
-    srv: &Server,
-    net: Option<&ferro_network::service::DeviceNet>,
+    srv: &'a Server,
+    net: Option<&'a ferro_network::service::DeviceNet>,
     hosts: &HashMap<String, &'static str>,
-) -> Value {
+) -> ServerBody<'a> {
     let hs = match (c.auth.is_admin(), srv.host.as_deref()) {
         (true, Some(h)) => Some(hosts.get(h).copied().unwrap_or("UNKNOWN")),
         _ => None,
     };
-    render::server(&ServerView {
+    server_body(&ServerView {
         server: srv,
         version: c.version,
         admin: c.auth.is_admin(),
@@ -633,12 +635,23 @@ fn page_links(
     Some(json!([{"rel": "next", "href": format!("{}/{path}?{}", s.base_url, q.finish())}]))
 }
 
-fn page(c: &Ctx, items: Vec<Value>, links: Option<Value>) -> Response {
-    let mut body = json!({"servers": items});
-    if let Some(l) = links {
-        body["servers_links"] = l;
-    }
-    reply(StatusCode::OK, c.version, body)
+/// A page of a server list: `servers`, and `servers_links` when one follows.
+#[derive(serde::Serialize)]
+struct Page<T> {
+    servers: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers_links: Option<Value>,
+}
+
+fn page<T: serde::Serialize>(c: &Ctx, servers: Vec<T>, links: Option<Value>) -> Response {
+    reply(
+        StatusCode::OK,
+        c.version,
+        Page {
+            servers,
+            servers_links: links,
+        },
+    )
 }
 
 pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
@@ -659,7 +672,7 @@ pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response
         .await
         .map_err(nics::from_network)?;
     let hosts = host_statuses(&s, &c).await?;
-    let items: Vec<Value> = rows
+    let items: Vec<ServerBody> = rows
         .iter()
         .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts))
         .collect();
