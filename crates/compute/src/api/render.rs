@@ -52,18 +52,6 @@ pub fn keypair(k: &Keypair, v: Version, with_details: bool) -> Value {
     o
 }
 
-/// Everything `server show` and `server list --long` print.
-pub struct ServerView<'a> {
-    pub server: &'a Server,
-    pub version: Version,
-    pub admin: bool,
-    pub base: &'a str,
-    /// `UP`/`DOWN` of the server's host, for admins from 2.16.
-    pub host_status: Option<&'a str>,
-    /// The server's ports as the network service sees them.
-    pub net: Option<&'a ferro_network::service::DeviceNet>,
-}
-
 pub fn server_brief(s: &Server, base: &str) -> Value {
     json!({"id": s.id, "name": s.name, "links": links(base, &format!("servers/{}", s.id))})
 }

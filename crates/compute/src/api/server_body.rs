@@ -12,8 +12,20 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha224};
 
-use super::render::ServerView;
+use crate::microversion::Version;
 use crate::model::{FlavorSnapshot, Server};
+
+/// Everything `server show` and `server list --long` print.
+pub struct ServerView<'a> {
+    pub server: &'a Server,
+    pub version: Version,
+    pub admin: bool,
+    pub base: &'a str,
+    /// `UP`/`DOWN` of the server's host, for admins from 2.16.
+    pub host_status: Option<&'a str>,
+    /// The server's ports as the network service sees them.
+    pub net: Option<&'a ferro_network::service::DeviceNet>,
+}
 
 #[derive(Serialize)]
 pub struct Link {

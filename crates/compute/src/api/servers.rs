@@ -11,8 +11,8 @@ use ferro_common::{ids, time};
 use ferro_store::sqlx;
 use serde_json::{json, Map, Value};
 
-use super::render::{self, ServerView};
-use super::server_body::{server_body, ServerBody};
+use super::render;
+use super::server_body::{server_body, ServerBody, ServerView};
 use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
@@ -516,6 +516,21 @@ impl Where {
     fn sql(&self) -> String {
         self.cond.join(" AND ")
     }
+
+    /// A query for servers with these arguments bound in order.
+    fn servers<'q>(
+        &self,
+        sql: &'q str,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, Server, sqlx::any::AnyArguments<'q>> {
+        let mut q = sqlx::query_as::<_, Server>(sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(t) => q.bind(t.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
 }
 
 /// One page of servers, newest first, and the page size it was cut to.
@@ -555,22 +570,17 @@ async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<(Vec<Server>,
     }
     if let Some(m) = p.get("marker") {
         let visible = format!(
-            "SELECT created_at FROM servers WHERE {} AND id = ${}",
+            "SELECT * FROM servers WHERE {} AND id = ${}",
             w.sql(),
             w.args.len() + 1
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&visible);
-        for a in &w.args {
-            q = match a {
-                Arg::Text(t) => q.bind(t.clone()),
-                Arg::Int(i) => q.bind(*i),
-            };
-        }
-        let at = q
+        let at = w
+            .servers(&visible)
             .bind(m)
             .fetch_optional(s.pool())
             .await?
-            .ok_or_else(|| bad(format!("marker [{m}] not found")))?;
+            .ok_or_else(|| bad(format!("marker [{m}] not found")))?
+            .created_at;
         w.add(
             "(created_at < $1 OR (created_at = $2 AND id < $3))",
             vec![Arg::Int(at), Arg::Int(at), Arg::Text(m.to_owned())],
@@ -592,14 +602,7 @@ async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<(Vec<Server>,
     if !filtered {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
-    let mut q = sqlx::query_as::<_, Server>(&sql);
-    for a in w.args {
-        q = match a {
-            Arg::Text(t) => q.bind(t),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    let mut rows = q.fetch_all(s.pool()).await?;
+    let mut rows = w.servers(&sql).fetch_all(s.pool()).await?;
     if filtered {
         rows.retain(|r| {
             // Nova matches a regular expression; a plain substring is a
