@@ -5,12 +5,15 @@
 //! `ferro-placement`'s pure function; hosts run `ferro-agent`.
 #![forbid(unsafe_code)]
 
+pub mod aggregates;
 pub mod api;
 pub mod error;
 pub mod microversion;
 pub mod model;
 pub mod nics;
+pub mod server_groups;
 pub mod service;
+pub mod usage;
 
 pub use api::router;
 pub use service::{ComputeService, LocalLink};

@@ -103,6 +103,10 @@ pub struct Server {
     pub updated_at: i64,
     pub old_flavor: Option<String>,
     pub resize_seq: i64,
+    /// `owner` or `admin`: who may unlock it without the override.
+    pub locked_by: Option<String>,
+    pub access_ipv4: String,
+    pub access_ipv6: String,
 }
 
 /// Nova's power states.

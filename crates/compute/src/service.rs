@@ -74,6 +74,8 @@ pub struct ComputeService {
     /// The most servers a list answers at once (Nova's `[api] max_limit`).
     pub max_limit: usize,
     agents: RwLock<HashMap<String, Arc<dyn HostAgent>>>,
+    /// Held while a server group's member is scheduled and claimed.
+    group_lock: tokio::sync::Mutex<()>,
 }
 
 impl ComputeService {
@@ -93,6 +95,7 @@ impl ComputeService {
             base_url,
             max_limit: max_limit.max(1),
             agents: RwLock::new(HashMap::new()),
+            group_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -265,6 +268,14 @@ impl ComputeService {
                     .get("hypervisor_type")
                     .and_then(|v| v.as_str().map(str::to_owned))
             });
+        // Members of a strict group are placed one at a time, so each sees
+        // where the previous one's claim went.
+        let _placing = if self.groups_of(&s.id).await?.is_empty() {
+            None
+        } else {
+            Some(self.group_lock.lock().await)
+        };
+        let group = self.group_placement(&s.id).await?;
         let now = time::now_micros();
         let hosts = inventory::hosts(self.pool()).await?;
         let states: Vec<_> = hosts
@@ -278,6 +289,7 @@ impl ComputeService {
             availability_zone: s.availability_zone.clone(),
             hypervisor_type,
             tried: s.tried(),
+            group,
         };
         let ranked = match ferro_placement::schedule(&states, &req) {
             Ok(r) => r,
@@ -444,6 +456,10 @@ impl ComputeService {
         sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
             .bind(id)
             .bind(format!("{id}-resize"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM server_group_members WHERE server_id = $1")
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM servers WHERE id = $1")

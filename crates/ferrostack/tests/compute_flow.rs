@@ -103,7 +103,12 @@ async fn lifecycle(backend: Backend) {
             .iter()
             .find(|s| s["id"] == json!(id))
             .expect("vm1 in the list");
-        assert_eq!(listed, &show.json["server"], "at {version:?}");
+        // Nova's show (not its list) adds the server's groups from 2.71.
+        let mut shown = show.json["server"].clone();
+        if let Some(o) = shown.as_object_mut() {
+            o.remove("server_groups");
+        }
+        assert_eq!(listed, &shown, "at {version:?}");
     }
 
     for (action, body, want) in [

@@ -10,4 +10,4 @@ pub mod api;
 pub mod inventory;
 pub mod scheduler;
 
-pub use scheduler::{schedule, HostState, NoValidHost, Request};
+pub use scheduler::{schedule, Affinity, GroupPlacement, HostState, NoValidHost, Request};

@@ -2,8 +2,11 @@
 //! No I/O and no randomness: the same input gives the same answer.
 //!
 //! Filters: enabled, up, not already tried, availability zone, image
-//! `hypervisor_type`, and free VCPU / RAM / disk after allocation ratios.
-//! Weigher: most free RAM first (spread), ties broken by host name.
+//! `hypervisor_type`, server group (affinity, anti-affinity), and free
+//! VCPU / RAM / disk after allocation ratios.
+//! Weighers: a soft server-group policy first (soft-affinity: most of the
+//! group's servers; soft-anti-affinity: fewest), then most free RAM
+//! (spread), ties broken by host name.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +53,55 @@ pub struct Request {
     pub hypervisor_type: Option<String>,
     /// Hosts a previous attempt already failed on.
     pub tried: Vec<String>,
+    /// The server group the server belongs to, if any.
+    pub group: Option<GroupPlacement>,
+}
+
+/// Nova's server group policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Affinity {
+    Affinity,
+    AntiAffinity,
+    SoftAffinity,
+    SoftAntiAffinity,
+}
+
+impl Affinity {
+    pub fn parse(s: &str) -> Option<Affinity> {
+        Some(match s {
+            "affinity" => Affinity::Affinity,
+            "anti-affinity" => Affinity::AntiAffinity,
+            "soft-affinity" => Affinity::SoftAffinity,
+            "soft-anti-affinity" => Affinity::SoftAntiAffinity,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::Affinity => "affinity",
+            Affinity::AntiAffinity => "anti-affinity",
+            Affinity::SoftAffinity => "soft-affinity",
+            Affinity::SoftAntiAffinity => "soft-anti-affinity",
+        }
+    }
+}
+
+/// A server group as the scheduler sees it for one of its members.
+#[derive(Clone, Debug)]
+pub struct GroupPlacement {
+    pub policy: Affinity,
+    /// The host of each other member that has one (a host appears once per
+    /// member on it).
+    pub member_hosts: Vec<String>,
+    /// Anti-affinity: how many of the group's servers one host may hold.
+    pub max_server_per_host: i64,
+}
+
+impl GroupPlacement {
+    fn members_on(&self, host: &str) -> i64 {
+        self.member_hosts.iter().filter(|h| *h == host).count() as i64
+    }
 }
 
 /// Why no host fits, host by host.
@@ -89,6 +141,22 @@ fn reject(h: &HostState, r: &Request) -> Option<String> {
                 "in availability zone {}, not {az}",
                 h.availability_zone
             ));
+        }
+    }
+    if let Some(g) = &r.group {
+        let here = g.members_on(&h.name);
+        match g.policy {
+            Affinity::Affinity if !g.member_hosts.is_empty() && here == 0 => {
+                return Some(
+                    "server group affinity: the group's servers are on another host".into(),
+                );
+            }
+            Affinity::AntiAffinity if here >= g.max_server_per_host => {
+                return Some(format!(
+                    "server group anti-affinity: {here} of the group's servers already here"
+                ));
+            }
+            _ => {}
         }
     }
     if let Some(t) = &r.hypervisor_type {
@@ -141,9 +209,16 @@ pub fn schedule<'a>(
     if fit.is_empty() {
         return Err(NoValidHost { reasons });
     }
+    // Soft policies rank before RAM: more (or fewer) of the group's servers.
+    let soft = |h: &HostState| match &r.group {
+        Some(g) if g.policy == Affinity::SoftAffinity => -g.members_on(&h.name),
+        Some(g) if g.policy == Affinity::SoftAntiAffinity => g.members_on(&h.name),
+        _ => 0,
+    };
     fit.sort_by(|a, b| {
-        b.free_memory_mb()
-            .cmp(&a.free_memory_mb())
+        soft(a)
+            .cmp(&soft(b))
+            .then_with(|| b.free_memory_mb().cmp(&a.free_memory_mb()))
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(fit)
@@ -259,6 +334,62 @@ mod tests {
             match want {
                 Ok(w) => assert_eq!(got.unwrap(), w, "case {i}"),
                 Err(()) => assert!(got.is_err(), "case {i}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn server_group_policies() {
+        let hosts = vec![
+            host("a", 4096, 0),
+            host("b", 8192, 0),
+            host("c", 8192, 1024),
+        ];
+        let with = |policy, members: &[&str], max| Request {
+            group: Some(GroupPlacement {
+                policy,
+                member_hosts: members.iter().map(|m| m.to_string()).collect(),
+                max_server_per_host: max,
+            }),
+            ..req(1024)
+        };
+        let names = |r: &Request| {
+            schedule(&hosts, r).map(|v| v.iter().map(|h| h.name.clone()).collect::<Vec<_>>())
+        };
+        let cases: Vec<(Request, Option<Vec<&str>>)> = vec![
+            // The first member of any group goes where RAM says.
+            (with(Affinity::Affinity, &[], 1), Some(vec!["b", "c", "a"])),
+            (
+                with(Affinity::AntiAffinity, &[], 1),
+                Some(vec!["b", "c", "a"]),
+            ),
+            (with(Affinity::Affinity, &["a"], 1), Some(vec!["a"])),
+            (
+                with(Affinity::AntiAffinity, &["b"], 1),
+                Some(vec!["c", "a"]),
+            ),
+            (with(Affinity::AntiAffinity, &["a", "b", "c"], 1), None),
+            // max_server_per_host 2: one member on b still leaves room there.
+            (
+                with(Affinity::AntiAffinity, &["b", "c", "c"], 2),
+                Some(vec!["b", "a"]),
+            ),
+            (
+                with(Affinity::SoftAffinity, &["a", "a", "c"], 1),
+                Some(vec!["a", "c", "b"]),
+            ),
+            (
+                with(Affinity::SoftAntiAffinity, &["b"], 1),
+                Some(vec!["c", "a", "b"]),
+            ),
+        ];
+        for (i, (r, want)) in cases.iter().enumerate() {
+            match want {
+                Some(w) => assert_eq!(names(r).unwrap(), *w, "case {i}"),
+                None => {
+                    let e = schedule(&hosts, r).unwrap_err();
+                    assert!(e.to_string().contains("anti-affinity"), "case {i}: {e}");
+                }
             }
         }
     }

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_server_pages",
         include_str!("../migrations/0006_server_pages.sql"),
     ),
+    (
+        "0007_compute_breadth",
+        include_str!("../migrations/0007_compute_breadth.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {

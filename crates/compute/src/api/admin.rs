@@ -383,3 +383,116 @@ pub async fn quota_update(
     }
     Ok(reply(StatusCode::OK, c.version, json!({"quota_set": body})))
 }
+
+fn gone_at(c: &Ctx, minor: u16) -> Result<()> {
+    if c.version.at_least(minor) {
+        return Err(ComputeError::NotFound(
+            "The resource could not be found.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /os-hypervisors/statistics` (until 2.88): totals over every host.
+pub async fn hypervisor_statistics(St(s): St<State>, c: Ctx) -> Result<Response> {
+    gone_at(&c, 88)?;
+    require_admin(&c, "os_compute_api:os-hypervisors:statistics")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let (servers,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM servers WHERE host IS NOT NULL AND deleted = 0")
+            .fetch_one(s.pool())
+            .await?;
+    let sum = |f: fn(&HostRow) -> i64| hosts.iter().map(f).sum::<i64>();
+    let stats = json!({
+        "count": hosts.len(),
+        "vcpus": sum(|h| h.vcpus), "vcpus_used": sum(|h| h.vcpus_used),
+        "memory_mb": sum(|h| h.memory_mb), "memory_mb_used": sum(|h| h.memory_used_mb),
+        "local_gb": sum(|h| h.disk_gb), "local_gb_used": sum(|h| h.disk_used_gb),
+        "free_ram_mb": sum(|h| h.memory_mb - h.memory_used_mb),
+        "free_disk_gb": sum(|h| h.disk_gb - h.disk_used_gb),
+        "disk_available_least": sum(|h| h.disk_gb - h.disk_used_gb),
+        "current_workload": 0,
+        "running_vms": servers,
+    });
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"hypervisor_statistics": stats}),
+    ))
+}
+
+/// `GET /os-hypervisors/{id}/uptime` (until 2.88; later in the hypervisor).
+pub async fn hypervisor_uptime(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    gone_at(&c, 88)?;
+    require_admin(&c, "os_compute_api:os-hypervisors:uptime")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(&s).await?;
+    for h in &hosts {
+        let Some(m) = metas.iter().find(|m| m.name == h.name) else {
+            continue;
+        };
+        if h.hypervisor_id == id || m.seq.to_string() == id {
+            let secs = (time::now_micros() - m.started_at).max(0) / 1_000_000;
+            let body = json!({
+                "id": if c.version.at_least(53) { json!(h.hypervisor_id) } else { json!(m.seq) },
+                "hypervisor_hostname": h.name,
+                "state": if up(h) { "up" } else { "down" },
+                "status": if h.disabled == 0 { "enabled" } else { "disabled" },
+                "uptime": format!(" up {} days, {:02}:{:02}", secs / 86400, secs % 86400 / 3600, secs % 3600 / 60),
+            });
+            return Ok(reply(
+                StatusCode::OK,
+                c.version,
+                json!({"hypervisor": body}),
+            ));
+        }
+    }
+    Err(ComputeError::NotFound(format!(
+        "Hypervisor with ID '{id}' could not be found."
+    )))
+}
+
+/// `GET /os-hypervisors/{pattern}/search` and `/{pattern}/servers` (until
+/// 2.53, when `hypervisor_hostname_pattern` and `with_servers` took over).
+async fn by_pattern(s: &State, c: &Ctx, pattern: &str, with_servers: bool) -> Result<Response> {
+    gone_at(c, 53)?;
+    require_admin(c, "os_compute_api:os-hypervisors:search")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(s).await?;
+    let mut items = Vec::new();
+    for h in hosts.iter().filter(|h| h.name.contains(pattern)) {
+        if let Some(m) = metas.iter().find(|m| m.name == h.name) {
+            items.push(hypervisor_json(s, c, h, m, false, with_servers).await?);
+        }
+    }
+    if items.is_empty() {
+        return Err(ComputeError::NotFound(format!(
+            "No hypervisor matching '{pattern}' could be found."
+        )));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"hypervisors": items}),
+    ))
+}
+
+pub async fn hypervisor_search(
+    St(s): St<State>,
+    c: Ctx,
+    Path(pattern): Path<String>,
+) -> Result<Response> {
+    by_pattern(&s, &c, &pattern, false).await
+}
+
+pub async fn hypervisor_servers(
+    St(s): St<State>,
+    c: Ctx,
+    Path(pattern): Path<String>,
+) -> Result<Response> {
+    by_pattern(&s, &c, &pattern, true).await
+}

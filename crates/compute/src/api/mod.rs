@@ -1,11 +1,16 @@
 //! Nova v2.1 routes, extractors and rendering helpers.
 
 mod admin;
+mod aggregates;
 mod flavors;
 mod keypairs;
 mod render;
 mod server_body;
+mod server_groups;
+mod server_metadata;
+mod server_network;
 mod servers;
+mod usage;
 
 use std::sync::Arc;
 
@@ -79,7 +84,48 @@ pub fn router(state: State) -> Router {
             "/v2.1/servers/{id}/os-instance-actions/{req}",
             get(servers::instance_action),
         )
-        .route("/v2.1/servers/{id}/metadata", get(servers::list_metadata))
+        .route(
+            "/v2.1/servers/{id}/metadata",
+            get(server_metadata::list)
+                .post(server_metadata::update)
+                .put(server_metadata::replace),
+        )
+        .route(
+            "/v2.1/servers/{id}/metadata/{key}",
+            get(server_metadata::show)
+                .put(server_metadata::set)
+                .delete(server_metadata::delete),
+        )
+        .route("/v2.1/servers/{id}/ips", get(server_network::ips))
+        .route(
+            "/v2.1/servers/{id}/ips/{network}",
+            get(server_network::ips_of_network),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-security-groups",
+            get(server_network::security_groups),
+        )
+        .route(
+            "/v2.1/os-server-groups",
+            get(server_groups::list).post(server_groups::create),
+        )
+        .route(
+            "/v2.1/os-server-groups/{id}",
+            get(server_groups::show).delete(server_groups::delete),
+        )
+        .route(
+            "/v2.1/os-aggregates",
+            get(aggregates::list).post(aggregates::create),
+        )
+        .route(
+            "/v2.1/os-aggregates/{id}",
+            get(aggregates::show)
+                .put(aggregates::update)
+                .delete(aggregates::delete),
+        )
+        .route("/v2.1/os-aggregates/{id}/action", post(aggregates::action))
+        .route("/v2.1/os-simple-tenant-usage", get(usage::list))
+        .route("/v2.1/os-simple-tenant-usage/{project}", get(usage::show))
         .route(
             "/v2.1/servers/{id}/os-volume_attachments",
             get(servers::volume_attachments),
@@ -89,7 +135,23 @@ pub fn router(state: State) -> Router {
             "/v2.1/os-hypervisors/detail",
             get(admin::hypervisors_detail),
         )
+        .route(
+            "/v2.1/os-hypervisors/statistics",
+            get(admin::hypervisor_statistics),
+        )
         .route("/v2.1/os-hypervisors/{id}", get(admin::hypervisor))
+        .route(
+            "/v2.1/os-hypervisors/{id}/uptime",
+            get(admin::hypervisor_uptime),
+        )
+        .route(
+            "/v2.1/os-hypervisors/{id}/search",
+            get(admin::hypervisor_search),
+        )
+        .route(
+            "/v2.1/os-hypervisors/{id}/servers",
+            get(admin::hypervisor_servers),
+        )
         .route("/v2.1/os-services", get(admin::services))
         .route("/v2.1/os-availability-zone", get(admin::availability_zones))
         .route(
@@ -110,7 +172,21 @@ pub fn router(state: State) -> Router {
             get(admin::quota_detail),
         )
         .fallback(|| async { ComputeError::NotFound("The resource could not be found.".into()) })
+        .layer(axum::middleware::from_fn(compute_request_id))
         .with_state(state)
+}
+
+/// Nova answers with its request id under its own name as well.
+async fn compute_request_id(req: Request, next: axum::middleware::Next) -> Response {
+    let id = req
+        .extensions()
+        .get::<ferro_common::request_id::RequestId>()
+        .and_then(|r| HeaderValue::from_str(&r.0).ok());
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert("x-compute-request-id", id);
+    }
+    resp
 }
 
 fn version_doc(base: &str) -> Value {

@@ -25,6 +25,9 @@ pub struct ServerView<'a> {
     pub host_status: Option<&'a str>,
     /// The server's ports as the network service sees them.
     pub net: Option<&'a ferro_network::service::DeviceNet>,
+    /// The server's groups: shown by `show`, `update` and `rebuild` from
+    /// 2.71 (not by lists, as in Nova).
+    pub server_groups: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -105,9 +108,9 @@ pub struct ServerBody<'a> {
     updated: String,
     addresses: BTreeMap<&'a str, Vec<Address<'a>>>,
     #[serde(rename = "accessIPv4")]
-    access_ipv4: &'static str,
+    access_ipv4: &'a str,
     #[serde(rename = "accessIPv6")]
-    access_ipv6: &'static str,
+    access_ipv6: &'a str,
     links: [Link; 2],
     #[serde(rename = "OS-DCF:diskConfig")]
     disk_config: &'static str,
@@ -144,7 +147,7 @@ pub struct ServerBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     trusted_image_certificates: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    server_groups: Option<[(); 0]>,
+    server_groups: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     locked_reason: Option<Option<&'a str>>,
 }
@@ -289,8 +292,8 @@ pub fn server_body<'a>(view: &ServerView<'a>) -> ServerBody<'a> {
         created: ts(s.created_at),
         updated: ts(s.updated_at),
         addresses,
-        access_ipv4: "",
-        access_ipv6: "",
+        access_ipv4: &s.access_ipv4,
+        access_ipv6: &s.access_ipv6,
         links: links(view.base, &format!("servers/{}", s.id)),
         disk_config: "MANUAL",
         availability_zone: s.availability_zone.as_deref().unwrap_or("nova"),
@@ -315,7 +318,7 @@ pub fn server_body<'a>(view: &ServerView<'a>) -> ServerBody<'a> {
         description: v.at_least(19).then_some(s.description.as_deref()),
         tags: v.at_least(26).then(|| s.tag_list()),
         trusted_image_certificates: v.at_least(63).then_some(()),
-        server_groups: v.at_least(71).then_some([]),
+        server_groups: view.server_groups.filter(|_| v.at_least(71)),
         locked_reason: v.at_least(73).then_some(s.locked_reason.as_deref()),
     }
 }

@@ -72,6 +72,49 @@ fn id_from_ref(r: &str) -> &str {
     r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
 }
 
+/// `accessIPv4`/`accessIPv6`: absent, empty, or an address of that family.
+fn access_ip(v: Option<&Value>, field: &str, v6: bool) -> Result<Option<String>> {
+    let ok = |a: &str| {
+        if v6 {
+            a.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            a.parse::<std::net::Ipv4Addr>().is_ok()
+        }
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(a)) if a.is_empty() => Ok(None),
+        Some(Value::String(a)) if ok(a) => Ok(Some(a.clone())),
+        Some(other) => Err(bad(format!(
+            "Invalid input for field/attribute {field}. Value: {other}. '{}' is not a '{}'",
+            other.as_str().unwrap_or_default(),
+            if v6 { "ipv6" } else { "ipv4" }
+        ))),
+    }
+}
+
+/// The `group` scheduler hint of a create body, if any.
+fn scheduler_group(body: &Value) -> Result<Option<String>> {
+    let hints = body
+        .get("os:scheduler_hints")
+        .or_else(|| body.get("OS-SCH-HNT:scheduler_hints"));
+    let Some(group) = hints.and_then(|h| h.get("group")) else {
+        return Ok(None);
+    };
+    // Nova takes a list of one as well.
+    let g = match group {
+        Value::String(g) => Some(g.as_str()),
+        Value::Array(a) if a.len() == 1 => a[0].as_str(),
+        _ => None,
+    };
+    match g.filter(|g| uuid::Uuid::parse_str(g).is_ok()) {
+        Some(g) => Ok(Some(g.to_owned())),
+        None => Err(bad(format!(
+            "Invalid input for field/attribute group. Value: {group}. It must be a server group UUID."
+        ))),
+    }
+}
+
 fn count(v: Option<&Value>, field: &str) -> Result<i64> {
     match v {
         None => Ok(1),
@@ -87,7 +130,7 @@ fn count(v: Option<&Value>, field: &str) -> Result<i64> {
     }
 }
 
-fn check_metadata(v: &Value, limit: i64) -> Result<Map<String, Value>> {
+pub(super) fn check_metadata(v: &Value, limit: i64) -> Result<Map<String, Value>> {
     let m = v
         .as_object()
         .ok_or_else(|| bad("Invalid input for field/attribute metadata: an object is required."))?;
@@ -325,10 +368,26 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         Some(_) => return Err(bad("Invalid input for field/attribute tags.")),
     };
     let min = count(srv.get("min_count"), "min_count")?;
-    let max = count(srv.get("max_count"), "max_count")?.max(min);
+    let max = match srv.get("max_count") {
+        None => min,
+        given => count(given, "max_count")?,
+    };
     if min > max {
         return Err(bad("min_count must be <= max_count"));
     }
+    let access_ipv4 = access_ip(srv.get("accessIPv4"), "accessIPv4", false)?;
+    let access_ipv6 = access_ip(srv.get("accessIPv6"), "accessIPv6", true)?;
+    let group = match scheduler_group(&body)? {
+        Some(g) => {
+            let g = s
+                .visible_server_group(&c.auth, &g)
+                .await
+                .map_err(|_| bad(format!("Invalid input for field/attribute group. Instance group {g} could not be found.")))?;
+            s.check_group_room(&g, max).await?;
+            Some(g.id)
+        }
+        None => None,
+    };
     let n = match s.check_quota(&project, max, flavor.vcpus, flavor.ram).await {
         Ok(()) => max,
         Err(e) if min < max => {
@@ -394,6 +453,17 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .bind(serde_json::to_string(&held).unwrap_or_else(|_| "[]".into()))
         .execute(s.pool())
         .await?;
+        if access_ipv4.is_some() || access_ipv6.is_some() {
+            sqlx::query("UPDATE servers SET access_ipv4 = $1, access_ipv6 = $2 WHERE id = $3")
+                .bind(access_ipv4.as_deref().unwrap_or(""))
+                .bind(access_ipv6.as_deref().unwrap_or(""))
+                .bind(&id)
+                .execute(s.pool())
+                .await?;
+        }
+        if let Some(g) = &group {
+            s.join_server_group(g, &id).await?;
+        }
         s.record_action(&id, "create", &c.auth, &c.request_id)
             .await?;
         tracing::info!(server_id = %id, "server accepted");
@@ -456,7 +526,9 @@ async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
         .map_err(nics::from_network)?;
     let hosts = host_statuses(s, c).await?;
     let net = nets.remove(&srv.id);
-    Ok(serde_json::to_value(view_with(s, c, srv, net.as_ref(), &hosts)).unwrap_or_default())
+    let groups = s.groups_of(&srv.id).await?;
+    let body = view_with(s, c, srv, net.as_ref(), &hosts, Some(&groups));
+    Ok(serde_json::to_value(body).unwrap_or_default())
 }
 
 fn view_with<'a>(
@@ -465,6 +537,7 @@ fn view_with<'a>(
     srv: &'a Server,
     net: Option<&'a ferro_network::service::DeviceNet>,
     hosts: &HashMap<String, &'static str>,
+    server_groups: Option<&'a [String]>,
 ) -> ServerBody<'a> {
     let hs = match (c.auth.is_admin(), srv.host.as_deref()) {
         (true, Some(h)) => Some(hosts.get(h).copied().unwrap_or("UNKNOWN")),
@@ -477,6 +550,7 @@ fn view_with<'a>(
         base: &s.base_url,
         host_status: hs,
         net,
+        server_groups,
     })
 }
 
@@ -677,7 +751,7 @@ pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response
     let hosts = host_statuses(&s, &c).await?;
     let items: Vec<ServerBody> = rows
         .iter()
-        .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts))
+        .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts, None))
         .collect();
     Ok(page(
         &c,
@@ -696,7 +770,12 @@ pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Re
 }
 
 /// The server, if the caller may change it (member of its project, or admin).
-async fn changeable(s: &ComputeService, c: &Ctx, id: &str, action: &'static str) -> Result<Server> {
+pub(super) async fn changeable(
+    s: &ComputeService,
+    c: &Ctx,
+    id: &str,
+    action: &'static str,
+) -> Result<Server> {
     let srv = s.visible_server(&c.auth, id).await?;
     if !c.auth.is_admin() && !c.auth.has_role("member") {
         return Err(ComputeError::Denied(ferro_common::Denied { action }));
@@ -792,6 +871,9 @@ pub async fn action(
     if name == "os-getConsoleOutput" {
         return console_output(&s, &c, &id, &arg).await;
     }
+    if name == "lock" || name == "unlock" {
+        return lock(&s, &c, &id, name == "lock", &arg).await;
+    }
     let srv = changeable(&s, &c, &id, "os_compute_api:servers:action").await?;
     if name == "addSecurityGroup" || name == "removeSecurityGroup" {
         return security_group_action(&s, &c, &srv, name == "addSecurityGroup", &arg).await;
@@ -879,26 +961,6 @@ pub async fn action(
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
         "rebuild" => return rebuild(&s, &c, srv, &arg).await,
-        "lock" | "unlock" => {
-            let reason = if name == "lock" {
-                arg.get("locked_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            } else {
-                None
-            };
-            sqlx::query(
-                "UPDATE servers SET locked = $1, locked_reason = $2, updated_at = $3 WHERE id = $4",
-            )
-            .bind(i64::from(name == "lock"))
-            .bind(reason)
-            .bind(time::now_micros())
-            .bind(&id)
-            .execute(s.pool())
-            .await?;
-            s.record_action(&id, &name, &c.auth, &c.request_id).await?;
-            return Ok(empty(StatusCode::ACCEPTED, c.version));
-        }
         "resize" => return resize(&s, &c, srv, &arg).await,
         "confirmResize" => return confirm_resize(&s, &c, srv).await,
         "revertResize" => return revert_resize(&s, &c, srv).await,
@@ -912,6 +974,53 @@ pub async fn action(
     };
     s.record_action(&id, recorded, &c.auth, &c.request_id)
         .await?;
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+/// `lock` / `unlock`. A lock remembers who made it: the server's own
+/// project (`owner`) may undo its own lock, only an admin one made by an
+/// admin of another project.
+async fn lock(s: &State, c: &Ctx, id: &str, lock: bool, arg: &Value) -> Result<Response> {
+    let srv = s.visible_server(&c.auth, id).await?;
+    let action = if lock {
+        "os_compute_api:os-lock-server:lock"
+    } else {
+        "os_compute_api:os-lock-server:unlock"
+    };
+    if !c.auth.is_admin() && !c.auth.has_role("member") {
+        return Err(ComputeError::Denied(ferro_common::Denied { action }));
+    }
+    let owner = c.auth.project_id() == Some(srv.project_id.as_str());
+    if !lock && srv.locked != 0 && srv.locked_by.as_deref() == Some("admin") && !c.auth.is_admin() {
+        return Err(ComputeError::Denied(ferro_common::Denied {
+            action: "os_compute_api:os-lock-server:unlock:unlock_override",
+        }));
+    }
+    let reason = match arg.get("locked_reason") {
+        None | Some(Value::Null) => None,
+        Some(_) if !lock || !c.version.at_least(73) => {
+            return Err(bad("Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)"))
+        }
+        Some(Value::String(r)) if r.chars().count() <= 255 => Some(r.clone()),
+        Some(_) => return Err(bad("Invalid input for field/attribute locked_reason.")),
+    };
+    sqlx::query(
+        "UPDATE servers SET locked = $1, locked_reason = $2, locked_by = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(i64::from(lock))
+    .bind(reason)
+    .bind(lock.then_some(if owner { "owner" } else { "admin" }))
+    .bind(time::now_micros())
+    .bind(id)
+    .execute(s.pool())
+    .await?;
+    s.record_action(
+        id,
+        if lock { "lock" } else { "unlock" },
+        &c.auth,
+        &c.request_id,
+    )
+    .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
@@ -1236,15 +1345,6 @@ pub async fn instance_action(
         c.version,
         json!({"instanceAction": {"action": action, "instance_uuid": id, "request_id": req,
         "user_id": user, "project_id": project, "start_time": ts, "message": message, "events": []}}),
-    ))
-}
-
-pub async fn list_metadata(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    let srv = s.visible_server(&c.auth, &id).await?;
-    Ok(reply(
-        StatusCode::OK,
-        c.version,
-        json!({"metadata": srv.meta()}),
     ))
 }
 

@@ -204,3 +204,43 @@ impl NetworkService {
         Ok(changed)
     }
 }
+
+impl NetworkService {
+    /// The security groups on any port of a device, with their rules, in
+    /// the order the ports first name them.
+    pub async fn device_groups(
+        &self,
+        device_id: &str,
+    ) -> Result<Vec<(SecurityGroup, Vec<crate::model::Rule>)>> {
+        let lists: Vec<(String,)> = sqlx::query_as(
+            "SELECT security_groups FROM ports WHERE device_id = $1 AND device_owner LIKE 'compute:%' ORDER BY seq",
+        )
+        .bind(device_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ids: Vec<String> = Vec::new();
+        for (l,) in lists {
+            for g in serde_json::from_str::<Vec<String>>(&l).unwrap_or_default() {
+                if !ids.contains(&g) {
+                    ids.push(g);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = self.rules_of(Some(&ids)).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(g) = self.group(id).await? {
+                let mine = rules
+                    .iter()
+                    .filter(|r| r.security_group_id == *id)
+                    .cloned()
+                    .collect();
+                out.push((g, mine));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,124 @@
+//! A server's networking as Nova's own views show it: `/servers/{id}/ips`
+//! (addresses by network) and `/servers/{id}/os-security-groups` (the
+//! groups on its ports, with their ingress rules in Nova's rule format, as
+//! Nova renders Neutron's).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State as St};
+use axum::http::StatusCode;
+use axum::response::Response;
+use ferro_network::model::{Rule, SecurityGroup};
+use serde_json::{json, Value};
+
+use super::{reply, Ctx, State};
+use crate::error::{ComputeError, Result};
+use crate::nics;
+use crate::service::ComputeService;
+
+async fn addresses(s: &ComputeService, id: &str) -> Result<BTreeMap<String, Vec<Value>>> {
+    let mut nets = s
+        .network
+        .devices(Some(&[id.to_owned()]))
+        .await
+        .map_err(nics::from_network)?;
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    if let Some(n) = nets.remove(id) {
+        for a in n.addresses {
+            let version = if a.addr.contains(':') { 6 } else { 4 };
+            out.entry(a.network_name)
+                .or_default()
+                .push(json!({"version": version, "addr": a.addr}));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn ips(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    let a = addresses(&s, &id).await?;
+    Ok(reply(StatusCode::OK, c.version, json!({"addresses": a})))
+}
+
+pub async fn ips_of_network(
+    St(s): St<State>,
+    c: Ctx,
+    Path((id, network)): Path<(String, String)>,
+) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    let mut a = addresses(&s, &id).await?;
+    let list = a.remove(&network).ok_or_else(|| {
+        ComputeError::NotFound("Instance is not a member of specified network".into())
+    })?;
+    Ok(reply(StatusCode::OK, c.version, json!({ network: list })))
+}
+
+/// A Neutron rule in Nova's format: ports 1–65535 (TCP, UDP) or -1
+/// (others) when the rule names a protocol but no ports.
+fn nova_rule(r: &Rule, names: &BTreeMap<String, (String, String)>) -> Value {
+    let (from, to) = match (&r.protocol, r.port_range_min, r.port_range_max) {
+        (Some(p), None, None) if matches!(p.to_ascii_lowercase().as_str(), "tcp" | "udp") => {
+            (json!(1), json!(65535))
+        }
+        (Some(_), None, None) => (json!(-1), json!(-1)),
+        (_, min, max) => (json!(min), json!(max)),
+    };
+    let (group, ip_range) = match r.remote_group_id.as_ref().and_then(|g| names.get(g)) {
+        Some((name, tenant)) => (json!({"name": name, "tenant_id": tenant}), json!({})),
+        None => (
+            json!({}),
+            json!({"cidr": r.remote_ip_prefix.as_deref().unwrap_or("0.0.0.0/0")}),
+        ),
+    };
+    json!({
+        "id": r.id, "parent_group_id": r.security_group_id, "ip_protocol": r.protocol,
+        "from_port": from, "to_port": to, "group": group, "ip_range": ip_range,
+    })
+}
+
+fn nova_group(
+    g: &SecurityGroup,
+    rules: &[Rule],
+    names: &BTreeMap<String, (String, String)>,
+) -> Value {
+    let rules: Vec<Value> = rules
+        .iter()
+        .filter(|r| r.direction == "ingress")
+        .map(|r| nova_rule(r, names))
+        .collect();
+    json!({"id": g.id, "name": g.name, "description": g.description, "tenant_id": g.project_id, "rules": rules})
+}
+
+pub async fn security_groups(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    let groups = s
+        .network
+        .device_groups(&id)
+        .await
+        .map_err(nics::from_network)?;
+    let mut names: BTreeMap<String, (String, String)> = groups
+        .iter()
+        .map(|(g, _)| (g.id.clone(), (g.name.clone(), g.project_id.clone())))
+        .collect();
+    // Rules may name groups the server isn't in.
+    for (_, rules) in &groups {
+        for r in rules {
+            if let Some(rg) = &r.remote_group_id {
+                if !names.contains_key(rg) {
+                    if let Some(g) = s.network.group(rg).await.map_err(nics::from_network)? {
+                        names.insert(g.id.clone(), (g.name, g.project_id));
+                    }
+                }
+            }
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, rules)| nova_group(g, rules, &names))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"security_groups": items}),
+    ))
+}

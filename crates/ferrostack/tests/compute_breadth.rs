@@ -1,0 +1,1179 @@
+//! Nova APIs beyond the server lifecycle, with the fake hypervisor: server
+//! metadata, a server's ips and security groups, server groups enforced by
+//! the scheduler, host aggregates and their zones, hypervisor statistics,
+//! tenant usage, lock ownership, create validation and the
+//! `x-compute-request-id` header. Each scenario runs on every backend.
+
+use std::time::{Duration, Instant};
+
+use ferro_test_support::{backends, tiny_qcow2, Backend, TestCloud};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const V: &str = "2.79";
+
+async fn wait_status(tc: &TestCloud, token: &str, id: &str, want: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = tc
+            .compute(Method::GET, &format!("servers/{id}"), token, None, V)
+            .await;
+        if r.json["server"]["status"] == want {
+            return r.json["server"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server {id} never became {want}: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A cloud with an image and a flavor; returns them with the admin token.
+async fn setup(backend: Backend) -> (TestCloud, String, String, String) {
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1.tiny", "ram": 256, "vcpus": 1, "disk": 1}})),
+            V,
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.json);
+    let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+    (tc, admin, image, flavor)
+}
+
+async fn boot(tc: &TestCloud, token: &str, body: Value) -> String {
+    let r = tc
+        .compute(Method::POST, "servers", token, Some(body), V)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    r.json["server"]["id"].as_str().unwrap().to_owned()
+}
+
+fn server(name: &str, image: &str, flavor: &str) -> Value {
+    json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})
+}
+
+#[tokio::test]
+async fn server_metadata_like_nova() {
+    for b in backends() {
+        metadata(b).await;
+    }
+}
+
+async fn metadata(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let mut body = server("m", &image, &flavor);
+    body["server"]["metadata"] = json!({"a": "1"});
+    let id = boot(&tc, &member, body).await;
+    wait_status(&tc, &member, &id, "ACTIVE").await;
+    let path = format!("servers/{id}/metadata");
+    let call = |m: Method, p: String, b: Option<Value>, t: &str| {
+        let (tc, t) = (&tc, t.to_owned());
+        async move { tc.compute(m, &p, &t, b, V).await }
+    };
+
+    let r = call(
+        Method::POST,
+        path.clone(),
+        Some(json!({"metadata": {"b": "2"}})),
+        &member,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        r.json,
+        json!({"metadata": {"a": "1", "b": "2"}}),
+        "POST merges"
+    );
+    let r = call(
+        Method::PUT,
+        format!("{path}/c"),
+        Some(json!({"meta": {"c": "3"}})),
+        &member,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"meta": {"c": "3"}}))
+    );
+    let r = call(Method::GET, format!("{path}/b"), None, &member).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"meta": {"b": "2"}}))
+    );
+    let r = call(Method::DELETE, format!("{path}/b"), None, &member).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(Method::GET, format!("{path}/b"), None, &member).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json["itemNotFound"]["message"],
+        "Metadata item was not found"
+    );
+    let r = call(Method::DELETE, format!("{path}/b"), None, &member).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(
+        Method::PUT,
+        path.clone(),
+        Some(json!({"metadata": {"x": "y"}})),
+        &member,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"metadata": {"x": "y"}})),
+        "PUT replaces"
+    );
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{id}"), &member, None, V)
+        .await;
+    assert_eq!(shown.json["server"]["metadata"], json!({"x": "y"}));
+
+    // Refusals: each changes nothing.
+    let refusals = [
+        (
+            Method::PUT,
+            format!("{path}/k"),
+            json!({"meta": {"other": "v"}}),
+            StatusCode::BAD_REQUEST,
+            "Request body and URI mismatch",
+        ),
+        (
+            Method::PUT,
+            format!("{path}/k"),
+            json!({"meta": {"k": "v", "l": "w"}}),
+            StatusCode::BAD_REQUEST,
+            "Request body contains too many items",
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            json!({"metadata": {"k": 5}}),
+            StatusCode::BAD_REQUEST,
+            "must be a string",
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            json!({"metadata": {"": "v"}}),
+            StatusCode::BAD_REQUEST,
+            "keys are 1 to 255",
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            json!({"nothing": {}}),
+            StatusCode::BAD_REQUEST,
+            "'metadata' is a required property",
+        ),
+    ];
+    for (m, p, b, status, text) in refusals {
+        let r = call(m.clone(), p.clone(), Some(b.clone()), &member).await;
+        assert_eq!(r.status, status, "{m} {p} {b}: {}", r.json);
+        assert!(
+            r.json["badRequest"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(text),
+            "{}",
+            r.json
+        );
+    }
+    // metadata_items quota: 128 by default.
+    let many: serde_json::Map<String, Value> =
+        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = call(
+        Method::POST,
+        path.clone(),
+        Some(json!({"metadata": many})),
+        &member,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    assert!(r.json["forbidden"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("metadata_items"));
+    // Another project's member doesn't see it; the admin does.
+    let r = call(Method::GET, path.clone(), None, &other).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(
+        Method::POST,
+        path.clone(),
+        Some(json!({"metadata": {"z": "1"}})),
+        &other,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(Method::GET, path.clone(), None, &admin).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"metadata": {"x": "y"}}))
+    );
+    // A locked server refuses its member's changes.
+    let r = call(
+        Method::POST,
+        format!("servers/{id}/action"),
+        Some(json!({"lock": null})),
+        &member,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = call(
+        Method::POST,
+        path.clone(),
+        Some(json!({"metadata": {"z": "1"}})),
+        &member,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
+    let r = call(Method::GET, path, None, &member).await;
+    assert_eq!(r.json, json!({"metadata": {"x": "y"}}), "nothing changed");
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn server_groups_are_enforced_by_the_scheduler() {
+    for b in backends() {
+        server_groups(b).await;
+    }
+}
+
+async fn server_groups(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (p1, member) = tc.project_user(&admin, "p1", "member").await;
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let create = |body: Value, version: &'static str| {
+        let (tc, t) = (&tc, member.clone());
+        async move {
+            tc.compute(Method::POST, "os-server-groups", &t, Some(body), version)
+                .await
+        }
+    };
+    // 2.64: policy and rules.
+    let r = create(
+        json!({"server_group": {"name": "anti", "policy": "anti-affinity"}}),
+        "2.64",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let g = &r.json["server_group"];
+    assert_eq!(
+        (
+            g["policy"].clone(),
+            g["rules"].clone(),
+            g["members"].clone()
+        ),
+        (json!("anti-affinity"), json!({}), json!([]))
+    );
+    assert!(g.get("policies").is_none() && g.get("metadata").is_none());
+    let anti = g["id"].as_str().unwrap().to_owned();
+    // 2.1: policies and metadata, no project or user.
+    let r = create(
+        json!({"server_group": {"name": "aff", "policies": ["affinity"]}}),
+        "2.1",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let g = &r.json["server_group"];
+    assert_eq!(
+        (g["policies"].clone(), g["metadata"].clone()),
+        (json!(["affinity"]), json!({}))
+    );
+    assert!(g.get("policy").is_none() && g.get("project_id").is_none());
+    let aff = g["id"].as_str().unwrap().to_owned();
+    for (body, version, text) in [
+        (
+            json!({"server_group": {"name": "s", "policies": ["soft-affinity"]}}),
+            "2.14",
+            "not one of the allowed policies",
+        ),
+        (
+            json!({"server_group": {"name": "s", "policies": ["affinity", "anti-affinity"]}}),
+            "2.1",
+            "Exactly one policy",
+        ),
+        (
+            json!({"server_group": {"name": "s", "policy": "affinity", "rules": {"max_server_per_host": 2}}}),
+            "2.64",
+            "Only anti-affinity",
+        ),
+        (
+            json!({"server_group": {"name": "s", "policy": "anti-affinity", "rules": {"max_server_per_host": 0}}}),
+            "2.64",
+            "at least 1",
+        ),
+        (
+            json!({"server_group": {"name": "s", "policies": ["affinity"]}}),
+            "2.64",
+            "Additional properties",
+        ),
+        (
+            json!({"server_group": {"name": "", "policy": "affinity"}}),
+            "2.64",
+            "name",
+        ),
+    ] {
+        let r = create(body.clone(), version).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{body} at {version}: {}",
+            r.json
+        );
+        assert!(
+            r.json["badRequest"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(text),
+            "{}",
+            r.json
+        );
+    }
+
+    // Anti-affinity on a one-host cloud: the second member finds no host.
+    let with_group = |name: &str, group: &str| {
+        let mut b = server(name, &image, &flavor);
+        b["os:scheduler_hints"] = json!({"group": group});
+        b
+    };
+    let s1 = boot(&tc, &member, with_group("a1", &anti)).await;
+    wait_status(&tc, &member, &s1, "ACTIVE").await;
+    let s2 = boot(&tc, &member, with_group("a2", &anti)).await;
+    let failed = wait_status(&tc, &member, &s2, "ERROR").await;
+    let fault = failed["fault"]["message"].as_str().unwrap();
+    assert!(
+        fault.starts_with("No valid host was found.") && fault.contains("anti-affinity"),
+        "{fault}"
+    );
+    // Affinity: both on the one host.
+    let s3 = boot(&tc, &member, with_group("f1", &aff)).await;
+    let s4 = boot(&tc, &member, with_group("f2", &aff)).await;
+    wait_status(&tc, &member, &s3, "ACTIVE").await;
+    wait_status(&tc, &member, &s4, "ACTIVE").await;
+    let shown = tc
+        .compute(
+            Method::GET,
+            &format!("os-server-groups/{aff}"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(shown.json["server_group"]["members"], json!([s3, s4]));
+    // A server shows its group from 2.71.
+    let at71 = tc
+        .compute(Method::GET, &format!("servers/{s3}"), &member, None, "2.71")
+        .await;
+    assert_eq!(at71.json["server"]["server_groups"], json!([aff]));
+    let at70 = tc
+        .compute(Method::GET, &format!("servers/{s3}"), &member, None, "2.70")
+        .await;
+    assert!(at70.json["server"].get("server_groups").is_none());
+    // Bad hints: not a UUID, or a group that isn't the caller's.
+    for g in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
+        let r = tc
+            .compute(
+                Method::POST,
+                "servers",
+                &member,
+                Some(with_group("x", g)),
+                V,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{g}: {}", r.json);
+    }
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &other,
+            Some(with_group("x", &anti)),
+            V,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "another project's group: {}",
+        r.json
+    );
+    // Isolation and listing.
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-server-groups/{anti}"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(Method::GET, "os-server-groups", &other, None, V)
+        .await;
+    assert_eq!(r.json["server_groups"], json!([]));
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-server-groups?all_projects=True",
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.json["server_groups"].as_array().unwrap().len(), 2);
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-server-groups/{anti}"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Deleting a member leaves the group; deleting the group leaves the server.
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{s4}"), &member, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    loop {
+        let shown = tc
+            .compute(
+                Method::GET,
+                &format!("os-server-groups/{aff}"),
+                &member,
+                None,
+                V,
+            )
+            .await;
+        if shown.json["server_group"]["members"] == json!([s3]) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", shown.json);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-server-groups/{aff}"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = tc
+        .compute(Method::GET, &format!("servers/{s3}"), &member, None, "2.71")
+        .await;
+    assert_eq!(r.json["server"]["server_groups"], json!([]));
+    // Quota: server_groups (one group left, a limit of two).
+    let q = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{p1}"),
+            &admin,
+            Some(json!({"quota_set": {"server_groups": 2}})),
+            V,
+        )
+        .await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.json);
+    let r = create(
+        json!({"server_group": {"name": "g2", "policy": "soft-affinity"}}),
+        "2.64",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = create(
+        json!({"server_group": {"name": "g3", "policy": "soft-affinity"}}),
+        "2.64",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    assert_eq!(
+        r.json["forbidden"]["message"],
+        "Quota exceeded, too many server groups."
+    );
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn aggregates_set_availability_zones() {
+    for b in backends() {
+        aggregates(b).await;
+    }
+}
+
+async fn aggregates(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let host = tc
+        .compute(Method::GET, "os-hypervisors", &admin, None, V)
+        .await
+        .json["hypervisors"][0]["hypervisor_hostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agg = |m: Method, p: &str, b: Option<Value>| {
+        let (tc, t, p) = (&tc, admin.clone(), p.to_owned());
+        async move { tc.compute(m, &p, &t, b, V).await }
+    };
+    let r = agg(
+        Method::POST,
+        "os-aggregates",
+        Some(json!({"aggregate": {"name": "rack1", "availability_zone": "az1"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let a = &r.json["aggregate"];
+    assert!(a["id"].is_i64() && a["uuid"].is_string() && a.get("hosts").is_none());
+    assert_eq!(a["availability_zone"], "az1");
+    let id = a["id"].as_i64().unwrap();
+    let act = |body: Value| {
+        let agg = &agg;
+        async move {
+            agg(
+                Method::POST,
+                &format!("os-aggregates/{id}/action"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let r = act(json!({"add_host": {"host": host}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["aggregate"]["hosts"], json!([host]));
+    assert_eq!(
+        r.json["aggregate"]["metadata"],
+        json!({"availability_zone": "az1"})
+    );
+    let zones = tc
+        .compute(Method::GET, "os-availability-zone", &member, None, V)
+        .await;
+    assert_eq!(
+        zones.json["availabilityZoneInfo"][0]["zoneName"], "az1",
+        "{}",
+        zones.json
+    );
+    // Boots follow the zone.
+    let mut b = server("z", &image, &flavor);
+    b["server"]["availability_zone"] = json!("az1");
+    let s = boot(&tc, &member, b).await;
+    let shown = wait_status(&tc, &member, &s, "ACTIVE").await;
+    assert_eq!(shown["OS-EXT-AZ:availability_zone"], "az1");
+    let mut b = server("n", &image, &flavor);
+    b["server"]["availability_zone"] = json!("nova");
+    let r = tc
+        .compute(Method::POST, "servers", &member, Some(b), V)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "no host is in nova any more: {}",
+        r.json
+    );
+
+    let refusals = [
+        (
+            Method::POST,
+            "os-aggregates".to_owned(),
+            json!({"aggregate": {"name": "rack1"}}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::POST,
+            format!("os-aggregates/{id}/action"),
+            json!({"add_host": {"host": host}}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::POST,
+            format!("os-aggregates/{id}/action"),
+            json!({"add_host": {"host": "nowhere"}}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("os-aggregates/{id}/action"),
+            json!({"remove_host": {"host": "nowhere"}}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("os-aggregates/{id}/action"),
+            json!({"fly": {}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "os-aggregates".to_owned(),
+            json!({"aggregate": {"name": "x", "color": "red"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            format!("os-aggregates/{id}"),
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "os-aggregates/999".to_owned(),
+            Value::Null,
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (m, p, body, want) in refusals {
+        let r = agg(m.clone(), &p, (!body.is_null()).then_some(body.clone())).await;
+        assert_eq!(r.status, want, "{m} {p} {body}: {}", r.json);
+    }
+    // A second aggregate can't put the host in another zone.
+    let r = agg(
+        Method::POST,
+        "os-aggregates",
+        Some(json!({"aggregate": {"name": "rack2", "availability_zone": "az2"}})),
+    )
+    .await;
+    let id2 = r.json["aggregate"]["id"].as_i64().unwrap();
+    let r = agg(
+        Method::POST,
+        &format!("os-aggregates/{id2}/action"),
+        Some(json!({"add_host": {"host": host}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    assert!(
+        r.json["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("az1"),
+        "{}",
+        r.json
+    );
+    // Metadata, then back to the default zone.
+    let r = act(json!({"set_metadata": {"metadata": {"ssd": "true", "availability_zone": null}}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["aggregate"]["metadata"], json!({"ssd": "true"}));
+    assert_eq!(r.json["aggregate"]["availability_zone"], Value::Null);
+    let zones = tc
+        .compute(Method::GET, "os-availability-zone", &member, None, V)
+        .await;
+    assert_eq!(zones.json["availabilityZoneInfo"][0]["zoneName"], "nova");
+    let r = agg(
+        Method::PUT,
+        &format!("os-aggregates/{id}"),
+        Some(json!({"aggregate": {"name": "rack1b"}})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json["aggregate"]["name"].clone()),
+        (StatusCode::OK, json!("rack1b"))
+    );
+    let r = act(json!({"remove_host": {"host": host}})).await;
+    assert_eq!(
+        (r.status, r.json["aggregate"]["hosts"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+    let r = agg(Method::DELETE, &format!("os-aggregates/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = agg(Method::GET, "os-aggregates", None).await;
+    assert_eq!(r.json["aggregates"].as_array().unwrap().len(), 1);
+    // Members get 403 on every aggregate call.
+    for (m, p) in [
+        (Method::GET, "os-aggregates".to_owned()),
+        (Method::GET, format!("os-aggregates/{id2}")),
+        (Method::DELETE, format!("os-aggregates/{id2}")),
+    ] {
+        let r = tc.compute(m.clone(), &p, &member, None, V).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {p}");
+    }
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn hypervisor_statistics_usage_and_server_views() {
+    for b in backends() {
+        statistics(b).await;
+    }
+}
+
+async fn statistics(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (p1, member) = tc.project_user(&admin, "p1", "member").await;
+    let (p2, other) = tc.project_user(&admin, "p2", "member").await;
+    let s = boot(&tc, &member, server("u", &image, &flavor)).await;
+    wait_status(&tc, &member, &s, "ACTIVE").await;
+
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-hypervisors/statistics",
+            &admin,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let st = &r.json["hypervisor_statistics"];
+    assert_eq!(
+        (
+            st["count"].clone(),
+            st["running_vms"].clone(),
+            st["vcpus_used"].clone(),
+            st["memory_mb_used"].clone()
+        ),
+        (json!(1), json!(1), json!(1), json!(256))
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-hypervisors/statistics",
+            &member,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let hv = tc
+        .compute(Method::GET, "os-hypervisors", &admin, None, "2.1")
+        .await;
+    let hid = hv.json["hypervisors"][0]["id"].clone();
+    let name = hv.json["hypervisors"][0]["hypervisor_hostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-hypervisors/{hid}/uptime"),
+            &admin,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert!(r.json["hypervisor"]["uptime"]
+        .as_str()
+        .unwrap()
+        .contains(" up "));
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-hypervisors/{name}/servers"),
+            &admin,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(
+        r.json["hypervisors"][0]["servers"][0]["uuid"],
+        json!(s),
+        "{}",
+        r.json
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-hypervisors/{name}/search"),
+            &admin,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.json["hypervisors"][0]["hypervisor_hostname"], json!(name));
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-hypervisors/nomatch/search",
+            &admin,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-hypervisors/{name}/search"),
+            &admin,
+            None,
+            "2.53",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "replaced by hypervisor_hostname_pattern at 2.53"
+    );
+
+    // Usage: the server has run since launch; the period bounds it.
+    let period = "start=2000-01-01T00:00:00&end=2100-01-01T00:00:00.000000";
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-simple-tenant-usage?{period}&detailed=1"),
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let mine: Vec<&Value> = r.json["tenant_usages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["tenant_id"] == json!(p1))
+        .collect();
+    assert_eq!(mine.len(), 1, "{}", r.json);
+    assert_eq!(mine[0]["server_usages"][0]["instance_id"], json!(s));
+    assert_eq!(mine[0]["server_usages"][0]["memory_mb"], 256);
+    assert_eq!(mine[0]["server_usages"][0]["state"], "active");
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-simple-tenant-usage/{p1}?{period}"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["tenant_usage"]["tenant_id"], json!(p1));
+    assert!(r.json["tenant_usage"]["total_hours"].as_f64().unwrap() > 0.0);
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-simple-tenant-usage/{p2}?{period}"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"tenant_usage": {}}))
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-simple-tenant-usage/{p1}?{period}"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = tc
+        .compute(Method::GET, "os-simple-tenant-usage", &member, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-simple-tenant-usage?start=2030-01-01T00:00:00&end=2020-01-01T00:00:00",
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = tc
+        .compute(
+            Method::GET,
+            "os-simple-tenant-usage?start=yesterday",
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // A server without ports: no addresses, no groups.
+    let r = tc
+        .compute(Method::GET, &format!("servers/{s}/ips"), &member, None, V)
+        .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"addresses": {}}))
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/ips/nonet"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-security-groups"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"security_groups": []}))
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-security-groups"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Every answer carries Nova's request id header too.
+    assert_eq!(
+        r.headers["x-compute-request-id"],
+        r.headers["x-openstack-request-id"]
+    );
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_on_a_network_shows_its_ips_and_groups_as_nova() {
+    let (tc, admin, image, flavor) = setup(Backend::Sqlite).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &member,
+            Some(json!({"network": {"name": "n1"}})),
+        )
+        .await;
+    assert_eq!(net.status, StatusCode::CREATED, "{}", net.json);
+    let net_id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &member,
+            Some(json!({"subnet": {"network_id": net_id, "cidr": "10.9.0.0/24", "ip_version": 4}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+    let groups = tc
+        .network(Method::GET, "security-groups", &member, None)
+        .await;
+    let default = groups.json["security_groups"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rule = tc.network(Method::POST, "security-group-rules", &member, Some(json!({"security_group_rule": {
+        "security_group_id": default, "direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+        "remote_ip_prefix": "0.0.0.0/0", "ethertype": "IPv4"}}))).await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.json);
+    let icmp = tc.network(Method::POST, "security-group-rules", &member, Some(json!({"security_group_rule": {
+        "security_group_id": default, "direction": "ingress", "protocol": "icmp", "ethertype": "IPv4"}}))).await;
+    assert_eq!(icmp.status, StatusCode::CREATED, "{}", icmp.json);
+    let mut body = server("n", &image, &flavor);
+    body["server"]["networks"] = json!([{"uuid": net_id}]);
+    let s = boot(&tc, &member, body).await;
+    wait_status(&tc, &member, &s, "ACTIVE").await;
+
+    let r = tc
+        .compute(Method::GET, &format!("servers/{s}/ips"), &member, None, V)
+        .await;
+    let addr = r.json["addresses"]["n1"][0].clone();
+    assert_eq!(addr["version"], 4);
+    assert!(
+        addr["addr"].as_str().unwrap().starts_with("10.9.0."),
+        "{}",
+        r.json
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/ips/n1"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.json, json!({"n1": [addr]}));
+
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-security-groups"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let g = &r.json["security_groups"][0];
+    assert_eq!(
+        (g["id"].clone(), g["name"].clone()),
+        (json!(default), json!("default"))
+    );
+    let rules = g["rules"].as_array().unwrap();
+    // Neutron's default group: ingress from itself (IPv4 and IPv6), and ours.
+    let ssh = rules
+        .iter()
+        .find(|r| r["id"] == rule.json["security_group_rule"]["id"])
+        .expect("the ssh rule");
+    assert_eq!(
+        *ssh,
+        json!({"id": ssh["id"], "parent_group_id": default, "ip_protocol": "tcp", "from_port": 22, "to_port": 22,
+                            "group": {}, "ip_range": {"cidr": "0.0.0.0/0"}})
+    );
+    let ping = rules
+        .iter()
+        .find(|r| r["id"] == icmp.json["security_group_rule"]["id"])
+        .expect("the icmp rule");
+    assert_eq!(
+        (ping["from_port"].clone(), ping["to_port"].clone()),
+        (json!(-1), json!(-1))
+    );
+    let from_group: Vec<&Value> = rules
+        .iter()
+        .filter(|r| r["group"]["name"] == "default")
+        .collect();
+    assert_eq!(from_group.len(), 2, "{rules:?}");
+    assert_eq!(from_group[0]["ip_range"], json!({}));
+    assert!(rules.iter().all(|r| r["parent_group_id"] == json!(default)));
+    assert_eq!(rules.len(), 4, "egress rules are not shown: {rules:?}");
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn locks_remember_who_made_them_and_creates_are_checked() {
+    for b in backends() {
+        locks_and_creates(b).await;
+    }
+}
+
+async fn locks_and_creates(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let (_, outsider) = tc.project_user(&admin, "p2", "member").await;
+    let s = boot(&tc, &member, server("l", &image, &flavor)).await;
+    wait_status(&tc, &member, &s, "ACTIVE").await;
+    let action = |t: &str, b: Value| {
+        let (tc, t, s) = (&tc, t.to_owned(), s.clone());
+        async move {
+            tc.compute(Method::POST, &format!("servers/{s}/action"), &t, Some(b), V)
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        action(&member, json!({"lock": null})).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        action(&member, json!({"os-stop": null})).await,
+        StatusCode::CONFLICT,
+        "locked"
+    );
+    assert_eq!(
+        action(&member, json!({"unlock": null})).await,
+        StatusCode::ACCEPTED,
+        "the owner undoes its own lock"
+    );
+    assert_eq!(
+        action(&admin, json!({"lock": {"locked_reason": "maintenance"}})).await,
+        StatusCode::ACCEPTED
+    );
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{s}"), &member, None, V)
+        .await;
+    assert_eq!(
+        (
+            shown.json["server"]["locked"].clone(),
+            shown.json["server"]["locked_reason"].clone()
+        ),
+        (json!(true), json!("maintenance"))
+    );
+    assert_eq!(
+        action(&member, json!({"unlock": null})).await,
+        StatusCode::FORBIDDEN,
+        "an admin's lock"
+    );
+    assert_eq!(
+        action(&outsider, json!({"unlock": null})).await,
+        StatusCode::NOT_FOUND,
+        "another project"
+    );
+    assert_eq!(
+        action(&admin, json!({"unlock": null})).await,
+        StatusCode::ACCEPTED
+    );
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{s}/action"),
+            &member,
+            Some(json!({"lock": {"locked_reason": "x"}})),
+            "2.72",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "locked_reason needs 2.73"
+    );
+
+    for (patch, text) in [
+        (
+            json!({"min_count": 3, "max_count": 2}),
+            "min_count must be <= max_count",
+        ),
+        (json!({"accessIPv4": "not-an-ip"}), "accessIPv4"),
+        (json!({"accessIPv4": "fe80::1"}), "accessIPv4"),
+        (json!({"accessIPv6": "10.0.0.1"}), "accessIPv6"),
+    ] {
+        let mut b = server("v", &image, &flavor);
+        for (k, v) in patch.as_object().unwrap() {
+            b["server"][k] = v.clone();
+        }
+        let r = tc
+            .compute(Method::POST, "servers", &member, Some(b), V)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{patch}: {}", r.json);
+        assert!(
+            r.json["badRequest"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(text),
+            "{}",
+            r.json
+        );
+    }
+    let mut b = server("a", &image, &flavor);
+    b["server"]["accessIPv4"] = json!("192.0.2.7");
+    b["server"]["accessIPv6"] = json!("2001:db8::7");
+    let a = boot(&tc, &member, b).await;
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{a}"), &member, None, V)
+        .await;
+    assert_eq!(
+        (
+            shown.json["server"]["accessIPv4"].clone(),
+            shown.json["server"]["accessIPv6"].clone()
+        ),
+        (json!("192.0.2.7"), json!("2001:db8::7"))
+    );
+    tc.stop().await;
+}
