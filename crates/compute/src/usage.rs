@@ -25,7 +25,7 @@ pub struct ServerUsage {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub state: String,
-    /// Seconds from start to the end of the period (or to its termination).
+    /// Seconds from start to now (or to its termination).
     pub uptime: i64,
 }
 
@@ -111,7 +111,8 @@ impl ComputeService {
             t.total_vcpus_usage += hours * vcpus as f64;
             t.total_memory_mb_usage += hours * memory_mb as f64;
             t.total_local_gb_usage += hours * local_gb as f64;
-            let end = terminated.map_or(stop, |x| x.min(stop));
+            // Uptime is up to now (or termination), whatever the period.
+            let end = terminated.unwrap_or_else(ferro_common::time::now_micros);
             t.servers.push(ServerUsage {
                 instance_id: id,
                 name,

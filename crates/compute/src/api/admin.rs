@@ -84,7 +84,12 @@ async fn hypervisor_json(
             o["current_workload"] = json!(0);
             o["running_vms"] = json!(vms);
             o["disk_available_least"] = json!(h.disk_gb - h.disk_used_gb);
-            o["cpu_info"] = json!("{}");
+            // A JSON string before 2.28, an object from it.
+            o["cpu_info"] = if c.version.at_least(28) {
+                json!({})
+            } else {
+                json!("{}")
+            };
         }
     }
     if with_servers {
@@ -442,7 +447,15 @@ pub async fn hypervisor_uptime(
                 "hypervisor_hostname": h.name,
                 "state": if up(h) { "up" } else { "down" },
                 "status": if h.disabled == 0 { "enabled" } else { "disabled" },
-                "uptime": format!(" up {} days, {:02}:{:02}", secs / 86400, secs % 86400 / 3600, secs % 3600 / 60),
+                // As `uptime` prints it (time of day, then how long the
+                // host's agent has run); no user count or load is known here.
+                "uptime": format!(
+                    "{} up {} days, {:02}:{:02}",
+                    &time::iso_seconds(time::now_micros())[11..19],
+                    secs / 86400,
+                    secs % 86400 / 3600,
+                    secs % 3600 / 60
+                ),
             });
             return Ok(reply(
                 StatusCode::OK,
