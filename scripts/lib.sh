@@ -51,6 +51,28 @@ ensure_venv() {
     export FERRO_VENV
 }
 
+# Ansible with the openstack.cloud collection (in the `ansible` package), in
+# a venv of its own kept between runs. openstack.cloud 2.5.0 reads
+# `openstack.version`, which openstacksdk 4.14 and later no longer import
+# on their own: the SDK here is pinned to 4.13.0.
+ANSIBLE_VERSION=11.13.0
+ANSIBLE_SDK_VERSION=4.13.0
+ensure_ansible() {
+    FERRO_ANSIBLE_VENV=${FERRO_ANSIBLE_VENV:-/var/tmp/ferrostack-ansible}
+    local want="ansible==$ANSIBLE_VERSION openstacksdk==$ANSIBLE_SDK_VERSION"
+    if [ -x "$FERRO_ANSIBLE_VENV/bin/ansible-playbook" ] && [ "$(cat "$FERRO_ANSIBLE_VENV/.pinned" 2>/dev/null)" = "$want" ]; then
+        export FERRO_ANSIBLE_VENV
+        return 0
+    fi
+    say "creating the Ansible venv ($want) in $FERRO_ANSIBLE_VENV"
+    rm -rf "$FERRO_ANSIBLE_VENV"
+    python3 -m venv "$FERRO_ANSIBLE_VENV"
+    # shellcheck disable=SC2086
+    "$FERRO_ANSIBLE_VENV/bin/pip" install -q --disable-pip-version-check $want
+    echo "$want" >"$FERRO_ANSIBLE_VENV/.pinned"
+    export FERRO_ANSIBLE_VENV
+}
+
 # QEMU 10 from bookworm-backports: faster under TCG and half the memory of
 # bookworm's 7.2, and it keeps the preinstalled qemu-utils 10 (bookworm's
 # qemu-system 7.2 would remove it). The backports source is used through
