@@ -270,12 +270,17 @@ impl ComputeService {
             });
         // Members of a strict group are placed one at a time, so each sees
         // where the previous one's claim went.
-        let _placing = if self.groups_of(&s.id).await?.is_empty() {
-            None
-        } else {
+        let in_group = !self.groups_of(&s.id).await?.is_empty();
+        let _placing = if in_group {
             Some(self.group_lock.lock().await)
+        } else {
+            None
         };
-        let group = self.group_placement(&s.id).await?;
+        let group = if in_group {
+            self.group_placement(&s.id).await?
+        } else {
+            None
+        };
         let now = time::now_micros();
         let hosts = inventory::hosts(self.pool()).await?;
         let states: Vec<_> = hosts

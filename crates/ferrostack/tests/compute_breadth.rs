@@ -1012,6 +1012,85 @@ async fn a_server_on_a_network_shows_its_ips_and_groups_as_nova() {
         .await;
     assert_eq!(r.json, json!({"n1": [addr]}));
 
+    // Its port, as `os-interface` shows it (Tempest's basic scenario reads it).
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-interface"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let att = r.json["interfaceAttachments"].as_array().unwrap();
+    assert_eq!(att.len(), 1, "{}", r.json);
+    assert_eq!(att[0]["net_id"], json!(net_id));
+    assert_eq!(att[0]["fixed_ips"][0]["ip_address"], addr["addr"]);
+    assert_eq!(
+        att[0]["fixed_ips"][0]["subnet_id"],
+        sub.json["subnet"]["id"]
+    );
+    assert!(att[0].get("tag").is_some(), "tag from 2.70");
+    let port = att[0]["port_id"].as_str().unwrap().to_owned();
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-interface/{port}"),
+            &member,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(
+        r.json["interfaceAttachment"]["mac_addr"],
+        att[0]["mac_addr"]
+    );
+    assert!(
+        r.json["interfaceAttachment"].get("tag").is_none(),
+        "no tag at 2.1"
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-interface/00000000-0000-0000-0000-000000000000"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{s}/os-interface"),
+            &member,
+            Some(json!({"interfaceAttachment": {"net_id": net_id}})),
+            V,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "hot-plug is not built: {}",
+        r.json
+    );
+    assert!(r.json["conflictingRequest"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("hot-plug"));
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{s}/os-interface"),
+            &other,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
     let r = tc
         .compute(
             Method::GET,

@@ -288,6 +288,13 @@ async fn every_endpoint_enforces_its_policy() {
         (
             Api::Compute,
             Method::GET,
+            format!("servers/{srv}/os-interface"),
+            None,
+            p1_all,
+        ),
+        (
+            Api::Compute,
+            Method::GET,
             "os-server-groups".into(),
             None,
             all,

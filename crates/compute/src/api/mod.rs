@@ -102,6 +102,14 @@ pub fn router(state: State) -> Router {
             get(server_network::ips_of_network),
         )
         .route(
+            "/v2.1/servers/{id}/os-interface",
+            get(server_network::interfaces).post(server_network::interface_change),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-interface/{port}",
+            get(server_network::interface_show).delete(server_network::interface_detach),
+        )
+        .route(
             "/v2.1/servers/{id}/os-security-groups",
             get(server_network::security_groups),
         )

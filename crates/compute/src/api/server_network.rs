@@ -122,3 +122,91 @@ pub async fn security_groups(St(s): St<State>, c: Ctx, Path(id): Path<String>) -
         json!({"security_groups": items}),
     ))
 }
+
+/// One port of a server as `os-interface` shows it (`tag` from 2.70).
+async fn interface(s: &ComputeService, c: &Ctx, p: &ferro_network::model::Port) -> Result<Value> {
+    let ips = s
+        .network
+        .fixed_ips(Some(std::slice::from_ref(&p.id)))
+        .await
+        .map_err(nics::from_network)?
+        .remove(&p.id)
+        .unwrap_or_default();
+    let fixed: Vec<Value> = ips
+        .iter()
+        .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+        .collect();
+    let mut o = json!({"port_state": p.status, "port_id": p.id, "net_id": p.network_id,
+                       "mac_addr": p.mac_address, "fixed_ips": fixed});
+    if c.version.at_least(70) {
+        o["tag"] = Value::Null;
+    }
+    Ok(o)
+}
+
+async fn server_ports(
+    s: &ComputeService,
+    c: &Ctx,
+    id: &str,
+) -> Result<Vec<ferro_network::model::Port>> {
+    s.visible_server(&c.auth, id).await?;
+    Ok(s.network
+        .ports(&c.auth, Some(id), None)
+        .await
+        .map_err(nics::from_network)?
+        .into_iter()
+        .filter(|p| p.device_owner.starts_with("compute:"))
+        .collect())
+}
+
+/// `GET /servers/{id}/os-interface`: the server's ports.
+pub async fn interfaces(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
+    let mut items = Vec::new();
+    for p in server_ports(&s, &c, &id).await? {
+        items.push(interface(&s, &c, &p).await?);
+    }
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"interfaceAttachments": items}),
+    ))
+}
+
+pub async fn interface_show(
+    St(s): St<State>,
+    c: Ctx,
+    Path((id, port)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = server_ports(&s, &c, &id)
+        .await?
+        .into_iter()
+        .find(|p| p.id == port)
+        .ok_or_else(|| ComputeError::NotFound(format!("Port {port} could not be found.")))?;
+    let body = interface(&s, &c, &p).await?;
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"interfaceAttachment": body}),
+    ))
+}
+
+/// Attaching and detaching need NIC hot-plug in the agent, not built yet:
+/// refused with a clear message rather than a bare 405.
+pub async fn interface_change(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.visible_server(&c.auth, &id).await?;
+    Err(ComputeError::Conflict(format!(
+        "Cannot attach or detach interfaces of instance {id}: network interface hot-plug is not supported by this cloud yet."
+    )))
+}
+
+pub async fn interface_detach(
+    St(s): St<State>,
+    c: Ctx,
+    Path((id, _port)): Path<(String, String)>,
+) -> Result<Response> {
+    interface_change(St(s), c, Path(id)).await
+}
