@@ -64,6 +64,31 @@ pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
     ("server_group_members", 10),
 ];
 
+/// Quotas Nova showed for its network proxies until 2.36 (`floating_ips`,
+/// `security_groups`, …): shown and settable at those versions, with Nova's
+/// defaults; the network service enforces its own.
+pub const NETWORK_PROXY_QUOTAS: &[(&str, i64)] = &[
+    ("fixed_ips", -1),
+    ("floating_ips", 10),
+    ("security_group_rules", 20),
+    ("security_groups", 10),
+];
+
+/// The quota names a microversion shows: the network proxies until 2.36,
+/// the injected-file ones until 2.57.
+pub fn quota_names(v: crate::microversion::Version) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = DEFAULT_QUOTAS
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !(v.at_least(57) && k.starts_with("injected_file")))
+        .collect();
+    if !v.at_least(36) {
+        names.extend(NETWORK_PROXY_QUOTAS.iter().map(|(k, _)| *k));
+    }
+    names.sort_unstable();
+    names
+}
+
 pub struct ComputeService {
     pub db: Db,
     pub images: Arc<ImageService>,
@@ -166,6 +191,7 @@ impl ComputeService {
     pub async fn quotas(&self, project: &str) -> Result<HashMap<String, i64>> {
         let mut q: HashMap<String, i64> = DEFAULT_QUOTAS
             .iter()
+            .chain(NETWORK_PROXY_QUOTAS)
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
         let rows: Vec<(String, i64)> =

@@ -1256,3 +1256,264 @@ async fn locks_and_creates(backend: Backend) {
     );
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn flavors_quotas_and_limits_follow_the_microversion() {
+    for b in backends() {
+        flavors_quotas_limits(b).await;
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+async fn flavors_quotas_limits(backend: Backend) {
+    let (tc, admin, _, _) = setup(backend).await;
+    let (p1, member) = tc.project_user(&admin, "p1", "member").await;
+    // Nova takes an integer id and `is_public` as a string.
+    let r = tc
+        .compute(Method::POST, "flavors", &admin,
+            Some(json!({"flavor": {"name": "int", "ram": 64, "vcpus": 1, "disk": 0, "id": 42, "os-flavor-access:is_public": "True"}})), "2.1")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        (
+            r.json["flavor"]["id"].clone(),
+            r.json["flavor"]["os-flavor-access:is_public"].clone()
+        ),
+        (json!("42"), json!(true))
+    );
+    let r = tc
+        .compute(Method::POST, "flavors", &admin,
+            Some(json!({"flavor": {"name": "priv", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": "false"}})), "2.1")
+        .await;
+    assert_eq!(
+        r.json["flavor"]["os-flavor-access:is_public"], false,
+        "{}",
+        r.json
+    );
+    for bad in [json!("maybe"), json!(3)] {
+        let r = tc
+            .compute(Method::POST, "flavors", &admin,
+                Some(json!({"flavor": {"name": "b", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": bad}})), "2.1")
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.json);
+    }
+    let r = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "neg", "ram": 64, "vcpus": 1, "disk": 0, "id": -1}})),
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+
+    // Flavor lists page with limit and marker (public ones: m1.tiny and int).
+    let all = tc.compute(Method::GET, "flavors", &admin, None, V).await;
+    let ids: Vec<Value> = all.json["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", all.json);
+    assert!(all.json.get("flavors_links").is_none());
+    let first = tc
+        .compute(Method::GET, "flavors/detail?limit=1", &admin, None, V)
+        .await;
+    assert_eq!(first.json["flavors"].as_array().unwrap().len(), 1);
+    assert_eq!(first.json["flavors"][0]["id"], ids[0]);
+    let next = first.json["flavors_links"][0]["href"].as_str().unwrap();
+    assert!(
+        next.contains("flavors/detail?")
+            && next.contains("limit=1")
+            && next.contains(&format!("marker={}", ids[0].as_str().unwrap())),
+        "{next}"
+    );
+    let marker = ids[0].as_str().unwrap();
+    let second = tc
+        .compute(
+            Method::GET,
+            &format!("flavors?limit=5&marker={marker}"),
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(
+        second.json["flavors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].clone())
+            .collect::<Vec<_>>(),
+        ids[1..].to_vec()
+    );
+    for q in ["flavors?marker=nope", "flavors?limit=-1", "flavors?limit=x"] {
+        let r = tc.compute(Method::GET, q, &admin, None, V).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.json);
+    }
+
+    // Quota sets: network proxies until 2.36, injected files until 2.57.
+    let base = [
+        "cores",
+        "id",
+        "instances",
+        "key_pairs",
+        "metadata_items",
+        "ram",
+        "server_group_members",
+        "server_groups",
+    ];
+    let injected = [
+        "injected_file_content_bytes",
+        "injected_file_path_bytes",
+        "injected_files",
+    ];
+    let proxies = [
+        "fixed_ips",
+        "floating_ips",
+        "security_group_rules",
+        "security_groups",
+    ];
+    let want = |sets: &[&[&str]]| {
+        let mut k: Vec<String> = sets
+            .iter()
+            .flat_map(|s| s.iter().map(|x| x.to_string()))
+            .collect();
+        k.sort();
+        k
+    };
+    for (version, expect) in [
+        ("2.1", want(&[&base, &injected, &proxies])),
+        ("2.36", want(&[&base, &injected])),
+        ("2.57", want(&[&base])),
+    ] {
+        let r = tc
+            .compute(
+                Method::GET,
+                &format!("os-quota-sets/{p1}"),
+                &member,
+                None,
+                version,
+            )
+            .await;
+        assert_eq!(keys(&r.json["quota_set"]), expect, "at {version}");
+    }
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-quota-sets/{p1}"),
+            &member,
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(
+        (
+            r.json["quota_set"]["floating_ips"].clone(),
+            r.json["quota_set"]["security_groups"].clone()
+        ),
+        (json!(10), json!(10))
+    );
+    let r = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{p1}"),
+            &admin,
+            Some(json!({"quota_set": {"floating_ips": 5}})),
+            "2.1",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["quota_set"]["floating_ips"].clone()),
+        (StatusCode::OK, json!(5)),
+        "{}",
+        r.json
+    );
+    let r = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{p1}"),
+            &admin,
+            Some(json!({"quota_set": {"floating_ips": 5}})),
+            "2.36",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "gone at 2.36: {}",
+        r.json
+    );
+    let r = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{p1}"),
+            &admin,
+            Some(json!({"quota_set": {"injected_files": 3}})),
+            "2.57",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "gone at 2.57: {}",
+        r.json
+    );
+
+    // Limits: the same story, with Neutron's numbers for the proxies.
+    let at = |v: &'static str| {
+        let (tc, t) = (&tc, member.clone());
+        async move {
+            tc.compute(Method::GET, "limits", &t, None, v).await.json["limits"]["absolute"].clone()
+        }
+    };
+    let g = tc
+        .network(
+            Method::POST,
+            "security-groups",
+            &member,
+            Some(json!({"security_group": {"name": "web"}})),
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.json);
+    let groups = tc
+        .network(Method::GET, "security-groups", &member, None)
+        .await;
+    let n_groups = groups.json["security_groups"].as_array().unwrap().len();
+    let old = at("2.1").await;
+    for k in [
+        "maxSecurityGroups",
+        "maxSecurityGroupRules",
+        "maxTotalFloatingIps",
+        "totalFloatingIpsUsed",
+        "totalSecurityGroupsUsed",
+        "maxImageMeta",
+        "maxPersonality",
+        "maxPersonalitySize",
+    ] {
+        assert!(old.get(k).is_some(), "{k} at 2.1: {old}");
+    }
+    assert_eq!(old["totalSecurityGroupsUsed"], json!(n_groups), "{old}");
+    assert_eq!(
+        old["maxTotalFloatingIps"], 50,
+        "Neutron's floatingip quota: {old}"
+    );
+    let new = at(V).await;
+    for k in [
+        "maxSecurityGroups",
+        "maxTotalFloatingIps",
+        "maxImageMeta",
+        "maxPersonality",
+    ] {
+        assert!(new.get(k).is_none(), "{k} at {V}: {new}");
+    }
+    assert_eq!(new["totalServerGroupsUsed"], 0);
+    tc.stop().await;
+}

@@ -11,7 +11,10 @@ use serde_json::{json, Map, Value};
 
 use super::{reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
-use crate::service::{host_is_up, ComputeService, DEFAULT_QUOTAS};
+use crate::microversion::Version;
+use crate::service::{
+    host_is_up, quota_names, ComputeService, DEFAULT_QUOTAS, NETWORK_PROXY_QUOTAS,
+};
 
 #[derive(sqlx::FromRow)]
 struct HostMeta {
@@ -245,23 +248,59 @@ pub async fn limits(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     let q = s.quotas(&project).await?;
     let (i, cores, ram) = s.usage(&project).await?;
     let g = |k: &str| q.get(k).copied().unwrap_or(-1);
+    let (groups,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM server_groups WHERE project_id = $1")
+            .bind(&project)
+            .fetch_one(s.pool())
+            .await?;
+    let mut absolute = json!({
+        "maxTotalInstances": g("instances"), "maxTotalCores": g("cores"), "maxTotalRAMSize": g("ram"),
+        "maxTotalKeypairs": g("key_pairs"), "maxServerMeta": g("metadata_items"),
+        "maxServerGroups": g("server_groups"), "maxServerGroupMembers": g("server_group_members"),
+        "totalInstancesUsed": i, "totalCoresUsed": cores, "totalRAMUsed": ram, "totalServerGroupsUsed": groups,
+    });
+    // What older microversions still show: the network proxies until 2.36
+    // (Neutron's quotas and usage, as Nova proxies them), image metadata
+    // until 2.39, personality (injected files) until 2.57.
+    if !c.version.at_least(36) {
+        let nq = s
+            .network
+            .quotas(&project)
+            .await
+            .map_err(crate::nics::from_network)?;
+        let used = s
+            .network
+            .usage(&project)
+            .await
+            .map_err(crate::nics::from_network)?;
+        let n =
+            |m: &std::collections::HashMap<String, i64>, k: &str| m.get(k).copied().unwrap_or(-1);
+        absolute["maxSecurityGroups"] = json!(n(&nq, "security_group"));
+        absolute["maxSecurityGroupRules"] = json!(n(&nq, "security_group_rule"));
+        absolute["maxTotalFloatingIps"] = json!(n(&nq, "floatingip"));
+        absolute["totalFloatingIpsUsed"] = json!(used.get("floatingip").copied().unwrap_or(0));
+        absolute["totalSecurityGroupsUsed"] =
+            json!(used.get("security_group").copied().unwrap_or(0));
+    }
+    if !c.version.at_least(39) {
+        absolute["maxImageMeta"] = json!(g("metadata_items"));
+    }
+    if !c.version.at_least(57) {
+        absolute["maxPersonality"] = json!(g("injected_files"));
+        absolute["maxPersonalitySize"] = json!(g("injected_file_content_bytes"));
+    }
     Ok(reply(
         StatusCode::OK,
         c.version,
-        json!({"limits": {"rate": [], "absolute": {
-        "maxTotalInstances": g("instances"), "maxTotalCores": g("cores"), "maxTotalRAMSize": g("ram"),
-        "maxTotalKeypairs": g("key_pairs"), "maxServerMeta": g("metadata_items"), "maxPersonality": g("injected_files"),
-        "maxPersonalitySize": g("injected_file_content_bytes"), "maxServerGroups": g("server_groups"),
-        "maxServerGroupMembers": g("server_group_members"),
-        "totalInstancesUsed": i, "totalCoresUsed": cores, "totalRAMUsed": ram, "totalServerGroupsUsed": 0}}}),
+        json!({"limits": {"rate": [], "absolute": absolute}}),
     ))
 }
 
-fn quota_body(project: &str, q: &std::collections::HashMap<String, i64>) -> Value {
+fn quota_body(project: &str, q: &std::collections::HashMap<String, i64>, v: Version) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(project));
-    for (k, _) in DEFAULT_QUOTAS {
-        m.insert((*k).to_owned(), json!(q.get(*k).copied().unwrap_or(-1)));
+    for k in quota_names(v) {
+        m.insert(k.to_owned(), json!(q.get(k).copied().unwrap_or(-1)));
     }
     Value::Object(m)
 }
@@ -282,7 +321,7 @@ pub async fn quota_show(St(s): St<State>, c: Ctx, Path(project): Path<String>) -
     Ok(reply(
         StatusCode::OK,
         c.version,
-        json!({"quota_set": quota_body(&project, &q)}),
+        json!({"quota_set": quota_body(&project, &q, c.version)}),
     ))
 }
 
@@ -293,12 +332,13 @@ pub async fn quota_defaults(
 ) -> Result<Response> {
     let q = DEFAULT_QUOTAS
         .iter()
+        .chain(NETWORK_PROXY_QUOTAS)
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
     Ok(reply(
         StatusCode::OK,
         c.version,
-        json!({"quota_set": quota_body(&project, &q)}),
+        json!({"quota_set": quota_body(&project, &q, c.version)}),
     ))
 }
 
@@ -316,8 +356,8 @@ pub async fn quota_detail(
         .await?;
     let mut m = Map::new();
     m.insert("id".into(), json!(project));
-    for (k, _) in DEFAULT_QUOTAS {
-        let used = match *k {
+    for k in quota_names(c.version) {
+        let used = match k {
             "instances" => i,
             "cores" => cores,
             "ram" => ram,
@@ -325,8 +365,8 @@ pub async fn quota_detail(
             _ => 0,
         };
         m.insert(
-            (*k).to_owned(),
-            json!({"limit": q.get(*k).copied().unwrap_or(-1), "in_use": used, "reserved": 0}),
+            k.to_owned(),
+            json!({"limit": q.get(k).copied().unwrap_or(-1), "in_use": used, "reserved": 0}),
         );
     }
     Ok(reply(StatusCode::OK, c.version, json!({"quota_set": m})))
@@ -348,7 +388,7 @@ pub async fn quota_update(
         if k == "force" {
             continue;
         }
-        if !DEFAULT_QUOTAS.iter().any(|(name, _)| name == k) {
+        if !quota_names(c.version).contains(&k.as_str()) {
             return Err(ComputeError::bad(format!("Bad key(s) {k} in quota_set")));
         }
         let n = match v {
@@ -382,7 +422,7 @@ pub async fn quota_update(
     }
     tx.commit().await?;
     let q = s.quotas(&project).await?;
-    let mut body = quota_body(&project, &q);
+    let mut body = quota_body(&project, &q, c.version);
     if let Value::Object(m) = &mut body {
         m.remove("id");
     }

@@ -88,22 +88,71 @@ async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Vec<Flavor>> 
     Ok(out)
 }
 
-pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    let rows = listed(&s, &c, &p).await?;
+/// The page of `rows` after `marker` (a flavor id), at most `limit` long
+/// (and never more than `max_limit`); a full page links to the next.
+fn paged(
+    s: &ComputeService,
+    p: &Params,
+    path: &str,
+    rows: Vec<Flavor>,
+) -> Result<(Vec<Flavor>, Option<Value>)> {
+    let limit = match p.get("limit") {
+        None => s.max_limit,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| {
+                ComputeError::bad(format!(
+                    "Invalid input for query parameters limit. Value: {v}."
+                ))
+            })?
+            .min(s.max_limit),
+    };
+    let start = match p.get("marker") {
+        None => 0,
+        Some(m) => {
+            rows.iter()
+                .position(|f| f.id == m)
+                .ok_or_else(|| ComputeError::bad(format!("marker [{m}] not found")))?
+                + 1
+        }
+    };
+    let page: Vec<Flavor> = rows.into_iter().skip(start).take(limit).collect();
+    let links = match page.last() {
+        Some(last) if page.len() == limit => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            let mut pairs: Vec<_> = p.0.iter().filter(|(k, _)| *k != "marker").collect();
+            pairs.sort();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+            q.append_pair("marker", &last.id);
+            Some(json!([{"rel": "next", "href": format!("{}/{path}?{}", s.base_url, q.finish())}]))
+        }
+        _ => None,
+    };
+    Ok((page, links))
+}
+
+async fn list_page(s: &ComputeService, c: &Ctx, p: &Params, detail: bool) -> Result<Response> {
+    let path = if detail { "flavors/detail" } else { "flavors" };
+    let (rows, links) = paged(s, p, path, listed(s, c, p).await?)?;
     let items: Vec<Value> = rows
         .iter()
-        .map(|f| render::flavor(f, c.version, &s.base_url, false))
+        .map(|f| render::flavor(f, c.version, &s.base_url, detail))
         .collect();
-    Ok(reply(StatusCode::OK, c.version, json!({"flavors": items})))
+    let mut body = json!({"flavors": items});
+    if let Some(l) = links {
+        body["flavors_links"] = l;
+    }
+    Ok(reply(StatusCode::OK, c.version, body))
+}
+
+pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
+    list_page(&s, &c, &p, false).await
 }
 
 pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    let rows = listed(&s, &c, &p).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|f| render::flavor(f, c.version, &s.base_url, true))
-        .collect();
-    Ok(reply(StatusCode::OK, c.version, json!({"flavors": items})))
+    list_page(&s, &c, &p, true).await
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
@@ -127,12 +176,14 @@ pub struct CreateFields {
     ram: Value,
     vcpus: Value,
     disk: Value,
-    id: Option<String>,
+    /// A string, an integer (Nova takes both), or null for a new UUID.
+    id: Option<Value>,
     swap: Option<Value>,
     #[serde(rename = "OS-FLV-EXT-DATA:ephemeral")]
     ephemeral: Option<Value>,
+    /// A boolean, or one of the strings Nova's boolean type accepts.
     #[serde(rename = "os-flavor-access:is_public")]
-    is_public: Option<bool>,
+    is_public: Option<Value>,
     rxtx_factor: Option<Value>,
     description: Option<String>,
 }
@@ -147,6 +198,23 @@ fn int(field: &str, v: &Value, min: i64) -> Result<i64> {
     match n {
         Some(n) if n >= min && n <= i64::from(i32::MAX) => Ok(n),
         _ => Err(ComputeError::bad(format!("Invalid input for field/attribute {field}. Value: {v}. It must be an integer >= {min}."))),
+    }
+}
+
+/// Nova's boolean parameter type: JSON booleans and their usual spellings.
+fn boolean(field: &str, v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(x) => match x.to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" | "y" | "t" => Ok(true),
+            "false" | "0" | "off" | "no" | "n" | "f" => Ok(false),
+            _ => Err(ComputeError::bad(format!(
+                "Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'boolean', 'string'"
+            ))),
+        },
+        _ => Err(ComputeError::bad(format!(
+            "Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'boolean', 'string'"
+        ))),
     }
 }
 
@@ -182,9 +250,14 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(b): Body<CreateBody>) -> Resu
             ));
         }
     }
+    let is_public = match &f.is_public {
+        None | Some(Value::Null) => true,
+        Some(v) => boolean("os-flavor-access:is_public", v)?,
+    };
     let id = match f.id {
-        None => ids::uuid_id(),
-        Some(id)
+        None | Some(Value::Null) => ids::uuid_id(),
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.to_string(),
+        Some(Value::String(id))
             if !id.is_empty()
                 && id.len() <= 255
                 && id
@@ -216,7 +289,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(b): Body<CreateBody>) -> Resu
         disk,
         ephemeral,
         swap,
-        is_public: flag(f.is_public.unwrap_or(true)),
+        is_public: flag(is_public),
         disabled: 0,
         description: f.description,
         extra_specs: "{}".into(),
