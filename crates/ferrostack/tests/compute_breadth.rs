@@ -1517,3 +1517,41 @@ async fn flavors_quotas_limits(backend: Backend) {
     assert_eq!(new["totalServerGroupsUsed"], 0);
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn keystone_default_roles_include_manager_and_service() {
+    let (tc, admin, image, flavor) = setup(Backend::Sqlite).await;
+    let roles = tc.call(Method::GET, "roles", &admin, None).await;
+    let mut names: Vec<&str> = roles.json["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["admin", "manager", "member", "reader", "service"]);
+    // A project manager is a member and a reader too (Keystone's chain).
+    let (_, manager) = tc.project_user(&admin, "pm", "manager").await;
+    let s = boot(&tc, &manager, server("m", &image, &flavor)).await;
+    wait_status(&tc, &manager, &s, "ACTIVE").await;
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{s}/metadata"),
+            &manager,
+            Some(json!({"metadata": {"a": "b"}})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    // A restart (which re-checks the default roles) makes none twice.
+    let restarted = tc.restart().await;
+    let admin = restarted.admin_token().await;
+    let roles = restarted.call(Method::GET, "roles", &admin, None).await;
+    assert_eq!(
+        roles.json["roles"].as_array().unwrap().len(),
+        5,
+        "a restart adds no second set"
+    );
+    restarted.stop().await;
+}

@@ -2,7 +2,9 @@
 //! seed's openrc expects (`admin` in `admin_domain`, region `RegionOne`).
 //!
 //! Runs once per database, in one transaction; a later start finds the
-//! `bootstrapped` setting and changes nothing.
+//! `bootstrapped` setting and only adds the default roles a database made
+//! by an older ferrostack lacks (as `keystone-manage bootstrap` does when
+//! run again).
 
 use ferro_common::{ids, time};
 use ferro_store::sqlx;
@@ -20,6 +22,10 @@ pub const REGION: &str = "RegionOne";
 /// when it created them.
 pub async fn bootstrap(s: &Identity, admin_password: &str) -> Result<bool> {
     if store::setting(s.pool(), "bootstrapped").await?.is_some() {
+        let mut tx = s.pool().begin().await?;
+        default_roles(&mut tx, time::now_micros()).await?;
+        tx.commit().await?;
+        s.invalidate();
         return Ok(false);
     }
     let now = time::now_micros();
@@ -27,12 +33,8 @@ pub async fn bootstrap(s: &Identity, admin_password: &str) -> Result<bool> {
     let admin_domain = ids::hex_id();
     let project = ids::hex_id();
     let user = ids::hex_id();
-    let roles = [
-        ("admin", ids::hex_id()),
-        ("member", ids::hex_id()),
-        ("reader", ids::hex_id()),
-    ];
     let mut tx = s.pool().begin().await?;
+    let admin_role = default_roles(&mut tx, now).await?;
     for (id, name, desc) in [
         ("default", "Default", "The default domain"),
         (
@@ -71,21 +73,6 @@ pub async fn bootstrap(s: &Identity, admin_password: &str) -> Result<bool> {
     .bind(&project)
     .execute(&mut *tx)
     .await?;
-    for (name, id) in &roles {
-        sqlx::query("INSERT INTO roles (id, name, domain_id, description, created_at) VALUES ($1, $2, '', '', $3)")
-            .bind(id)
-            .bind(*name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for (prior, implied) in [(&roles[0].1, &roles[1].1), (&roles[1].1, &roles[2].1)] {
-        sqlx::query("INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES ($1, $2)")
-            .bind(prior)
-            .bind(implied)
-            .execute(&mut *tx)
-            .await?;
-    }
     for (target_type, target_id) in [
         ("project", project.as_str()),
         ("domain", admin_domain.as_str()),
@@ -98,7 +85,7 @@ pub async fn bootstrap(s: &Identity, admin_password: &str) -> Result<bool> {
         .bind(&user)
         .bind(target_type)
         .bind(target_id)
-        .bind(&roles[0].1)
+        .bind(&admin_role)
         .execute(&mut *tx)
         .await?;
     }
@@ -115,4 +102,56 @@ pub async fn bootstrap(s: &Identity, admin_password: &str) -> Result<bool> {
     s.invalidate();
     tracing::info!(user_id = %user, project_id = %project, "identity bootstrapped");
     Ok(true)
+}
+
+/// Keystone's default roles — `admin`, `manager`, `member`, `reader` and
+/// `service` — and its chain of implied roles (admin → manager → member →
+/// reader), each made where missing. Returns the `admin` role's id.
+async fn default_roles(conn: &mut sqlx::AnyConnection, now: i64) -> Result<String> {
+    let mut admin = String::new();
+    let mut id_of = Vec::new();
+    for name in ["admin", "manager", "member", "reader", "service"] {
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM roles WHERE name = $1 AND domain_id = ''")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let id = match found {
+            Some((id,)) => id,
+            None => {
+                let id = ids::hex_id();
+                sqlx::query("INSERT INTO roles (id, name, domain_id, description, created_at) VALUES ($1, $2, '', '', $3)")
+                    .bind(&id)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                tracing::info!(role = name, "default role created");
+                id
+            }
+        };
+        if name == "admin" {
+            admin = id.clone();
+        }
+        id_of.push(id);
+    }
+    for (prior, implied) in [(0, 1), (1, 2), (2, 3)] {
+        let known: Option<(String,)> = sqlx::query_as(
+            "SELECT prior_role_id FROM implied_roles WHERE prior_role_id = $1 AND implied_role_id = $2",
+        )
+        .bind(&id_of[prior])
+        .bind(&id_of[implied])
+        .fetch_optional(&mut *conn)
+        .await?;
+        if known.is_none() {
+            sqlx::query(
+                "INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES ($1, $2)",
+            )
+            .bind(&id_of[prior])
+            .bind(&id_of[implied])
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(admin)
 }
