@@ -1555,3 +1555,133 @@ async fn keystone_default_roles_include_manager_and_service() {
     );
     restarted.stop().await;
 }
+
+#[tokio::test]
+async fn admin_actions_passwords_and_brief_update_answers() {
+    for b in backends() {
+        admin_actions(b).await;
+    }
+}
+
+async fn admin_actions(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let s = boot(&tc, &member, server("r", &image, &flavor)).await;
+    wait_status(&tc, &member, &s, "ACTIVE").await;
+    let act = |t: &str, b: Value| {
+        let (tc, t, s) = (&tc, t.to_owned(), s.clone());
+        async move {
+            tc.compute(Method::POST, &format!("servers/{s}/action"), &t, Some(b), V)
+                .await
+        }
+    };
+    let r = act(&member, json!({"os-resetState": {"state": "error"}})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = act(&admin, json!({"os-resetState": {"state": "deleted"}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    let r = act(&admin, json!({"os-resetState": {"state": "error"}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{s}"), &member, None, V)
+        .await;
+    assert_eq!(shown.json["server"]["status"], "ERROR");
+    let r = act(&admin, json!({"os-resetState": {"state": "active"}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    wait_status(&tc, &member, &s, "ACTIVE").await;
+    assert_eq!(
+        act(&admin, json!({"injectNetworkInfo": null})).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        act(&member, json!({"injectNetworkInfo": null}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    for name in ["restore", "forceDelete"] {
+        let r = act(&member, json!({ name: null })).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{name}: {}", r.json);
+        assert!(r.json["conflictingRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vm_state active"));
+    }
+
+    let pw = format!("servers/{s}/os-server-password");
+    let r = tc.compute(Method::GET, &pw, &member, None, V).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"password": ""}))
+    );
+    assert_eq!(
+        tc.compute(Method::DELETE, &pw, &member, None, V)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        tc.compute(Method::GET, &pw, &other, None, V).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // update (and rebuild) answer with the brief view until 2.75.
+    let upd = |v: &'static str| {
+        let (tc, t, s) = (&tc, member.clone(), s.clone());
+        async move {
+            tc.compute(
+                Method::PUT,
+                &format!("servers/{s}"),
+                &t,
+                Some(json!({"server": {"name": "r2"}})),
+                v,
+            )
+            .await
+            .json["server"]
+                .clone()
+        }
+    };
+    let brief = upd("2.74").await;
+    for k in [
+        "OS-EXT-AZ:availability_zone",
+        "config_drive",
+        "key_name",
+        "security_groups",
+        "OS-EXT-STS:vm_state",
+        "OS-SRV-USG:launched_at",
+        "os-extended-volumes:volumes_attached",
+    ] {
+        assert!(
+            brief.get(k).is_none(),
+            "{k} in the 2.74 update answer: {brief}"
+        );
+    }
+    assert_eq!(
+        (brief["name"].clone(), brief["locked"].clone()),
+        (json!("r2"), json!(false))
+    );
+    let full = upd("2.75").await;
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{s}"), &member, None, "2.75")
+        .await;
+    let mut want = shown.json["server"].clone();
+    want["updated"] = full["updated"].clone();
+    assert_eq!(full, want, "from 2.75 update answers as show");
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{s}/action"),
+            &member,
+            Some(json!({"rebuild": {"imageRef": image}})),
+            "2.1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert!(
+        r.json["server"].get("OS-EXT-STS:task_state").is_none()
+            && r.json["server"]["adminPass"].is_string(),
+        "{}",
+        r.json
+    );
+    tc.stop().await;
+}

@@ -9,6 +9,7 @@ mod server_body;
 mod server_groups;
 mod server_metadata;
 mod server_network;
+mod server_password;
 mod servers;
 mod usage;
 
@@ -95,6 +96,10 @@ pub fn router(state: State) -> Router {
             get(server_metadata::show)
                 .put(server_metadata::set)
                 .delete(server_metadata::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-server-password",
+            get(server_password::show).delete(server_password::clear),
         )
         .route("/v2.1/servers/{id}/ips", get(server_network::ips))
         .route(

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::render;
 use super::server_body::{server_body, ServerBody, ServerView};
-use super::{check_name, empty, flavors, reply, Body, Ctx, Params, State};
+use super::{check_name, empty, flavors, reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
 use crate::nics;
@@ -769,6 +769,42 @@ pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Re
     ))
 }
 
+/// `update` and `rebuild` answer with less than `show` until 2.75: none of
+/// the extension attributes (zone, config drive, `OS-EXT-SRV-ATTR`,
+/// `OS-EXT-STS`, usage times, key name, security groups, volumes, host
+/// status) and addresses without their type and MAC, as Nova's do.
+fn brief_before_2_75(c: &Ctx, mut body: Value) -> Value {
+    if c.version.at_least(75) {
+        return body;
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|k, _| {
+            !(k.starts_with("OS-EXT-SRV-ATTR:")
+                || k.starts_with("OS-EXT-STS:")
+                || k.starts_with("OS-SRV-USG:")
+                || matches!(
+                    k.as_str(),
+                    "OS-EXT-AZ:availability_zone"
+                        | "config_drive"
+                        | "host_status"
+                        | "key_name"
+                        | "security_groups"
+                        | "os-extended-volumes:volumes_attached"
+                ))
+        });
+        if let Some(Value::Object(nets)) = o.get_mut("addresses") {
+            for addrs in nets.values_mut() {
+                for a in addrs.as_array_mut().into_iter().flatten() {
+                    if let Some(a) = a.as_object_mut() {
+                        a.retain(|k, _| k == "version" || k == "addr");
+                    }
+                }
+            }
+        }
+    }
+    body
+}
+
 /// The server, if the caller may change it (member of its project, or admin).
 pub(super) async fn changeable(
     s: &ComputeService,
@@ -826,7 +862,7 @@ pub async fn update(
     Ok(reply(
         StatusCode::OK,
         c.version,
-        json!({"server": view(&s, &c, &srv).await?}),
+        json!({"server": brief_before_2_75(&c, view(&s, &c, &srv).await?)}),
     ))
 }
 
@@ -961,6 +997,19 @@ pub async fn action(
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
         "rebuild" => return rebuild(&s, &c, srv, &arg).await,
+        "os-resetState" => return reset_state(&s, &c, srv, &arg).await,
+        "injectNetworkInfo" => {
+            // The agent re-applies the dataplane from desired state on every
+            // pass; asking for it wakes the host's agent now.
+            require_admin(&c, "os_compute_api:os-admin-actions:inject_network_info")?;
+            s.wake(srv.host.as_deref());
+            s.record_action(&id, "inject_network_info", &c.auth, &c.request_id)
+                .await?;
+            return Ok(empty(StatusCode::ACCEPTED, c.version));
+        }
+        // Deletes are immediate (no `reclaim_instance_interval`), so no
+        // server is ever soft-deleted: Nova's answer for any other state.
+        "restore" | "forceDelete" => return Err(conflict(&name, &srv)),
         "resize" => return resize(&s, &c, srv, &arg).await,
         "confirmResize" => return confirm_resize(&s, &c, srv).await,
         "revertResize" => return revert_resize(&s, &c, srv).await,
@@ -973,6 +1022,32 @@ pub async fn action(
         other => other,
     };
     s.record_action(&id, recorded, &c.auth, &c.request_id)
+        .await?;
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+/// `os-resetState` (admin): sets the server's state to `active` or `error`
+/// and clears its task, without touching the VM, as Nova does.
+async fn reset_state(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    require_admin(c, "os_compute_api:os-admin-actions:reset_state")?;
+    let state = arg.get("state").and_then(Value::as_str).ok_or_else(|| {
+        bad("Invalid input for field/attribute os-resetState. 'state' is a required property.")
+    })?;
+    if !matches!(state, "active" | "error") {
+        return Err(bad(format!(
+            "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
+        )));
+    }
+    sqlx::query(
+        "UPDATE servers SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(state)
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .execute(s.pool())
+    .await?;
+    tracing::info!(server_id = %srv.id, state, "server state reset");
+    s.record_action(&srv.id, "resetState", &c.auth, &c.request_id)
         .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
@@ -1134,7 +1209,7 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
         .await?;
     s.wake(srv.host.as_deref());
     let srv = s.visible_server(&c.auth, &srv.id).await?;
-    let mut body = view(s, c, &srv).await?;
+    let mut body = brief_before_2_75(c, view(s, c, &srv).await?);
     body["adminPass"] = json!(ids::hex_id()[..12].to_owned());
     Ok(reply(
         StatusCode::ACCEPTED,
