@@ -1685,3 +1685,100 @@ async fn admin_actions(backend: Backend) {
     );
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn server_lists_filter_by_name_regex_ip_and_changes_since() {
+    let (tc, admin, image, flavor) = setup(Backend::Sqlite).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &member,
+            Some(json!({"network": {"name": "n1"}})),
+        )
+        .await;
+    let net_id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &member,
+            Some(json!({"subnet": {"network_id": net_id, "cidr": "10.9.0.0/24", "ip_version": 4}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+    let mut on_net = server("web-1", &image, &flavor);
+    on_net["server"]["networks"] = json!([{"uuid": net_id}]);
+    let w1 = boot(&tc, &member, on_net).await;
+    let w2 = boot(&tc, &member, server("web-2", &image, &flavor)).await;
+    let db = boot(&tc, &member, server("db", &image, &flavor)).await;
+    for id in [&w1, &w2, &db] {
+        wait_status(&tc, &member, id, "ACTIVE").await;
+    }
+    let names = |q: String, v: &'static str| {
+        let (tc, t) = (&tc, member.clone());
+        async move {
+            let r = tc
+                .compute(Method::GET, &format!("servers?{q}"), &t, None, v)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.json);
+            let mut n: Vec<String> = r.json["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap().to_owned())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(
+        names("name=%5Eweb-%5Cd%24".into(), V).await,
+        ["web-1", "web-2"],
+        "anchored regex"
+    );
+    assert_eq!(
+        names("name=eb".into(), V).await,
+        ["web-1", "web-2"],
+        "searched anywhere"
+    );
+    assert_eq!(names("name=%5Edb".into(), V).await, ["db"]);
+    assert_eq!(names("ip=10%5C.9%5C.0%5C.".into(), V).await, ["web-1"]);
+    assert_eq!(names("ip=192%5C.".into(), V).await, Vec::<String>::new());
+    assert_eq!(
+        names("changes-since=2000-01-01T00:00:00Z".into(), V)
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        names("changes-since=2999-01-01T00:00:00Z".into(), V)
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        names("changes-before=2000-01-01T00:00:00Z".into(), "2.66")
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        names("changes-before=2999-01-01T00:00:00%2B00:00".into(), "2.66")
+            .await
+            .len(),
+        3
+    );
+    for q in [
+        "name=(",
+        "changes-since=yesterday",
+        "changes-since=2030-01-01T00:00:00&changes-before=2020-01-01T00:00:00",
+    ] {
+        let r = tc
+            .compute(Method::GET, &format!("servers?{q}"), &member, None, "2.66")
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.json);
+    }
+    tc.stop().await;
+}

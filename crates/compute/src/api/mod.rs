@@ -311,6 +311,18 @@ pub fn require_admin(ctx: &Ctx, action: &'static str) -> Result<()> {
     }
 }
 
+/// An ISO 8601 time from a query string (µs). A `+` of a zone that the
+/// client didn't escape arrives as a space; `2026-01-31 12:00:00` is taken
+/// as `2026-01-31T12:00:00`, as Nova takes it.
+pub fn query_time(v: &str) -> Option<i64> {
+    let v = if v.contains('T') {
+        v.replace(' ', "+")
+    } else {
+        v.replacen(' ', "T", 1)
+    };
+    ferro_common::time::parse_iso(&v)
+}
+
 /// A name: 1 to 255 characters, no leading/trailing spaces, no control characters.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.chars().count() > 255 {

@@ -660,15 +660,42 @@ async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<(Vec<Server>,
             vec![Arg::Int(at), Arg::Int(at), Arg::Text(m.to_owned())],
         );
     }
-    let name = p
-        .get("name")
-        .map(|n| n.trim_start_matches('^').trim_end_matches('$'));
+    // `changes-since` / `changes-before` (2.66): by last update, in SQL.
+    let since = time_filter(p, "changes-since")?;
+    let before = if c.version.at_least(66) {
+        time_filter(p, "changes-before")?
+    } else {
+        None
+    };
+    if let (Some(a), Some(b)) = (since, before) {
+        if a > b {
+            return Err(bad(
+                "The value of changes-since must be less than or equal to changes-before.",
+            ));
+        }
+    }
+    if let Some(t) = since {
+        w.add("updated_at >= $1", vec![Arg::Int(t)]);
+    }
+    if let Some(t) = before {
+        w.add("updated_at <= $1", vec![Arg::Int(t)]);
+    }
+    // Nova's `name`, `ip` and `ip6` are regular expressions, searched
+    // anywhere in the value.
+    let name = regex_filter(p, "name")?;
+    let ip = regex_filter(p, "ip")?;
+    let ip6 = regex_filter(p, "ip6")?;
     let status = p.get("status").map(str::to_ascii_uppercase);
     let image = p.get("image").map(id_from_ref);
     let flavor = p.get("flavor").map(id_from_ref);
     let zone = p.get("availability_zone");
-    let filtered =
-        name.is_some() || status.is_some() || image.is_some() || flavor.is_some() || zone.is_some();
+    let filtered = name.is_some()
+        || ip.is_some()
+        || ip6.is_some()
+        || status.is_some()
+        || image.is_some()
+        || flavor.is_some()
+        || zone.is_some();
     let mut sql = format!(
         "SELECT * FROM servers WHERE {} ORDER BY created_at DESC, id DESC",
         w.sql()
@@ -679,17 +706,53 @@ async fn listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<(Vec<Server>,
     let mut rows = w.servers(&sql).fetch_all(s.pool()).await?;
     if filtered {
         rows.retain(|r| {
-            // Nova matches a regular expression; a plain substring is a
-            // superset for literal names, and clients re-filter exactly.
-            name.is_none_or(|n| r.name.contains(n))
+            name.as_ref().is_none_or(|n| n.is_match(&r.name))
                 && status.as_deref().is_none_or(|st| r.status() == st)
                 && image.is_none_or(|i| r.image_id == i)
                 && flavor.is_none_or(|f| r.flavor().is_some_and(|x| x.id == f))
                 && zone.is_none_or(|z| r.availability_zone.as_deref().unwrap_or("nova") == z)
         });
+        if ip.is_some() || ip6.is_some() {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let nets = s
+                .network
+                .devices(Some(&ids))
+                .await
+                .map_err(nics::from_network)?;
+            let matches = |id: &str, re: &regex::Regex, v6: bool| {
+                nets.get(id).is_some_and(|n| {
+                    n.addresses
+                        .iter()
+                        .any(|a| a.addr.contains(':') == v6 && re.is_match(&a.addr))
+                })
+            };
+            rows.retain(|r| {
+                ip.as_ref().is_none_or(|re| matches(&r.id, re, false))
+                    && ip6.as_ref().is_none_or(|re| matches(&r.id, re, true))
+            });
+        }
         rows.truncate(limit);
     }
     Ok((rows, limit))
+}
+
+/// A query parameter taken as a regular expression; a bad one is 400.
+fn regex_filter(p: &Params, key: &str) -> Result<Option<regex::Regex>> {
+    p.get(key)
+        .map(|v| {
+            regex::RegexBuilder::new(v)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|_| bad(format!("Invalid regular expression for filter {key}: {v}")))
+        })
+        .transpose()
+}
+
+/// A query parameter taken as an ISO 8601 time (µs); a bad one is 400.
+fn time_filter(p: &Params, key: &str) -> Result<Option<i64>> {
+    p.get(key)
+        .map(|v| super::query_time(v).ok_or_else(|| bad(format!("Invalid filter field: {key}."))))
+        .transpose()
 }
 
 /// Nova's `servers_links`: a `next` link when the page is full, with the

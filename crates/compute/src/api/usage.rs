@@ -22,7 +22,7 @@ fn period(p: &Params) -> Result<(i64, i64)> {
     let at = |key: &str| -> Result<i64> {
         match p.get(key) {
             None => Ok(now),
-            Some(v) => time::parse_iso(&v.replace(' ', "T")).ok_or_else(|| {
+            Some(v) => super::query_time(v).ok_or_else(|| {
                 ComputeError::bad(format!(
                     "Invalid {key} time. The {key} time must be ISO 8601, e.g. 2026-01-31T12:00:00."
                 ))
