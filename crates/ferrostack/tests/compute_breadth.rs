@@ -1782,3 +1782,163 @@ async fn server_lists_filter_by_name_regex_ip_and_changes_since() {
     }
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn add_and_remove_floating_ip_actions_until_2_44() {
+    let (tc, admin, image, flavor) = setup(Backend::Sqlite).await;
+    let ext = tc.network(Method::POST, "networks", &admin, Some(json!({"network": {"name": "ext_net", "shared": true,
+        "router:external": true, "provider:network_type": "flat", "provider:physical_network": "physnet1"}}))).await;
+    let ext_net = ext.json["network"]["id"].as_str().unwrap().to_owned();
+    let r = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &admin,
+            Some(json!({"subnet": {"network_id": ext_net, "ip_version": 4,
+        "cidr": "172.16.0.0/20", "enable_dhcp": false, "gateway_ip": "172.16.0.1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &admin,
+            Some(json!({"network": {"name": "n1"}})),
+        )
+        .await;
+    let net_id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &admin,
+            Some(json!({"subnet": {"network_id": net_id, "ip_version": 4, "cidr": "10.9.0.0/24"}})),
+        )
+        .await;
+    let sub_id = sub.json["subnet"]["id"].as_str().unwrap().to_owned();
+    let router = tc
+        .network(
+            Method::POST,
+            "routers",
+            &admin,
+            Some(
+                json!({"router": {"name": "r", "external_gateway_info": {"network_id": ext_net}}}),
+            ),
+        )
+        .await;
+    assert_eq!(router.status, StatusCode::CREATED, "{}", router.json);
+    let rid = router.json["router"]["id"].as_str().unwrap().to_owned();
+    let r = tc
+        .network(
+            Method::PUT,
+            &format!("routers/{rid}/add_router_interface"),
+            &admin,
+            Some(json!({"subnet_id": sub_id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let fip = tc
+        .network(
+            Method::POST,
+            "floatingips",
+            &admin,
+            Some(json!({"floatingip": {"floating_network_id": ext_net}})),
+        )
+        .await;
+    assert_eq!(fip.status, StatusCode::CREATED, "{}", fip.json);
+    let address = fip.json["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut body = server("f", &image, &flavor);
+    body["server"]["networks"] = json!([{"uuid": net_id}]);
+    let s = boot(&tc, &admin, body).await;
+    wait_status(&tc, &admin, &s, "ACTIVE").await;
+    let bare = boot(&tc, &admin, server("bare", &image, &flavor)).await;
+    wait_status(&tc, &admin, &bare, "ACTIVE").await;
+    let act = |id: &str, b: Value, v: &'static str| {
+        let (tc, t, id) = (&tc, admin.clone(), id.to_owned());
+        async move {
+            tc.compute(
+                Method::POST,
+                &format!("servers/{id}/action"),
+                &t,
+                Some(b),
+                v,
+            )
+            .await
+        }
+    };
+    let r = act(&s, json!({"addFloatingIp": {"address": address}}), "2.1").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{s}"), &admin, None, V)
+        .await;
+    let floating: Vec<&Value> = shown.json["server"]["addresses"]["n1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["OS-EXT-IPS:type"] == "floating")
+        .collect();
+    assert_eq!(floating.len(), 1, "{}", shown.json);
+    assert_eq!(floating[0]["addr"], json!(address));
+    for (id, b, v, want) in [
+        (
+            &bare,
+            json!({"addFloatingIp": {"address": address}}),
+            "2.1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &s,
+            json!({"addFloatingIp": {"address": "203.0.113.9"}}),
+            "2.1",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &s,
+            json!({"addFloatingIp": {"address": "nope"}}),
+            "2.1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &s,
+            json!({"addFloatingIp": {"address": address, "fixed_address": "10.9.0.250"}}),
+            "2.1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &s,
+            json!({"addFloatingIp": {"address": address}}),
+            "2.44",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &bare,
+            json!({"removeFloatingIp": {"address": address}}),
+            "2.1",
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let r = act(id, b.clone(), v).await;
+        assert_eq!(r.status, want, "{b} at {v}: {}", r.json);
+    }
+    let r = act(&s, json!({"removeFloatingIp": {"address": address}}), "2.1").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let f = tc
+        .network(
+            Method::GET,
+            &format!(
+                "floatingips/{}",
+                fip.json["floatingip"]["id"].as_str().unwrap()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(f.json["floatingip"]["port_id"], Value::Null);
+    let r = act(&s, json!({"removeFloatingIp": {"address": address}}), "2.1").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "not associated any more");
+    tc.stop().await;
+}

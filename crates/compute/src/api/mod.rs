@@ -3,6 +3,7 @@
 mod admin;
 mod aggregates;
 mod flavors;
+mod floating_ip_actions;
 mod keypairs;
 mod render;
 mod server_body;

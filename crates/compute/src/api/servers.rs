@@ -974,6 +974,12 @@ pub async fn action(
         return lock(&s, &c, &id, name == "lock", &arg).await;
     }
     let srv = changeable(&s, &c, &id, "os_compute_api:servers:action").await?;
+    if name == "addFloatingIp" {
+        return super::floating_ip_actions::add(&s, &c, &srv, &arg).await;
+    }
+    if name == "removeFloatingIp" {
+        return super::floating_ip_actions::remove(&s, &c, &srv, &arg).await;
+    }
     if name == "addSecurityGroup" || name == "removeSecurityGroup" {
         return security_group_action(&s, &c, &srv, name == "addSecurityGroup", &arg).await;
     }
