@@ -8,6 +8,13 @@
 //! runs daemonized, so it outlives the agent; a restarted agent finds it by
 //! its pid file and adopts it.
 //!
+//! KVM is used when a probe VM runs under it; some nested setups pass the
+//! probe and still stop a real guest with a KVM internal error (QMP status
+//! `internal-error`, seen here under a PVM host). A guest found in that
+//! state makes the driver give KVM up for good — it writes
+//! `<state>/kvm-unusable` so restarts skip KVM too — and the guest is
+//! stopped, so the reconciler starts it again under TCG.
+//!
 //! ```text
 //!   Absent ──spawn──► Running ◄──unpause── Paused
 //!      ▲               │  ▲ └────pause──────►
@@ -18,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +48,11 @@ pub enum Accel {
 pub struct QemuDriver {
     instances: PathBuf,
     cache: PathBuf,
-    accel: Accel,
+    /// What the probe found; see `accel()` for what is used now.
+    probed: Accel,
+    /// A guest hit a KVM internal error: TCG from then on.
+    kvm_unusable: AtomicBool,
+    kvm_marker: PathBuf,
     image_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
@@ -120,21 +132,51 @@ impl QemuDriver {
         tokio::fs::create_dir_all(&cache)
             .await
             .map_err(io("creating the image cache"))?;
+        let kvm_marker = state_dir.join("kvm-unusable");
         let accel = match std::env::var("FERROSTACK_ACCEL").as_deref() {
             Ok("tcg") => Accel::Tcg,
+            _ if kvm_marker.exists() => {
+                tracing::warn!(marker = %kvm_marker.display(), "KVM failed a guest here before: using TCG");
+                Accel::Tcg
+            }
             _ => probe_kvm().await.map(Accel::Kvm).unwrap_or(Accel::Tcg),
         };
         tracing::info!(?accel, "QEMU driver ready");
         Ok(QemuDriver {
             instances,
             cache,
-            accel,
+            probed: accel,
+            kvm_unusable: AtomicBool::new(false),
+            kvm_marker,
             image_locks: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn accel(&self) -> Accel {
-        self.accel
+        if self.kvm_unusable.load(Ordering::Relaxed) {
+            Accel::Tcg
+        } else {
+            self.probed
+        }
+    }
+
+    /// A guest stopped with a KVM internal error: use TCG from now on (and
+    /// after restarts), and stop the guest so it is started again under it.
+    async fn give_up_kvm(&self, id: &str) {
+        if !self.kvm_unusable.swap(true, Ordering::Relaxed) {
+            tracing::error!(server_id = %id, "a guest stopped with a KVM internal error: KVM doesn't really work on this host, using TCG from now on");
+            if let Err(e) = tokio::fs::write(
+                &self.kvm_marker,
+                "a guest stopped with a KVM internal error; delete this file to try KVM again\n",
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "could not record that KVM is unusable");
+            }
+        }
+        if let Err(e) = self.stop(id, Duration::ZERO).await {
+            tracing::error!(server_id = %id, error = %e, "stopping a guest KVM failed");
+        }
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -251,7 +293,7 @@ impl QemuDriver {
         let dir = self.dir(&spec.id);
         let _ = tokio::fs::remove_file(self.qmp_sock(&spec.id)).await;
         let p = |f: &str| dir.join(f).display().to_string();
-        let (accel, cpu) = match self.accel {
+        let (accel, cpu) = match self.accel() {
             Accel::Kvm(cpu) => ("kvm", cpu),
             Accel::Tcg => ("tcg", "max"),
         };
@@ -305,7 +347,7 @@ impl QemuDriver {
 #[async_trait::async_trait]
 impl Hypervisor for QemuDriver {
     fn hypervisor_type(&self) -> String {
-        match self.accel {
+        match self.accel() {
             Accel::Kvm(_) => "KVM".into(),
             Accel::Tcg => "QEMU".into(),
         }
@@ -323,6 +365,10 @@ impl Hypervisor for QemuDriver {
         }
         match qmp::execute(&self.qmp_sock(id), "query-status", None).await {
             Ok(v) if v["status"] == "paused" => PowerState::Paused,
+            Ok(v) if v["status"] == "internal-error" => {
+                self.give_up_kvm(id).await;
+                PowerState::Shutdown
+            }
             _ => PowerState::Running,
         }
     }
