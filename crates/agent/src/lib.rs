@@ -12,12 +12,11 @@ pub mod dataplane;
 pub mod driver;
 pub mod fake;
 pub mod metadata;
-pub mod netspec;
 pub mod qemu;
 pub mod qmp;
 pub mod reconcile;
-pub mod spec;
 
+pub use ferro_agent_api::{netspec, spec};
 pub use reconcile::Agent;
 pub use spec::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,

@@ -8,6 +8,12 @@
 //! counter values it applied, so the same request is never applied twice and
 //! a restarted agent doesn't reboot anything. Reports are sent only when
 //! they change.
+//!
+//! The agent also keeps the desired-state generation it applied last
+//! (`agent/generation`). It applies nothing older: a controller on an
+//! older copy of its database would otherwise remove the guests created
+//! since. It then keeps every instance as it is and says so in its log;
+//! the controller marks the host out of sync.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -47,6 +53,9 @@ pub struct Agent {
     applied: Mutex<HashMap<String, Applied>>,
     busy: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<String, Report>>,
+    /// The desired-state generation applied last, and the refusal logged
+    /// last (so a refusal is logged once, not at every tick).
+    generation: Mutex<(i64, Option<String>)>,
     wake: Notify,
 }
 
@@ -60,6 +69,10 @@ impl Agent {
     ) -> Arc<Agent> {
         let applied_dir = state_dir.join("agent");
         let _ = std::fs::create_dir_all(&applied_dir);
+        let generation = std::fs::read_to_string(applied_dir.join("generation"))
+            .ok()
+            .and_then(|g| g.trim().parse().ok())
+            .unwrap_or(0);
         Arc::new(Agent {
             host,
             cp,
@@ -69,6 +82,7 @@ impl Agent {
             applied: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashMap::new()),
+            generation: Mutex::new((generation, None)),
             wake: Notify::new(),
         })
     }
@@ -118,15 +132,58 @@ impl Agent {
         start.elapsed()
     }
 
+    /// The desired-state generation this host applied last.
+    pub fn applied_generation(&self) -> i64 {
+        self.generation.lock().map(|g| g.0).unwrap_or(0)
+    }
+
+    /// Whether to apply `desired`; records its generation when it is.
+    fn accept(&self, desired: &crate::spec::DesiredState) -> bool {
+        let Ok(mut g) = self.generation.lock() else {
+            return false;
+        };
+        let refusal = match &desired.out_of_sync {
+            Some(why) => Some(format!("the controller says this host is out of sync: {why}")),
+            None if desired.generation < g.0 => Some(format!(
+                "the controller offers desired-state generation {}, older than the {} this host applied: \
+                 its database looks restored from an older backup",
+                desired.generation, g.0
+            )),
+            None => None,
+        };
+        if let Some(why) = refusal {
+            if g.1.as_ref() != Some(&why) {
+                tracing::error!(host = %self.host.name, offered = desired.generation, applied = g.0,
+                    "{why}; applying nothing and keeping every instance as it is");
+                g.1 = Some(why);
+            }
+            return false;
+        }
+        g.1 = None;
+        if desired.generation > g.0 {
+            g.0 = desired.generation;
+            let tmp = self.applied_dir.join(".generation.tmp");
+            if std::fs::write(&tmp, g.0.to_string()).is_ok() {
+                let _ = std::fs::rename(tmp, self.applied_dir.join("generation"));
+            }
+        }
+        true
+    }
+
     /// One pass over the desired state.
     pub async fn reconcile_once(self: &Arc<Self>) {
-        let desired = match self.cp.desired(&self.host.name).await {
+        let applied = self.applied_generation();
+        let desired = match self.cp.desired(&self.host.name, applied).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(host = %self.host.name, error = %e, "fetching desired state failed");
                 return;
             }
         };
+        if !self.accept(&desired) {
+            return;
+        }
+        let generation = desired.generation;
         // Ports before instances: a VM's tap must be on its bridge when it starts.
         if let Err(e) = self.dataplane.apply(&desired.network).await {
             tracing::debug!(host = %self.host.name, error = %e, "dataplane not converged");
@@ -142,7 +199,7 @@ impl Agent {
                 let me = self.clone();
                 tokio::spawn(async move {
                     let id = spec.id.clone();
-                    me.converge(spec).await;
+                    me.converge(spec, generation).await;
                     if let Ok(mut b) = me.busy.lock() {
                         b.remove(&id);
                     }
@@ -195,7 +252,7 @@ impl Agent {
         }
     }
 
-    async fn converge(&self, spec: InstanceSpec) {
+    async fn converge(&self, spec: InstanceSpec, generation: i64) {
         let applied = self.load_applied(&spec.id).unwrap_or_default();
         let (observed, applied) = match self.apply(&spec, applied).await {
             Ok(r) => r,
@@ -209,6 +266,7 @@ impl Agent {
         };
         let report = Report {
             id: spec.id.clone(),
+            generation,
             observed,
             applied_reboot_seq: applied.reboot_seq,
             applied_rebuild_seq: applied.rebuild_seq,
@@ -217,7 +275,15 @@ impl Agent {
         let unchanged = self
             .reported
             .lock()
-            .map(|r| r.get(&spec.id) == Some(&report))
+            .map(|r| {
+                // A newer generation alone is no news.
+                r.get(&spec.id).is_some_and(|old| {
+                    *old == Report {
+                        generation: old.generation,
+                        ..report.clone()
+                    }
+                })
+            })
             .unwrap_or(false);
         if unchanged {
             return;
@@ -325,6 +391,12 @@ impl HostAgent for Agent {
             .console_log(id, lines)
             .await
             .map_err(|e| LinkError(e.to_string()))
+    }
+
+    async fn instances(&self) -> Result<Vec<String>, LinkError> {
+        let mut ids = self.driver.instances().await;
+        ids.sort();
+        Ok(ids)
     }
 
     fn wake(&self) {

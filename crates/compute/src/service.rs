@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ferro_agent::netspec::HostNetwork;
-use ferro_agent::spec::{LinkError, MetadataTarget, NicSpec};
-use ferro_agent::{
+use ferro_agent_api::netspec::HostNetwork;
+use ferro_agent_api::spec::{LinkError, MetadataTarget, NicSpec};
+use ferro_agent_api::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
 };
 use ferro_common::auth::SharedAuth;
@@ -137,6 +137,19 @@ impl ComputeService {
 
     pub fn agent(&self, host: &str) -> Option<Arc<dyn HostAgent>> {
         self.agents.read().ok().and_then(|a| a.get(host).cloned())
+    }
+
+    /// Wakes every reachable agent (a change of network state may concern
+    /// any host).
+    pub fn wake_all(&self) {
+        let agents: Vec<_> = self
+            .agents
+            .read()
+            .map(|a| a.values().cloned().collect())
+            .unwrap_or_default();
+        for a in agents {
+            a.wake();
+        }
     }
 
     pub fn wake(&self, host: Option<&str>) {
@@ -697,6 +710,134 @@ fn vm_state_matches(desired: &str, vm_state: &str) -> bool {
     )
 }
 
+/// A host's desired-state generation: its own row plus the network row,
+/// both bumped by triggers in every transaction that changes them.
+pub async fn host_generation(
+    pool: &ferro_store::sqlx::AnyPool,
+    host: &str,
+) -> std::result::Result<i64, sqlx::Error> {
+    let (g,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(generation), 0) AS BIGINT) FROM host_generations WHERE host = $1 OR host = ''",
+    )
+    .bind(host)
+    .fetch_one(pool)
+    .await?;
+    Ok(g)
+}
+
+/// What `ferrostack host resync` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resync {
+    /// The host was in sync; nothing changed.
+    InSync,
+    /// The host's generation now starts above what its agent applied.
+    Done {
+        from: i64,
+        to: i64,
+    },
+    NotFound,
+}
+
+impl ComputeService {
+    /// Records the generation a host's agent applied; when it is ahead of
+    /// this database, marks the host out of sync (it takes no new servers,
+    /// and its agent is sent nothing to apply) and returns why. A host
+    /// stays out of sync until [`ComputeService::resync`].
+    pub async fn check_sync(
+        &self,
+        host: &str,
+        applied: i64,
+        generation: i64,
+    ) -> std::result::Result<Option<String>, sqlx::Error> {
+        let row: Option<(Option<String>, i64)> =
+            sqlx::query_as("SELECT out_of_sync, agent_generation FROM hosts WHERE name = $1")
+                .bind(host)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some((flag, recorded)) = row else {
+            return Ok(None);
+        };
+        if flag.is_some() {
+            return Ok(flag);
+        }
+        if applied > generation {
+            let why = format!(
+                "host {host} is out of sync: it applied desired-state generation {applied}, but this controller's database is at {generation}: \
+                 the database looks restored from an older backup, so the host keeps its instances and applies nothing; \
+                 check them, then run `ferrostack host resync {host}`"
+            );
+            tracing::error!(
+                host,
+                applied,
+                generation,
+                "host is out of sync with the database"
+            );
+            sqlx::query("UPDATE hosts SET out_of_sync = $1, agent_generation = $2 WHERE name = $3")
+                .bind(&why)
+                .bind(applied)
+                .bind(host)
+                .execute(self.pool())
+                .await?;
+            return Ok(Some(why));
+        }
+        if applied != recorded {
+            sqlx::query("UPDATE hosts SET agent_generation = $1 WHERE name = $2")
+                .bind(applied)
+                .bind(host)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(None)
+    }
+}
+
+/// Takes this database as the truth for `host` again: its generation
+/// jumps above what the host applied, so the host's agent converges to
+/// this database (removing instances it doesn't know), and the host
+/// takes new servers again.
+pub async fn resync(
+    pool: &ferro_store::sqlx::AnyPool,
+    host: &str,
+) -> std::result::Result<Resync, sqlx::Error> {
+    let row: Option<(Option<String>, i64)> =
+        sqlx::query_as("SELECT out_of_sync, agent_generation FROM hosts WHERE name = $1")
+            .bind(host)
+            .fetch_optional(pool)
+            .await?;
+    let Some((flag, applied)) = row else {
+        return Ok(Resync::NotFound);
+    };
+    let from = host_generation(pool, host).await?;
+    if flag.is_none() && applied <= from {
+        return Ok(Resync::InSync);
+    }
+    let step = (applied - from).max(0) + 1;
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO host_generations (host, generation) VALUES ($1, $2) \
+         ON CONFLICT (host) DO UPDATE SET generation = host_generations.generation + $2",
+    )
+    .bind(host)
+    .bind(step)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE hosts SET out_of_sync = NULL WHERE name = $1")
+        .bind(host)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::warn!(
+        host,
+        from,
+        to = from + step,
+        "host resynced to the database"
+    );
+    Ok(Resync::Done {
+        from,
+        to: from + step,
+    })
+}
+
 /// The in-process link between an agent and this controller. The network
 /// node's agent also runs routers, DHCP and metadata.
 pub struct LocalLink {
@@ -755,7 +896,14 @@ impl ControlPlane for LocalLink {
             .await
             .map_err(link)?;
         }
-        tracing::info!(host = %h.name, hypervisor_type = %h.hypervisor_type, "compute host registered");
+        sqlx::query("UPDATE hosts SET agent_url = $1, network_node = $2 WHERE name = $3")
+            .bind(&h.agent_url)
+            .bind(ferro_store::flag(h.network_node))
+            .bind(&h.name)
+            .execute(s.pool())
+            .await
+            .map_err(link)?;
+        tracing::info!(host = %h.name, hypervisor_type = %h.hypervisor_type, agent_url = ?h.agent_url, "compute host registered");
         Ok(())
     }
 
@@ -769,25 +917,37 @@ impl ControlPlane for LocalLink {
         Ok(())
     }
 
-    async fn desired(&self, host: &str) -> Result<DesiredState, LinkError> {
+    async fn desired(&self, host: &str, applied: i64) -> Result<DesiredState, LinkError> {
+        let c = &self.compute;
+        // Read first: state read after it is at least this new.
+        let generation = host_generation(c.pool(), host).await.map_err(link)?;
+        if let Some(why) = c
+            .check_sync(host, applied, generation)
+            .await
+            .map_err(link)?
+        {
+            return Ok(DesiredState {
+                generation,
+                out_of_sync: Some(why),
+                ..Default::default()
+            });
+        }
         let rows: Vec<Server> = sqlx::query_as("SELECT * FROM servers WHERE host = $1 AND (task_state IS NULL OR task_state <> 'scheduling') ORDER BY id")
             .bind(host)
-            .fetch_all(self.compute.pool())
+            .fetch_all(c.pool())
             .await
             .map_err(link)?;
-        let network = self
-            .compute
+        let network = c
             .network
             .host_network(host, self.network_node)
             .await
             .map_err(link)?;
-        let generation = rows.iter().map(|s| s.updated_at).max().unwrap_or(0);
         let instances = {
             let mut nics = nics_by_server(&network);
             rows.iter()
                 .map(|s| {
                     let n = nics.remove(s.id.as_str()).unwrap_or_default();
-                    self.compute.spec_of(s, n)
+                    c.spec_of(s, n)
                 })
                 .collect()
         };
@@ -795,6 +955,7 @@ impl ControlPlane for LocalLink {
             generation,
             instances,
             network,
+            out_of_sync: None,
         })
     }
 

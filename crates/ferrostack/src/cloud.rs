@@ -87,6 +87,10 @@ pub struct Config {
     /// paged with `next` links (Nova's `[api] max_limit`, 1,000).
     pub max_limit: usize,
     pub tls: bool,
+    /// Run this host's agent in process (`up`); a `controller` runs none.
+    pub local_agent: bool,
+    /// Port of the contract joined hosts speak (mutual TLS); 0 picks a free one.
+    pub contract_port: u16,
     pub bcrypt_cost: u32,
     pub token_ttl_secs: i64,
 }
@@ -115,6 +119,8 @@ impl Config {
             fake_capacity: None,
             max_limit: 1000,
             tls: false,
+            local_agent: true,
+            contract_port: crate::contract::DEFAULT_PORT,
             bcrypt_cost: 10,
             token_ttl_secs: 3600,
         }
@@ -132,6 +138,8 @@ pub struct Cloud {
     pub network_url: String,
     /// Where the web console is (`http(s)://host:port/`).
     pub dashboard_url: String,
+    /// Where joined hosts reach the contract (`https://host:port`).
+    pub contract_url: String,
     pub compute: Arc<ComputeService>,
     pub network: Arc<NetworkService>,
     pub openrc: PathBuf,
@@ -202,6 +210,7 @@ impl Cloud {
         let placement_listener = bind(&cfg, cfg.placement_port, "placement").await?;
         let network_listener = bind(&cfg, cfg.network_port, "network").await?;
         let dashboard_listener = bind(&cfg, cfg.dashboard_port, "dashboard").await?;
+        let contract_listener = bind(&cfg, cfg.contract_port, "host contract").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
             names.dedup();
@@ -227,6 +236,10 @@ impl Cloud {
         let placement_url = url_of(&placement_listener)?;
         let network_url = url_of(&network_listener)?;
         let dashboard_url = format!("{}/", url_of(&dashboard_listener)?);
+        let contract_url = format!(
+            "https://{host_in_url}:{}",
+            contract_listener.local_addr()?.port()
+        );
         identity.set_base_url(&identity_url);
         let region = ferro_identity::bootstrap::REGION;
         for (kind, name, url) in [
@@ -350,10 +363,24 @@ impl Cloud {
                 server_tls,
                 rx.clone(),
             )),
+            tokio::spawn(wake_on_network_changes(compute.clone(), rx.clone())),
+        ];
+        let contract = crate::contract::start(
+            &cfg,
+            &host,
+            &contract_url,
+            contract_listener,
+            compute.clone(),
+            db.clone(),
+            rx.clone(),
+        )
+        .await?;
+        servers.push(contract);
+        if cfg.local_agent {
             // The agent starts beside the APIs: probing KVM takes a moment
             // and must not delay the first token.
-            tokio::spawn(start_agent(cfg.clone(), compute.clone(), rx)),
-        ];
+            servers.push(tokio::spawn(start_agent(cfg.clone(), compute.clone(), rx)));
+        }
         if db.backend() == ferro_store::Backend::Postgres {
             // Other controllers may share this database: pick up the
             // revocations they record.
@@ -398,6 +425,7 @@ impl Cloud {
             placement_url,
             network_url,
             dashboard_url,
+            contract_url,
             compute,
             network,
             openrc,
@@ -418,32 +446,37 @@ impl Cloud {
     }
 }
 
-/// Creates the hypervisor driver and runs this host's agent until shutdown.
-async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch::Receiver<bool>) {
+/// Builds this host's agent: its hypervisor driver, its dataplane, and the
+/// link to the control plane (in process, or a joined host's contract).
+/// None when the driver can't start (the host then runs no instances).
+pub(crate) async fn make_agent(
+    cfg: &Config,
+    link: Arc<dyn ferro_agent::ControlPlane>,
+    agent_url: Option<String>,
+    network_node: bool,
+) -> Option<Arc<Agent>> {
     let driver: Arc<dyn ferro_agent::driver::Hypervisor> = match cfg.hypervisor {
         Hypervisor::Qemu => match ferro_agent::qemu::QemuDriver::new(&cfg.state_dir).await {
             Ok(d) => Arc::new(d),
             Err(e) => {
                 tracing::error!(error = %e, "the QEMU driver could not start; this host runs no instances");
-                return;
+                return None;
             }
         },
         Hypervisor::Fake => Arc::new(ferro_agent::fake::FakeDriver::failing(
             cfg.fake_fail_spawn.clone(),
         )),
     };
-    let host_info = host::info(&cfg, driver.hypervisor_type());
-    let link: Arc<dyn ferro_agent::ControlPlane> = Arc::new(LocalLink {
-        compute: compute.clone(),
-        network_node: true,
-    });
+    let mut host_info = host::info(cfg, driver.hypervisor_type());
+    host_info.agent_url = agent_url;
+    host_info.network_node = network_node;
     let fake = cfg
         .fake_dataplane
         .unwrap_or(cfg.hypervisor == Hypervisor::Fake);
     let dataplane: Arc<dyn ferro_agent::dataplane::Dataplane> = if fake {
         Arc::new(ferro_agent::dataplane::FakeDataplane::default())
     } else {
-        if let Err(e) = external::prepare(&cfg).await {
+        if let Err(e) = external::prepare(cfg).await {
             tracing::error!(error = %e, "preparing the external network bridge failed");
         }
         Arc::new(ferro_agent::dataplane::linux::LinuxDataplane::new(
@@ -455,29 +488,41 @@ async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch:
             Arc::new(ferro_agent::metadata::MetadataService::new(link.clone())),
         ))
     };
-    let agent = Agent::new(
-        host_info.clone(),
+    Some(Agent::new(
+        host_info,
         link,
         driver,
         dataplane,
         cfg.state_dir.clone(),
-    );
-    compute.attach_agent(&host_info.name, agent.clone());
-    // A change of network state reaches the dataplane now, not at the next tick.
-    let mut changes = compute.network.watch();
-    let (waker, mut stop) = (agent.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                r = changes.changed() => match r {
-                    Ok(()) => ferro_agent::HostAgent::wake(waker.as_ref()),
-                    Err(_) => break,
-                },
-            }
-        }
+    ))
+}
+
+/// Runs this host's agent, in process, until shutdown.
+async fn start_agent(cfg: Config, compute: Arc<ComputeService>, shutdown: watch::Receiver<bool>) {
+    let link: Arc<dyn ferro_agent::ControlPlane> = Arc::new(LocalLink {
+        compute: compute.clone(),
+        network_node: true,
     });
+    let Some(agent) = make_agent(&cfg, link, None, true).await else {
+        return;
+    };
+    compute.attach_agent(&agent.host.name, agent.clone());
     agent.run(shutdown).await;
+}
+
+/// A change of network state reaches every host's dataplane now, not at
+/// its next tick.
+async fn wake_on_network_changes(compute: Arc<ComputeService>, mut stop: watch::Receiver<bool>) {
+    let mut changes = compute.network.watch();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            r = changes.changed() => match r {
+                Ok(()) => compute.wake_all(),
+                Err(_) => break,
+            },
+        }
+    }
 }
 
 async fn bind(cfg: &Config, port: u16, what: &str) -> anyhow::Result<TcpListener> {

@@ -71,5 +71,7 @@ pub fn info(cfg: &Config, hypervisor_type: String) -> HostInfo {
             .fake_capacity
             .map(|[_, _, disk]| disk)
             .unwrap_or_else(|| disk_gb(&cfg.state_dir)),
+        agent_url: None,
+        network_node: false,
     }
 }

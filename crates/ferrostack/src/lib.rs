@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cloud;
+pub mod contract;
 pub mod external;
 pub mod files;
 pub mod host;

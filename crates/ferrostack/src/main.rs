@@ -28,6 +28,17 @@ struct Cli {
 enum Command {
     /// Run the whole cloud on this host, in the foreground, until SIGTERM or Ctrl-C.
     Up(Box<UpArgs>),
+    /// Run every API, the scheduler and the reconcilers, but no VMs: hosts
+    /// join with `ferrostack agent --join`. Takes `up`'s options (those of
+    /// the local agent are ignored).
+    Controller(Box<UpArgs>),
+    /// Run a compute host joined to a controller: VMs and dataplane, no APIs.
+    Agent(Box<AgentArgs>),
+    /// Add or remove the hosts that may join this cloud.
+    Host {
+        #[command(subcommand)]
+        action: HostAction,
+    },
     /// Manage the token encryption keys.
     TokenKeys {
         #[command(subcommand)]
@@ -104,6 +115,9 @@ struct UpArgs {
     /// Serve HTTPS with a CA made on first start (plain HTTP stays open to loopback).
     #[arg(long)]
     tls: bool,
+    /// Port joined hosts reach the controller on (mutual TLS; 0 picks a free one).
+    #[arg(long, default_value_t = ferrostack::contract::DEFAULT_PORT)]
+    contract_port: u16,
     /// bcrypt cost for passwords (4..=31).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
     bcrypt_cost: u32,
@@ -114,6 +128,112 @@ struct UpArgs {
     /// with `next` links that clients follow (Nova's max_limit).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_limit: u32,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The controller's contract URL (`ferrostack host add` prints it).
+    #[arg(long)]
+    join: String,
+    /// The one-time join token from `ferrostack host add NAME` (only the
+    /// first start needs it).
+    #[arg(long, env = "FERROSTACK_JOIN_TOKEN")]
+    token: Option<String>,
+    /// Where this host keeps its certificate, instances and images.
+    #[arg(
+        long,
+        default_value = "/var/lib/ferrostack",
+        env = "FERROSTACK_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+    /// Name of this compute host (default: the system host name).
+    #[arg(long)]
+    host_name: Option<String>,
+    /// The address the controller and other hosts reach this one at
+    /// (default: the one this host reaches the controller from).
+    #[arg(long)]
+    advertise_ip: Option<IpAddr>,
+    /// Port of this host's endpoint for the controller (0 picks a free one).
+    #[arg(long, default_value_t = ferrostack::contract::DEFAULT_AGENT_PORT)]
+    agent_port: u16,
+    /// Run routers, DHCP and metadata for the cloud on this host.
+    #[arg(long)]
+    network_node: bool,
+    /// Hypervisor driver: qemu (real VMs) or fake (tests).
+    #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
+    hypervisor: String,
+    /// Dataplane: linux or fake (the default with --hypervisor fake).
+    #[arg(long, value_parser = ["linux", "fake"])]
+    dataplane: Option<String>,
+    /// Physical network to host bridge mappings, comma separated.
+    #[arg(long, default_value = "physnet1:br-ex")]
+    bridge_mappings: String,
+    /// DNS servers instances' lookups are forwarded to, comma separated.
+    #[arg(long, default_value = "")]
+    dns_servers: String,
+    /// With --hypervisor fake: VCPUS,RAM_MB,DISK_GB this host reports.
+    #[arg(long, value_parser = parse_capacity)]
+    fake_capacity: Option<[i64; 3]>,
+}
+
+#[derive(Subcommand)]
+enum HostAction {
+    /// Print a one-time token with which host NAME joins this cloud.
+    Add {
+        name: String,
+        /// How long the token stays valid, in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=7 * 86400))]
+        ttl: i64,
+        #[arg(
+            long,
+            default_value = "/var/lib/ferrostack",
+            env = "FERROSTACK_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+        #[arg(long, env = "FERROSTACK_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// List the cloud's hosts: joined, up or down, in sync or not.
+    List {
+        #[arg(
+            long,
+            default_value = "/var/lib/ferrostack",
+            env = "FERROSTACK_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+        #[arg(long, env = "FERROSTACK_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Take the database as the truth for host NAME again, after it was
+    /// found out of sync (its agent had applied newer state than the
+    /// database holds, as after restoring an older backup). The host's
+    /// agent then removes the instances the database doesn't know.
+    Resync {
+        name: String,
+        #[arg(
+            long,
+            default_value = "/var/lib/ferrostack",
+            env = "FERROSTACK_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+        #[arg(long, env = "FERROSTACK_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Forget host NAME: its certificate is refused from now on.
+    Remove {
+        name: String,
+        /// Remove it even though servers are still recorded on it.
+        #[arg(long)]
+        force: bool,
+        #[arg(
+            long,
+            default_value = "/var/lib/ferrostack",
+            env = "FERROSTACK_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+        #[arg(long, env = "FERROSTACK_DATABASE_URL")]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,12 +258,17 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .context("starting the runtime")?
-            .block_on(up(*args)),
+            .context("starting the runtime")
+    };
+    match cli.command {
+        Command::Up(args) => runtime()?.block_on(up(*args, true)),
+        Command::Controller(args) => runtime()?.block_on(up(*args, false)),
+        Command::Agent(args) => runtime()?.block_on(agent(*args)),
+        Command::Host { action } => runtime()?.block_on(host(action)),
         Command::TokenKeys {
             action: KeyAction::Rotate { state_dir },
         } => {
@@ -155,7 +280,172 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(a: UpArgs) -> anyhow::Result<()> {
+async fn open_db(
+    state_dir: &std::path::Path,
+    url: Option<&str>,
+) -> anyhow::Result<ferro_store::Db> {
+    Ok(match url {
+        Some(u) => ferro_store::Db::connect(u)
+            .await
+            .context("connecting to the database")?,
+        None => ferro_store::Db::open_sqlite(&state_dir.join("ferrostack.db"))
+            .await
+            .with_context(|| format!("opening the database in {}", state_dir.display()))?,
+    })
+}
+
+async fn host(action: HostAction) -> anyhow::Result<()> {
+    use ferrostack::contract::{pki, store};
+    match action {
+        HostAction::Add {
+            name,
+            ttl,
+            state_dir,
+            database_url,
+        } => {
+            let db = open_db(&state_dir, database_url.as_deref()).await?;
+            let ca = pki::Ca::load_or_create(&state_dir)?;
+            let (secret, expires) = store::create_token(&db, &name, ttl)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.close().await;
+            let token = ferrostack::contract::format_token(&secret, &ca.fingerprint());
+            let url =
+                std::fs::read_to_string(pki::dir(&state_dir).join("url")).unwrap_or_else(|_| {
+                    format!("https://CONTROLLER:{}", ferrostack::contract::DEFAULT_PORT)
+                });
+            println!("{token}");
+            eprintln!(
+                "join token for host {name}, valid until {} (used once); on that host run:\n  ferrostack agent --join {url} --host-name {name} --token {token}",
+                ferro_common::time::iso_seconds(expires)
+            );
+            Ok(())
+        }
+        HostAction::List {
+            state_dir,
+            database_url,
+        } => {
+            let db = open_db(&state_dir, database_url.as_deref()).await?;
+            let hosts = store::host_list(&db).await;
+            db.close().await;
+            let hosts = hosts?;
+            println!(
+                "{:<20} {:<6} {:<9} {:<8} {:>10} {:>10}  AGENT",
+                "HOST", "STATE", "STATUS", "SYNC", "GENERATION", "APPLIED"
+            );
+            for h in hosts {
+                println!(
+                    "{:<20} {:<6} {:<9} {:<8} {:>10} {:>10}  {}",
+                    h.name,
+                    if h.up { "up" } else { "down" },
+                    if h.disabled { "disabled" } else { "enabled" },
+                    if h.out_of_sync.is_some() { "OUT" } else { "ok" },
+                    h.generation,
+                    h.applied,
+                    h.agent_url.as_deref().unwrap_or("(in process)"),
+                );
+                if let Some(why) = h.out_of_sync {
+                    println!("  out of sync: {why}");
+                }
+            }
+            Ok(())
+        }
+        HostAction::Resync {
+            name,
+            state_dir,
+            database_url,
+        } => {
+            let db = open_db(&state_dir, database_url.as_deref()).await?;
+            let r = ferro_compute::service::resync(db.pool(), &name).await;
+            db.close().await;
+            match r? {
+                ferro_compute::service::Resync::Done { from, to } => {
+                    println!("host {name}: desired-state generation {from} -> {to}; its agent now converges to this database");
+                    Ok(())
+                }
+                ferro_compute::service::Resync::InSync => {
+                    println!("host {name} is in sync; nothing to do");
+                    Ok(())
+                }
+                ferro_compute::service::Resync::NotFound => anyhow::bail!("no host named {name:?}"),
+            }
+        }
+        HostAction::Remove {
+            name,
+            force,
+            state_dir,
+            database_url,
+        } => {
+            let db = open_db(&state_dir, database_url.as_deref()).await?;
+            let r = store::remove_host(&db, &name, force).await;
+            db.close().await;
+            match r? {
+                store::Removed::Done => {
+                    println!("host {name} removed; its certificate is refused from now on");
+                    Ok(())
+                }
+                store::Removed::NotFound => anyhow::bail!("no host named {name:?}"),
+                store::Removed::Busy(servers) => anyhow::bail!(
+                    "host {name} still holds {} server(s) ({}); delete or evacuate them, or pass --force",
+                    servers.len(),
+                    servers.join(", ")
+                ),
+            }
+        }
+    }
+}
+
+fn parse_dns(s: &str) -> anyhow::Result<Vec<String>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<std::net::Ipv4Addr>()
+                .map(|ip| ip.to_string())
+                .map_err(|_| anyhow::anyhow!("--dns-servers: {d:?} is not an IPv4 address"))
+        })
+        .collect()
+}
+
+async fn agent(a: AgentArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::new(a.state_dir);
+    cfg.host_name = a.host_name;
+    cfg.bridge_mappings = parse_mappings(&a.bridge_mappings)?;
+    cfg.dns_servers = parse_dns(&a.dns_servers)?;
+    cfg.fake_dataplane = a.dataplane.map(|d| d == "fake");
+    cfg.hypervisor = if a.hypervisor == "fake" {
+        Hypervisor::Fake
+    } else {
+        Hypervisor::Qemu
+    };
+    cfg.fake_capacity = match (a.fake_capacity, a.hypervisor.as_str()) {
+        (Some(_), h) if h != "fake" => anyhow::bail!("--fake-capacity needs --hypervisor fake"),
+        (c, _) => c,
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(ferrostack::contract::join::run(
+        ferrostack::contract::join::JoinConfig {
+            controller_url: a.join,
+            token: a.token,
+            cfg,
+            agent_port: a.agent_port,
+            advertise_ip: a.advertise_ip,
+            network_node: a.network_node,
+        },
+        shutdown,
+    ));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = run => return r?,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping the agent; its VMs keep running");
+    let _ = stop.send(true);
+    Ok(())
+}
+
+async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
     let cfg = Config {
         state_dir: a.state_dir,
         database_url: a.database_url,
@@ -182,17 +472,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         bridge_mappings: parse_mappings(&a.bridge_mappings)?,
         external_cidr: a.external_cidr,
         external_nat: a.external_nat,
-        dns_servers: a
-            .dns_servers
-            .split(',')
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(|d| {
-                d.parse::<std::net::Ipv4Addr>()
-                    .map(|ip| ip.to_string())
-                    .map_err(|_| anyhow::anyhow!("--dns-servers: {d:?} is not an IPv4 address"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+        dns_servers: parse_dns(&a.dns_servers)?,
         fake_dataplane: a.dataplane.map(|d| d == "fake"),
         hypervisor: if a.hypervisor == "fake" {
             Hypervisor::Fake
@@ -209,6 +489,12 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         },
         max_limit: a.max_limit as usize,
         tls: a.tls,
+        local_agent,
+        contract_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.contract_port
+        },
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,
     };
@@ -219,6 +505,10 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("  compute:  {}", cloud.compute_url);
     println!("  network:  {}", cloud.network_url);
     println!("  dashboard: {}", cloud.dashboard_url);
+    println!(
+        "  hosts join at: {} (ferrostack host add NAME)",
+        cloud.contract_url
+    );
     println!("  credentials: source {}", cloud.openrc.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -226,7 +516,14 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("stopping");
-    cloud.stop().await;
+    // Work in flight gets a moment to finish; a stop never hangs on it
+    // (say, on a database that is gone).
+    if tokio::time::timeout(std::time::Duration::from_secs(15), cloud.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some work did not finish within 15 s of the stop; exiting anyway");
+    }
     Ok(())
 }
 

@@ -67,3 +67,54 @@ pub async fn serve(
         conns.abort_all();
     }
 }
+
+/// The certificate a TLS client presented, if any (after rustls verified
+/// it against the server's roots), as handlers of the contract see it.
+#[derive(Clone, Debug, Default)]
+pub struct PeerCert(pub Option<rustls::pki_types::CertificateDer<'static>>);
+
+/// Serves `app` over TLS only (the contract between controllers and
+/// hosts), handing each request the client's certificate.
+pub async fn serve_tls_with_peer(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let acceptor = acceptor.clone();
+                conns.spawn(async move {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                    let Ok(Ok(tls)) = handshake else { return };
+                    let cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
+                    let app = app.layer(axum::Extension(PeerCert(cert)));
+                    let svc = TowerToHyperService::new(app);
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(Duration::from_secs(2), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.abort_all();
+    }
+}

@@ -1942,3 +1942,188 @@ async fn add_and_remove_floating_ip_actions_until_2_44() {
     assert_eq!(r.status, StatusCode::CONFLICT, "not associated any more");
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn compute_services_are_disabled_enabled_and_forced_down() {
+    for backend in backends() {
+        services(backend).await;
+    }
+}
+
+async fn services(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let list = tc
+        .compute(Method::GET, "os-services", &admin, None, "2.53")
+        .await;
+    let svc = list.json["services"][0].clone();
+    let id = svc["id"].as_str().unwrap().to_owned();
+    assert_eq!(svc["status"], "enabled", "{svc}");
+    let path = format!("os-services/{id}");
+
+    // Members may not; bad bodies get Nova's 400s; unknown ids 404.
+    let r = tc
+        .compute(
+            Method::PUT,
+            &path,
+            &member,
+            Some(json!({"status": "disabled"})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    for (body, why) in [
+        (json!({"status": "off"}), "is not one of"),
+        (json!({}), "No updates were requested"),
+        (
+            json!({"status": "enabled", "disabled_reason": "x"}),
+            "with status 'enabled'",
+        ),
+        (json!({"forced_down": "maybe"}), "is not of type 'boolean'"),
+        (
+            json!({"status": "disabled", "colour": "red"}),
+            "'colour' was unexpected",
+        ),
+    ] {
+        let r = tc
+            .compute(Method::PUT, &path, &admin, Some(body.clone()), "2.53")
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.json);
+        let msg = r.json["badRequest"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(why), "{body}: {msg}");
+    }
+    let r = tc
+        .compute(
+            Method::PUT,
+            "os-services/00000000-0000-0000-0000-000000000000",
+            &admin,
+            Some(json!({"status": "disabled"})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+
+    // A disabled host takes no new server.
+    let r = tc
+        .compute(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"status": "disabled", "disabled_reason": "maintenance"})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["service"]["status"], "disabled");
+    assert_eq!(r.json["service"]["disabled_reason"], "maintenance");
+    assert_eq!(r.json["service"]["id"], id.as_str());
+    let s = boot(&tc, &admin, server("while-disabled", &image, &flavor)).await;
+    let failed = wait_status(&tc, &admin, &s, "ERROR").await;
+    let fault = failed["fault"]["message"].as_str().unwrap_or_default();
+    assert!(fault.contains("compute service disabled"), "{failed}");
+
+    // Enabled again, it does; the reason is cleared.
+    let r = tc
+        .compute(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"status": "enabled"})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["service"]["disabled_reason"], Value::Null);
+    let s = boot(&tc, &admin, server("enabled-again", &image, &flavor)).await;
+    wait_status(&tc, &admin, &s, "ACTIVE").await;
+
+    // Forced down, the host is down at once, in every view.
+    let r = tc
+        .compute(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"forced_down": true})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["service"]["state"], "down");
+    assert_eq!(r.json["service"]["forced_down"], true);
+    let hv = tc
+        .compute(Method::GET, "os-hypervisors/detail", &admin, None, "2.53")
+        .await;
+    assert_eq!(hv.json["hypervisors"][0]["state"], "down", "{}", hv.json);
+    let r = tc
+        .compute(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"forced_down": false})),
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.json["service"]["state"], "up", "{}", r.json);
+
+    // Before 2.53: by host and binary, on the action's path.
+    let host = svc["host"].as_str().unwrap();
+    let r = tc
+        .compute(
+            Method::PUT,
+            "os-services/disable-log-reason",
+            &admin,
+            Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": "old style"})),
+            "2.11",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        r.json["service"],
+        json!({"host": host, "binary": "nova-compute", "status": "disabled", "disabled_reason": "old style"})
+    );
+    let r = tc
+        .compute(
+            Method::PUT,
+            "os-services/enable",
+            &admin,
+            Some(json!({"host": host, "binary": "nova-compute"})),
+            "2.11",
+        )
+        .await;
+    assert_eq!(
+        r.json["service"],
+        json!({"host": host, "binary": "nova-compute", "status": "enabled"})
+    );
+    let r = tc
+        .compute(
+            Method::PUT,
+            "os-services/disable",
+            &admin,
+            Some(json!({"host": "nowhere", "binary": "nova-compute"})),
+            "2.11",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+    let r = tc
+        .compute(
+            Method::PUT,
+            "os-services/force-down",
+            &admin,
+            Some(json!({"host": host, "binary": "nova-compute", "forced_down": false})),
+            "2.11",
+        )
+        .await;
+    assert_eq!(
+        r.json["service"],
+        json!({"host": host, "binary": "nova-compute", "forced_down": false})
+    );
+    let list = tc
+        .compute(Method::GET, "os-services", &admin, None, "2.53")
+        .await;
+    assert_eq!(
+        list.json["services"][0]["status"], "enabled",
+        "{}",
+        list.json
+    );
+    tc.stop().await;
+}

@@ -20,6 +20,9 @@ pub struct HostRow {
     pub reserved_ram_mb: i64,
     pub disabled: i64,
     pub forced_down: i64,
+    /// Why the host is out of sync with this database (it then takes no
+    /// new servers), if it is.
+    pub out_of_sync: Option<String>,
     pub generation: i64,
     pub heartbeat_at: i64,
     pub vcpus_used: i64,
@@ -29,7 +32,7 @@ pub struct HostRow {
 
 const HOSTS_WITH_USAGE: &str = "SELECT h.name, h.hypervisor_id, h.hypervisor_type, h.availability_zone, h.vcpus, h.memory_mb, \
     h.disk_gb, h.cpu_ratio_milli, h.ram_ratio_milli, h.disk_ratio_milli, h.reserved_ram_mb, h.disabled, h.forced_down, \
-    h.generation, h.heartbeat_at, \
+    h.out_of_sync, h.generation, h.heartbeat_at, \
     CAST(COALESCE((SELECT SUM(a.vcpu) FROM allocations a WHERE a.host = h.name), 0) AS BIGINT) AS vcpus_used, \
     CAST(COALESCE((SELECT SUM(a.memory_mb) FROM allocations a WHERE a.host = h.name), 0) AS BIGINT) AS memory_used_mb, \
     CAST(COALESCE((SELECT SUM(a.disk_gb) FROM allocations a WHERE a.host = h.name), 0) AS BIGINT) AS disk_used_gb \
@@ -48,6 +51,34 @@ pub async fn host_by_provider(pool: &AnyPool, uuid: &str) -> Result<Option<HostR
         .await
 }
 
+/// Enables or disables a host's compute service (with the reason an
+/// operator gave, cleared on enable) and forces it down or lifts that.
+pub async fn set_service(
+    pool: &AnyPool,
+    host: &str,
+    disabled: Option<bool>,
+    reason: Option<String>,
+    forced_down: Option<bool>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if let Some(d) = disabled {
+        sqlx::query("UPDATE hosts SET disabled = $1, disabled_reason = $2 WHERE name = $3")
+            .bind(i64::from(d))
+            .bind(if d { reason } else { None })
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(f) = forced_down {
+        sqlx::query("UPDATE hosts SET forced_down = $1 WHERE name = $2")
+            .bind(i64::from(f))
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
 /// A host is up when it isn't forced down and heartbeated within
 /// `down_after` µs: the one rule every view of a host uses.
 pub fn is_up(heartbeat_at: i64, forced_down: i64, now: i64, down_after: i64) -> bool {
@@ -55,12 +86,25 @@ pub fn is_up(heartbeat_at: i64, forced_down: i64, now: i64, down_after: i64) -> 
 }
 
 impl HostRow {
+    /// Whether the host takes new servers: not disabled by an operator,
+    /// and not out of sync with the database.
+    pub fn enabled(&self) -> bool {
+        self.disabled == 0 && self.out_of_sync.is_none()
+    }
+
+    /// The reason shown for a host that takes no servers.
+    pub fn disabled_reason(&self, operator_reason: Option<&str>) -> Option<String> {
+        self.out_of_sync
+            .clone()
+            .or_else(|| operator_reason.map(str::to_owned))
+    }
+
     /// The scheduler's view; `up` means a heartbeat within `down_after` µs.
     pub fn state(&self, now: i64, down_after: i64) -> HostState {
         HostState {
             name: self.name.clone(),
             availability_zone: self.availability_zone.clone(),
-            enabled: self.disabled == 0,
+            enabled: self.enabled(),
             up: is_up(self.heartbeat_at, self.forced_down, now, down_after),
             hypervisor_type: self.hypervisor_type.clone(),
             vcpus: self.vcpus,

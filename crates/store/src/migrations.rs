@@ -2,11 +2,13 @@
 //!
 //! Each migration is a file under `migrations/`, applied once, in order, in
 //! its own transaction, and recorded in `schema_migrations`. Add a file and
-//! a line here; never edit one that has shipped.
+//! a line here; never edit one that has shipped. Most are plain SQL both
+//! databases take, split at `;`; the few that can't be (triggers) come as a
+//! file per database, split at lines that say `-- next`.
 
 use sqlx::Executor;
 
-use crate::{Db, StoreError};
+use crate::{Backend, Db, StoreError};
 
 const MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -31,29 +33,65 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_compute_breadth",
         include_str!("../migrations/0007_compute_breadth.sql"),
     ),
+    (
+        "0008_hosts_contract",
+        include_str!("../migrations/0008_hosts_contract.sql"),
+    ),
 ];
+
+/// Migrations written once per database: (name, SQLite, PostgreSQL), each
+/// applied after the shared ones whose names sort before it.
+const PER_BACKEND: &[(&str, &str, &str)] = &[(
+    "0009_host_generations",
+    include_str!("../migrations/0009_host_generations.sqlite.sql"),
+    include_str!("../migrations/0009_host_generations.postgres.sql"),
+)];
+
+/// Every migration in order, as the statements `backend` runs.
+fn plan(backend: Backend) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut all: Vec<(&str, Vec<&str>)> = MIGRATIONS
+        .iter()
+        .map(|(name, sql)| {
+            let stmts = sql.split(';').map(str::trim).filter(|s| !s.is_empty());
+            (*name, stmts.collect())
+        })
+        .collect();
+    for (name, sqlite, postgres) in PER_BACKEND {
+        let sql = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        let stmts = sql
+            .split("\n-- next\n")
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        all.push((*name, stmts.collect()));
+    }
+    all.sort_by_key(|(name, _)| *name);
+    all
+}
 
 pub(crate) async fn apply(db: &Db) -> Result<(), StoreError> {
     db.pool()
         .execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .await?;
-    for (name, sql) in MIGRATIONS {
+    for (name, stmts) in plan(db.backend()) {
         let done: Option<(String,)> =
             sqlx::query_as("SELECT name FROM schema_migrations WHERE name = $1")
-                .bind(*name)
+                .bind(name)
                 .fetch_optional(db.pool())
                 .await?;
         if done.is_some() {
             continue;
         }
         let mut tx = db.pool().begin().await?;
-        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        for stmt in stmts {
             tx.execute(stmt)
                 .await
                 .map_err(|source| StoreError::Migration { name, source })?;
         }
         sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
-            .bind(*name)
+            .bind(name)
             .bind(chrono_free_now())
             .execute(&mut *tx)
             .await?;

@@ -42,6 +42,48 @@ pub struct TestCloud {
     database_url: Option<String>,
     tls: bool,
     max_limit: usize,
+    local_agent: bool,
+}
+
+/// The contract port of the cloud in `state_dir`: chosen free on first
+/// start and kept, so joined hosts find a restarted controller again.
+fn contract_port(state_dir: &std::path::Path) -> u16 {
+    let f = state_dir.join("test-contract-port");
+    if let Some(p) = std::fs::read_to_string(&f)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+    {
+        return p;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    std::fs::create_dir_all(state_dir).expect("state dir");
+    std::fs::write(&f, port.to_string()).expect("writing the contract port");
+    port
+}
+
+/// A copy of a stopped cloud's database.
+pub enum Backup {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn admin_postgres_url() -> String {
+    std::env::var("FERRO_TEST_POSTGRES_URL").expect("FERRO_TEST_POSTGRES_URL")
+}
+
+fn database_name(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+async fn postgres_admin(sql: &str) {
+    let mut conn = sqlx::PgConnection::connect(&admin_postgres_url())
+        .await
+        .expect("connecting to PostgreSQL");
+    sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    conn.close().await.expect("closing");
 }
 
 async fn fresh_postgres_db() -> anyhow::Result<String> {
@@ -73,7 +115,19 @@ impl TestCloud {
         Self::fresh(backend, tls, 1000).await
     }
 
-    async fn fresh(backend: Backend, tls: bool, max_limit: usize) -> TestCloud {
+    /// A controller without a host of its own (`ferrostack controller`):
+    /// servers run only on hosts that join it.
+    pub async fn start_controller(backend: Backend) -> TestCloud {
+        let (state_dir, database_url) = Self::fresh_state(backend).await;
+        Self::boot(backend, state_dir, database_url, false, 1000, false).await
+    }
+
+    /// The cloud's state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    async fn fresh_state(backend: Backend) -> (PathBuf, Option<String>) {
         let state_dir =
             std::env::temp_dir().join(format!("ferro-test-{}", uuid::Uuid::new_v4().simple()));
         let database_url = match backend {
@@ -84,7 +138,12 @@ impl TestCloud {
                     .expect("creating a PostgreSQL test database"),
             ),
         };
-        Self::boot(backend, state_dir, database_url, tls, max_limit).await
+        (state_dir, database_url)
+    }
+
+    async fn fresh(backend: Backend, tls: bool, max_limit: usize) -> TestCloud {
+        let (state_dir, database_url) = Self::fresh_state(backend).await;
+        Self::boot(backend, state_dir, database_url, tls, max_limit, true).await
     }
 
     async fn boot(
@@ -93,6 +152,7 @@ impl TestCloud {
         database_url: Option<String>,
         tls: bool,
         max_limit: usize,
+        local_agent: bool,
     ) -> TestCloud {
         let mut cfg = Config::new(state_dir.clone());
         cfg.database_url = database_url.clone();
@@ -103,12 +163,14 @@ impl TestCloud {
         cfg.placement_port = 0;
         cfg.network_port = 0;
         cfg.dashboard_port = 0;
+        cfg.contract_port = contract_port(&state_dir);
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());
         cfg.bcrypt_cost = 4;
         cfg.tls = tls;
         cfg.max_limit = max_limit;
+        cfg.local_agent = local_agent;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");
         let mut http = reqwest::Client::builder();
         if let Some(ca) = &cloud.ca_cert {
@@ -123,6 +185,7 @@ impl TestCloud {
             database_url,
             tls,
             max_limit,
+            local_agent,
         }
     }
 
@@ -135,10 +198,101 @@ impl TestCloud {
             database_url,
             tls,
             max_limit,
+            local_agent,
             ..
         } = self;
         cloud.stop().await;
-        Self::boot(backend, state_dir, database_url, tls, max_limit).await
+        Self::boot(
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            max_limit,
+            local_agent,
+        )
+        .await
+    }
+
+    /// Stops the cloud, copies its database aside (a backup taken while it
+    /// is down) and starts it again.
+    pub async fn restart_with_backup(self) -> (TestCloud, Backup) {
+        let TestCloud {
+            cloud,
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            max_limit,
+            local_agent,
+            ..
+        } = self;
+        cloud.stop().await;
+        let backup = match &database_url {
+            None => {
+                let to = state_dir.join("backup.db");
+                std::fs::copy(state_dir.join("ferrostack.db"), &to).expect("copying the database");
+                Backup::Sqlite(to)
+            }
+            Some(url) => {
+                let name = format!("{}_backup", database_name(url));
+                postgres_admin(&format!(
+                    "CREATE DATABASE {name} TEMPLATE {}",
+                    database_name(url)
+                ))
+                .await;
+                Backup::Postgres(name)
+            }
+        };
+        let tc = Self::boot(
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            max_limit,
+            local_agent,
+        )
+        .await;
+        (tc, backup)
+    }
+
+    /// Stops the cloud, puts `backup` back in place of its database and
+    /// starts it again: a controller restored from an older backup.
+    pub async fn restart_from(self, backup: &Backup) -> TestCloud {
+        let TestCloud {
+            cloud,
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            max_limit,
+            local_agent,
+            ..
+        } = self;
+        cloud.stop().await;
+        match (backup, &database_url) {
+            (Backup::Sqlite(from), None) => {
+                let db = state_dir.join("ferrostack.db");
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(state_dir.join(format!("ferrostack.db{suffix}")));
+                }
+                std::fs::copy(from, db).expect("restoring the database");
+            }
+            (Backup::Postgres(name), Some(url)) => {
+                let db = database_name(url);
+                postgres_admin(&format!("DROP DATABASE {db}")).await;
+                postgres_admin(&format!("CREATE DATABASE {db} TEMPLATE {name}")).await;
+            }
+            _ => panic!("a backup of another kind of database"),
+        }
+        Self::boot(
+            backend,
+            state_dir,
+            database_url,
+            tls,
+            max_limit,
+            local_agent,
+        )
+        .await
     }
 
     /// A second controller on the same PostgreSQL database, sharing the
@@ -170,6 +324,7 @@ impl TestCloud {
             self.database_url.clone(),
             false,
             self.max_limit,
+            self.local_agent,
         )
         .await
     }
@@ -450,7 +605,10 @@ impl Reply {
 }
 
 /// Every row of every table, as text, to compare the database before and
-/// after a sequence of rejected requests.
+/// after a sequence of rejected requests. Left out: what hosts keep
+/// writing on their own (heartbeats, the generation their agent applied)
+/// and the desired-state generations, which only count writes (an undone
+/// step counts too) and say nothing about what exists.
 pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
     use sqlx::{Column, Row};
     let pool = cloud.db.pool();
@@ -467,6 +625,9 @@ pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
     .expect("listing tables");
     let mut out = Vec::new();
     for (t,) in tables {
+        if t == "host_generations" {
+            continue;
+        }
         let rows = sqlx::query(&format!("SELECT * FROM {t}"))
             .fetch_all(pool)
             .await
@@ -475,6 +636,9 @@ pub async fn snapshot(cloud: &Cloud) -> Vec<String> {
         for row in rows {
             let mut cells = Vec::new();
             for (i, col) in row.columns().iter().enumerate() {
+                if t == "hosts" && ["heartbeat_at", "agent_generation"].contains(&col.name()) {
+                    continue;
+                }
                 let v = row
                     .try_get::<Option<String>, _>(i)
                     .map(|v| format!("{v:?}"))

@@ -61,14 +61,14 @@ async fn hypervisor_json(
         "id": if uuid_ids { json!(h.hypervisor_id) } else { json!(m.seq) },
         "hypervisor_hostname": h.name,
         "state": if up(h) { "up" } else { "down" },
-        "status": if h.disabled == 0 { "enabled" } else { "disabled" },
+        "status": if h.enabled() { "enabled" } else { "disabled" },
     });
     if detail {
         o["hypervisor_type"] = json!(h.hypervisor_type);
         o["hypervisor_version"] = json!(m.hypervisor_version);
         o["host_ip"] = json!(m.host_ip);
         o["service"] = json!({"host": h.name, "id": if uuid_ids { json!(m.service_id) } else { json!(m.seq) },
-                              "disabled_reason": m.disabled_reason});
+                              "disabled_reason": h.disabled_reason(m.disabled_reason.as_deref())});
         if c.version.at_least(88) {
             o["uptime"] = json!(format!(
                 "up {} s",
@@ -181,20 +181,175 @@ pub async fn services(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
         let Some(m) = metas.iter().find(|m| m.name == h.name) else {
             continue;
         };
-        let mut o = json!({
-            "id": if c.version.at_least(53) { json!(m.service_id) } else { json!(m.seq) },
-            "binary": "nova-compute", "host": h.name, "zone": h.availability_zone,
-            "status": if h.disabled == 0 { "enabled" } else { "disabled" },
-            "state": if up(h) { "up" } else { "down" },
-            "updated_at": time::iso_micros(h.heartbeat_at).trim_end_matches('Z'),
-            "disabled_reason": m.disabled_reason,
-        });
-        if c.version.at_least(11) {
-            o["forced_down"] = json!(h.forced_down != 0);
-        }
-        items.push(o);
+        items.push(service_json(&c, h, m));
     }
     Ok(reply(StatusCode::OK, c.version, json!({"services": items})))
+}
+
+fn service_json(c: &Ctx, h: &HostRow, m: &HostMeta) -> Value {
+    let mut o = json!({
+        "id": if c.version.at_least(53) { json!(m.service_id) } else { json!(m.seq) },
+        "binary": "nova-compute", "host": h.name, "zone": h.availability_zone,
+        "status": if h.enabled() { "enabled" } else { "disabled" },
+        "state": if up(h) { "up" } else { "down" },
+        "updated_at": time::iso_micros(h.heartbeat_at).trim_end_matches('Z'),
+        "disabled_reason": h.disabled_reason(m.disabled_reason.as_deref()),
+    });
+    if c.version.at_least(11) {
+        o["forced_down"] = json!(h.forced_down != 0);
+    }
+    o
+}
+
+fn service_field<'a>(body: &'a Value, key: &str) -> Result<Option<&'a Value>> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ComputeError::BadRequest("The request body must be an object.".into()))?;
+    Ok(obj.get(key))
+}
+
+fn opt_bool(body: &Value, key: &str) -> Result<Option<bool>> {
+    match service_field(body, key)? {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(v)) => match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Some(true)),
+            "false" | "0" | "no" | "off" => Ok(Some(false)),
+            _ => Err(ComputeError::BadRequest(format!(
+                "Invalid input for field/attribute {key}. Value: {v}. {v:?} is not of type 'boolean'"
+            ))),
+        },
+        Some(v) => Err(ComputeError::BadRequest(format!(
+            "Invalid input for field/attribute {key}. Value: {v}. {v} is not of type 'boolean'"
+        ))),
+    }
+}
+
+fn opt_reason(body: &Value) -> Result<Option<String>> {
+    match service_field(body, "disabled_reason")? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(r)) if !r.trim().is_empty() && r.chars().count() <= 255 => {
+            Ok(Some(r.clone()))
+        }
+        Some(v) => Err(ComputeError::BadRequest(format!(
+            "Invalid input for field/attribute disabled_reason. Value: {v}. It must be a string of 1 to 255 characters"
+        ))),
+    }
+}
+
+/// `PUT /os-services/{id}`: by the service's UUID from 2.53 on; before
+/// that, the actions `enable`, `disable`, `disable-log-reason` and
+/// `force-down` with `host` and `binary` in the body.
+pub async fn update_service(
+    St(s): St<State>,
+    c: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-services:update")?;
+    let hosts = inventory::hosts(s.pool()).await?;
+    let metas = meta(&s).await?;
+    let not_found = || ComputeError::NotFound("Service not found.".into());
+    if c.version.at_least(53) {
+        let m = metas
+            .iter()
+            .find(|m| m.service_id == id)
+            .ok_or_else(not_found)?;
+        let status = match service_field(&body, "status")? {
+            None => None,
+            Some(Value::String(v)) if v == "enabled" => Some(false),
+            Some(Value::String(v)) if v == "disabled" => Some(true),
+            Some(v) => {
+                return Err(ComputeError::BadRequest(format!(
+                    "Invalid input for field/attribute status. Value: {v}. {v} is not one of ['enabled', 'disabled']"
+                )))
+            }
+        };
+        let reason = opt_reason(&body)?;
+        let forced_down = opt_bool(&body, "forced_down")?;
+        if let Some(k) = body.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !["status", "disabled_reason", "forced_down"].contains(&k.as_str()))
+        }) {
+            return Err(ComputeError::BadRequest(format!(
+                "Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+        if status.is_none() && forced_down.is_none() {
+            return Err(ComputeError::BadRequest(
+                "No updates were requested. Fields 'status' or 'forced_down' should be specified."
+                    .into(),
+            ));
+        }
+        if reason.is_some() && status != Some(true) {
+            return Err(ComputeError::BadRequest(
+                "Specifying 'disabled_reason' with status 'enabled' is invalid.".into(),
+            ));
+        }
+        inventory::set_service(s.pool(), &m.name, status, reason, forced_down).await?;
+        tracing::info!(host = %m.name, ?status, ?forced_down, "compute service updated");
+        let hosts = inventory::hosts(s.pool()).await?;
+        let metas = meta(&s).await?;
+        let (h, m) = hosts
+            .iter()
+            .find(|h| h.name == m.name)
+            .zip(metas.iter().find(|x| x.name == m.name))
+            .ok_or_else(not_found)?;
+        return Ok(reply(
+            StatusCode::OK,
+            c.version,
+            json!({"service": service_json(&c, h, m)}),
+        ));
+    }
+    let field = |k: &str| -> Result<String> {
+        match service_field(&body, k)? {
+            Some(Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+            _ => Err(ComputeError::BadRequest(format!(
+                "Invalid input for field/attribute {k}: a string is required."
+            ))),
+        }
+    };
+    let (status, reason, forced_down) = match id.as_str() {
+        "enable" => (Some(false), None, None),
+        "disable" => (Some(true), None, None),
+        "disable-log-reason" => match opt_reason(&body)? {
+            Some(r) => (Some(true), Some(r), None),
+            None => {
+                return Err(ComputeError::BadRequest(
+                    "Missing disabled reason field".into(),
+                ))
+            }
+        },
+        "force-down" if c.version.at_least(11) => match opt_bool(&body, "forced_down")? {
+            Some(f) => (None, None, Some(f)),
+            None => {
+                return Err(ComputeError::BadRequest(
+                    "Invalid input for field/attribute forced_down: a boolean is required.".into(),
+                ))
+            }
+        },
+        _ => return Err(ComputeError::NotFound("Unknown action".into())),
+    };
+    let host = field("host")?;
+    let binary = field("binary")?;
+    if binary != "nova-compute" || !hosts.iter().any(|h| h.name == host) {
+        return Err(ComputeError::NotFound(format!(
+            "Compute service of {host} could not be found."
+        )));
+    }
+    inventory::set_service(s.pool(), &host, status, reason.clone(), forced_down).await?;
+    tracing::info!(host = %host, ?status, ?forced_down, "compute service updated");
+    let mut o = json!({"host": host, "binary": binary});
+    if let Some(d) = status {
+        o["status"] = json!(if d { "disabled" } else { "enabled" });
+    }
+    if let Some(r) = reason {
+        o["disabled_reason"] = json!(r);
+    }
+    if let Some(f) = forced_down {
+        o["forced_down"] = json!(f);
+    }
+    Ok(reply(StatusCode::OK, c.version, json!({"service": o})))
 }
 
 async fn zones(s: &State, c: &Ctx, detail: bool) -> Result<Response> {
@@ -207,13 +362,13 @@ async fn zones(s: &State, c: &Ctx, detail: bool) -> Result<Response> {
         .map(|z| {
             let members: Vec<&HostRow> =
                 hosts.iter().filter(|h| h.availability_zone == *z).collect();
-            let available = members.iter().any(|h| up(h) && h.disabled == 0);
+            let available = members.iter().any(|h| up(h) && h.enabled());
             let hosts_json = if detail {
                 let mut m = Map::new();
                 for h in members {
                     m.insert(
                         h.name.clone(),
-                        json!({"nova-compute": {"available": up(h), "active": h.disabled == 0,
+                        json!({"nova-compute": {"available": up(h), "active": h.enabled(),
                         "updated_at": time::iso_micros(h.heartbeat_at).trim_end_matches('Z')}}),
                     );
                 }
@@ -486,7 +641,7 @@ pub async fn hypervisor_uptime(
                 "id": if c.version.at_least(53) { json!(h.hypervisor_id) } else { json!(m.seq) },
                 "hypervisor_hostname": h.name,
                 "state": if up(h) { "up" } else { "down" },
-                "status": if h.disabled == 0 { "enabled" } else { "disabled" },
+                "status": if h.enabled() { "enabled" } else { "disabled" },
                 // As `uptime` prints it (time of day, then how long the
                 // host's agent has run); no user count or load is known here.
                 "uptime": format!(

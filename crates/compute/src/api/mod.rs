@@ -20,7 +20,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use ferro_common::auth::token_of;
 use ferro_common::AuthContext;
@@ -167,6 +167,7 @@ pub fn router(state: State) -> Router {
             get(admin::hypervisor_servers),
         )
         .route("/v2.1/os-services", get(admin::services))
+        .route("/v2.1/os-services/{id}", put(admin::update_service))
         .route("/v2.1/os-availability-zone", get(admin::availability_zones))
         .route(
             "/v2.1/os-availability-zone/detail",

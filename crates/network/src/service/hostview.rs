@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ferro_agent::netspec::{
+use ferro_agent_api::netspec::{
     DhcpHost, GroupSpec, HostNetwork, NetSpec, PortSpec, RouterLeg, RouterSpec, RuleSpec,
     SubnetSpec,
 };

@@ -71,7 +71,7 @@ pub struct NicSpec {
 }
 
 /// An instance as the metadata service describes it to itself.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetadataTarget {
     pub spec: InstanceSpec,
     pub fixed_ip: String,
@@ -81,12 +81,20 @@ pub struct MetadataTarget {
 }
 
 /// Everything a host should run, at a generation.
+///
+/// The generation only grows with the controller database's history: an
+/// agent that applied generation N refuses anything older (the controller
+/// runs on an older copy of the database) and keeps its instances.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DesiredState {
     pub generation: i64,
     pub instances: Vec<InstanceSpec>,
     #[serde(default)]
     pub network: crate::netspec::HostNetwork,
+    /// Set when the controller found this host ahead of its database: the
+    /// agent applies nothing until an operator resyncs the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_sync: Option<String>,
 }
 
 /// What the agent sees of an instance.
@@ -105,6 +113,9 @@ pub enum Observed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub id: String,
+    /// The desired-state generation this report answers.
+    #[serde(default)]
+    pub generation: i64,
     pub observed: Observed,
     pub applied_reboot_seq: i64,
     pub applied_rebuild_seq: i64,
@@ -121,19 +132,28 @@ pub struct HostInfo {
     pub vcpus: i64,
     pub memory_mb: i64,
     pub disk_gb: i64,
+    /// Where the host's agent serves its controllers (console logs,
+    /// wake-ups), for a host joined over the network; none in process.
+    #[serde(default)]
+    pub agent_url: Option<String>,
+    /// The host runs routers, DHCP and metadata for the cloud.
+    #[serde(default)]
+    pub network_node: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct LinkError(pub String);
 
-/// The control plane as an agent sees it (in-process today; over HTTP for
-/// remote hosts later).
+/// The control plane as an agent sees it: in process for `ferrostack up`'s
+/// own host, over mutual TLS for a joined host.
 #[async_trait::async_trait]
 pub trait ControlPlane: Send + Sync + 'static {
     async fn register(&self, host: &HostInfo) -> Result<(), LinkError>;
     async fn heartbeat(&self, host: &str) -> Result<(), LinkError>;
-    async fn desired(&self, host: &str) -> Result<DesiredState, LinkError>;
+    /// The host's desired state; `applied` is the generation the host
+    /// applied last (0 before its first).
+    async fn desired(&self, host: &str, applied: i64) -> Result<DesiredState, LinkError>;
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError>;
     /// A local file holding the image's data.
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError>;
@@ -149,6 +169,9 @@ pub trait ControlPlane: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait HostAgent: Send + Sync + 'static {
     async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String, LinkError>;
+    /// The instances the host's hypervisor has (running or not), by id:
+    /// what a leak check compares with the control plane's servers.
+    async fn instances(&self) -> Result<Vec<String>, LinkError>;
     /// The desired state changed: reconcile now rather than at the next tick.
     fn wake(&self);
 }

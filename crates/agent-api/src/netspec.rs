@@ -1,7 +1,7 @@
 //! The network half of a host's desired state: which networks, ports,
 //! security groups and (on the network node) routers and DHCP the host's
 //! dataplane must realise. Built by the control plane, applied by a
-//! [`crate::dataplane::Dataplane`].
+//! dataplane (the agent's `Dataplane` trait).
 
 use serde::{Deserialize, Serialize};
 

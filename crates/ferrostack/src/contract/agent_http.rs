@@ -1,0 +1,180 @@
+//! The agent's own endpoint, and the controller's client for it: what a
+//! controller asks of a joined host directly (console logs, "your desired
+//! state changed"). Only a certificate whose name is `controller` is served.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use ferro_agent_api::{HostAgent, LinkError};
+use ferro_compute::ComputeService;
+use serde::Deserialize;
+
+use super::pki;
+use super::ContractError;
+use crate::serve::PeerCert;
+
+/// A joined host's agent as the controller sees it.
+pub struct RemoteAgent {
+    host: String,
+    url: String,
+    client: reqwest::Client,
+    /// A wake-up is on its way: more wakes meanwhile fold into it.
+    waking: Arc<AtomicBool>,
+    again: Arc<AtomicBool>,
+}
+
+/// Makes the agent of `host` at `url` reachable from this controller.
+pub fn attach(compute: &ComputeService, host: &str, url: &str, client: &reqwest::Client) {
+    compute.attach_agent(
+        host,
+        Arc::new(RemoteAgent {
+            host: host.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
+            client: client.clone(),
+            waking: Arc::new(AtomicBool::new(false)),
+            again: Arc::new(AtomicBool::new(false)),
+        }),
+    );
+}
+
+fn link_err(e: impl std::fmt::Display) -> LinkError {
+    LinkError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl HostAgent for RemoteAgent {
+    async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String, LinkError> {
+        let mut req = self
+            .client
+            .get(format!("{}/agent/v1/console/{id}", self.url));
+        if let Some(n) = lines {
+            req = req.query(&[("lines", n)]);
+        }
+        let resp = req.send().await.map_err(link_err)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body: Option<ContractError> = resp.json().await.ok();
+            return Err(LinkError(match body {
+                Some(b) => b.error,
+                None => format!("host {} answered {status}", self.host),
+            }));
+        }
+        resp.text().await.map_err(link_err)
+    }
+
+    async fn instances(&self) -> Result<Vec<String>, LinkError> {
+        let resp = self
+            .client
+            .get(format!("{}/agent/v1/instances", self.url))
+            .send()
+            .await
+            .map_err(link_err)?;
+        if !resp.status().is_success() {
+            return Err(LinkError(format!(
+                "host {} answered {}",
+                self.host,
+                resp.status()
+            )));
+        }
+        resp.json().await.map_err(link_err)
+    }
+
+    fn wake(&self) {
+        if self.waking.swap(true, Ordering::AcqRel) {
+            self.again.store(true, Ordering::Release);
+            return;
+        }
+        let (client, url, host) = (self.client.clone(), self.url.clone(), self.host.clone());
+        let (waking, again) = (self.waking.clone(), self.again.clone());
+        tokio::spawn(async move {
+            // At most a few rounds: each folds every wake that came meanwhile.
+            for _ in 0..8 {
+                again.store(false, Ordering::Release);
+                let r = client
+                    .post(format!("{url}/agent/v1/wake"))
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!(host = %host, error = %e, "waking a host failed; it will look at its next tick");
+                }
+                if !again.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            waking.store(false, Ordering::Release);
+        });
+    }
+}
+
+// ---- the agent's side ----
+
+type St = State<Arc<dyn HostAgent>>;
+
+fn refuse(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        Json(ContractError {
+            error: msg.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+fn from_controller(peer: &PeerCert) -> bool {
+    peer.0
+        .as_ref()
+        .and_then(|c| pki::common_name(c))
+        .is_some_and(|cn| cn == pki::CONTROLLER_CN)
+}
+
+pub fn router(agent: Arc<dyn HostAgent>) -> Router {
+    Router::new()
+        .route("/agent/v1/wake", post(wake))
+        .route("/agent/v1/console/{id}", get(console))
+        .route("/agent/v1/instances", get(instances))
+        .with_state(agent)
+}
+
+async fn wake(State(agent): St, Extension(peer): Extension<PeerCert>) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    agent.wake();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    lines: Option<usize>,
+}
+
+async fn console(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+    Query(q): Query<Lines>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    match agent.console_log(&id, q.lines).await {
+        Ok(log) => log.into_response(),
+        Err(LinkError(e)) => refuse(StatusCode::NOT_FOUND, &e),
+    }
+}
+
+async fn instances(State(agent): St, Extension(peer): Extension<PeerCert>) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    match agent.instances().await {
+        Ok(ids) => Json(ids).into_response(),
+        Err(LinkError(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}

@@ -1,0 +1,531 @@
+//! A controller with no host of its own and three hosts joined to it over
+//! the host contract (one-time tokens, certificates of the cloud's CA,
+//! mutual TLS), with the fake hypervisor: servers spread over the hosts,
+//! console logs come from the host that runs the server, deletes leave no
+//! allocation, and every way of joining without the right to gets nothing.
+//! (Real VMs on hosts in network namespaces: tests/cli/multihost.sh.)
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferro_test_support::{backends, tiny_qcow2, Backend, TestCloud};
+use ferrostack::contract::{self, join, pki, store};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+const V: &str = "2.79";
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+struct Host {
+    dir: PathBuf,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Host {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ca_fingerprint(tc: &TestCloud) -> String {
+    pki::Ca::load_or_create(tc.state_dir())
+        .expect("the controller's CA")
+        .fingerprint()
+}
+
+async fn token_for(tc: &TestCloud, host: &str) -> String {
+    let (secret, _) = store::create_token(&tc.cloud.db, host, 600)
+        .await
+        .expect("a join token");
+    contract::format_token(&secret, &ca_fingerprint(tc))
+}
+
+fn agent_config(name: &str) -> ferrostack::Config {
+    let dir = std::env::temp_dir().join(format!(
+        "ferro-host-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut cfg = ferrostack::Config::new(dir);
+    cfg.hypervisor = ferrostack::Hypervisor::Fake;
+    cfg.host_name = Some(name.to_owned());
+    cfg.fake_capacity = Some([4, 8192, 100]);
+    cfg
+}
+
+/// Starts host `name`'s agent, joining with `token` (none: already enrolled
+/// in `cfg`'s state directory).
+fn run_host(tc: &TestCloud, cfg: ferrostack::Config, token: Option<String>) -> Host {
+    let (stop, shutdown) = watch::channel(false);
+    let dir = cfg.state_dir.clone();
+    let task = tokio::spawn(join::run(
+        join::JoinConfig {
+            controller_url: tc.cloud.contract_url.clone(),
+            token,
+            cfg,
+            agent_port: 0,
+            advertise_ip: Some(LOOPBACK),
+            network_node: false,
+        },
+        shutdown,
+    ));
+    Host { dir, stop, task }
+}
+
+async fn hypervisors(tc: &TestCloud, admin: &str) -> Vec<Value> {
+    let r = tc
+        .compute(Method::GET, "os-hypervisors/detail", admin, None, "2.53")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    r.json["hypervisors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_hosts_up(tc: &TestCloud, admin: &str, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let hs = hypervisors(tc, admin).await;
+        if hs.iter().filter(|h| h["state"] == "up").count() == n {
+            return hs;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{n} hosts never came up: {hs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_server(tc: &TestCloud, token: &str, id: &str, want: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = tc
+            .compute(Method::GET, &format!("servers/{id}"), token, None, V)
+            .await;
+        if want == "DELETED" && r.status == StatusCode::NOT_FOUND {
+            return Value::Null;
+        }
+        if r.json["server"]["status"] == want {
+            return r.json["server"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server {id} never became {want}: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(tc: &TestCloud, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(tc.cloud.db.pool())
+        .await
+        .expect(sql);
+    n
+}
+
+async fn wait_count(tc: &TestCloud, sql: &str, want: i64) {
+    let start = Instant::now();
+    loop {
+        let n = count(tc, sql).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{sql}: {n}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_joined_hosts_run_a_cloud_on_every_backend() {
+    for backend in backends() {
+        three_hosts(backend).await;
+    }
+}
+
+async fn three_hosts(backend: Backend) {
+    let tc = TestCloud::start_controller(backend).await;
+    let admin = tc.admin_token().await;
+    assert!(
+        hypervisors(&tc, &admin).await.is_empty(),
+        "a controller runs no host of its own"
+    );
+    let mut hosts = Vec::new();
+    for name in ["h1", "h2", "h3"] {
+        let token = token_for(&tc, name).await;
+        hosts.push(run_host(&tc, agent_config(name), Some(token)));
+    }
+    let hs = wait_hosts_up(&tc, &admin, 3).await;
+    let mut names: Vec<&str> = hs
+        .iter()
+        .filter_map(|h| h["hypervisor_hostname"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["h1", "h2", "h3"]);
+
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1.small", "ram": 1024, "vcpus": 1, "disk": 5}})),
+            "2.61",
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.json);
+    let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let r = tc
+            .compute(Method::POST, "servers", &admin,
+                Some(json!({"server": {"name": format!("vm{i}"), "imageRef": image, "flavorRef": flavor, "networks": "none"}})), V)
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+        let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+        wait_server(&tc, &admin, &id, "ACTIVE").await;
+        ids.push(id);
+    }
+    let mut per_host = std::collections::BTreeMap::new();
+    for id in &ids {
+        let s = wait_server(&tc, &admin, id, "ACTIVE").await;
+        let host = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+        *per_host.entry(host).or_insert(0) += 1;
+        // The console log comes from the host's agent, over mutual TLS.
+        let log = tc
+            .compute(
+                Method::POST,
+                &format!("servers/{id}/action"),
+                &admin,
+                Some(json!({"os-getConsoleOutput": {"length": 10}})),
+                V,
+            )
+            .await;
+        assert_eq!(log.status, StatusCode::OK, "{}", log.json);
+        assert_eq!(
+            log.json["output"],
+            format!("fake console of instance {id}\n")
+        );
+    }
+    assert_eq!(
+        per_host.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "servers spread over the hosts: {per_host:?}"
+    );
+    for h in hypervisors(&tc, &admin).await {
+        assert_eq!(h["running_vms"], 2, "{h}");
+    }
+
+    // A host that is still running servers can't be removed without --force.
+    let busy = store::remove_host(&tc.cloud.db, "h1", false).await.unwrap();
+    assert!(
+        matches!(busy, store::Removed::Busy(ref s) if s.len() == 2),
+        "{busy:?}"
+    );
+
+    for id in &ids {
+        let r = tc
+            .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    }
+    for id in &ids {
+        wait_server(&tc, &admin, id, "DELETED").await;
+    }
+    // A deleted server's row and allocation go when its host reports it gone.
+    wait_count(&tc, "SELECT COUNT(*) FROM servers", 0).await;
+    wait_count(&tc, "SELECT COUNT(*) FROM allocations", 0).await;
+    for h in hypervisors(&tc, &admin).await {
+        assert_eq!(h["running_vms"], 0, "{h}");
+    }
+    for name in ["h1", "h2", "h3"] {
+        wait_instances(&tc, name, &[]).await;
+    }
+
+    refusals(&tc, &hosts).await;
+
+    for h in hosts {
+        h.stop().await;
+    }
+    tc.stop().await;
+}
+
+/// Waits until host `name`'s hypervisor has exactly the instances `want`
+/// (asked over the contract, as the controller asks it).
+async fn wait_instances(tc: &TestCloud, name: &str, want: &[&str]) {
+    let agent = tc.cloud.compute.agent(name).expect("a joined host's agent");
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let start = Instant::now();
+    loop {
+        let have = ferro_agent_api::HostAgent::instances(agent.as_ref()).await;
+        if have.as_ref().ok() == Some(&want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "host {name} has {have:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client speaking for an enrolled host, with the files its enrolment left.
+fn host_client(host: &Host) -> reqwest::Client {
+    let d = host.dir.join("agent-contract");
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).expect(f);
+    let id = pki::Identity {
+        cert_pem: read("host.pem"),
+        key_pem: read("host.key"),
+    };
+    contract::client(&read("ca.pem"), Some(&id)).expect("client")
+}
+
+async fn refusals(tc: &TestCloud, hosts: &[Host]) {
+    let url = &tc.cloud.contract_url;
+    let desired = format!("{url}/contract/v1/desired");
+
+    // An enrolled host gets its desired state.
+    let ok = host_client(&hosts[0]).get(&desired).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    // A token is used once.
+    let t = token_for(tc, "h4").await;
+    let first = join::enrol(url, &t, "h4", LOOPBACK).await;
+    assert!(first.is_ok(), "{:?}", first.err());
+    let again = join::enrol(url, &t, "h4", LOOPBACK).await.unwrap_err();
+    assert!(again.to_string().contains("already used"), "{again}");
+
+    // A token is for one host name only.
+    let t = token_for(tc, "h5").await;
+    let other = join::enrol(url, &t, "h6", LOOPBACK).await.unwrap_err();
+    assert!(other.to_string().contains("another host"), "{other}");
+
+    // An expired token enrols nothing.
+    let t = token_for(tc, "h7").await;
+    sqlx::query("UPDATE join_tokens SET expires_at = 1 WHERE host = 'h7'")
+        .execute(tc.cloud.db.pool())
+        .await
+        .unwrap();
+    let expired = join::enrol(url, &t, "h7", LOOPBACK).await.unwrap_err();
+    assert!(expired.to_string().contains("expired"), "{expired}");
+
+    // A made-up token, and one for another cloud's CA.
+    let fp = ca_fingerprint(tc);
+    let made_up = join::enrol(url, &contract::format_token("guess", &fp), "h8", LOOPBACK)
+        .await
+        .unwrap_err();
+    assert!(made_up.to_string().contains("refused"), "{made_up}");
+    let (secret, _) = store::create_token(&tc.cloud.db, "h8", 600).await.unwrap();
+    let foreign = join::enrol(
+        url,
+        &contract::format_token(&secret, &"ab".repeat(32)),
+        "h8",
+        LOOPBACK,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        foreign.to_string().contains("CA does not match"),
+        "{foreign}"
+    );
+    assert_eq!(
+        count(
+            tc,
+            "SELECT COUNT(*) FROM enrolled_hosts WHERE name IN ('h5', 'h6', 'h7', 'h8')"
+        )
+        .await,
+        0
+    );
+
+    // Without a certificate, or with one of another CA, nothing is served.
+    let ca_pem = std::fs::read_to_string(hosts[0].dir.join("agent-contract/ca.pem")).unwrap();
+    let anonymous = contract::client(&ca_pem, None).unwrap();
+    let r = anonymous.get(&desired).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r: Value = r.json().await.unwrap();
+    assert!(r["error"].as_str().unwrap().contains("certificate"), "{r}");
+    let elsewhere =
+        std::env::temp_dir().join(format!("ferro-ca-{}", uuid::Uuid::new_v4().simple()));
+    let other_ca = pki::Ca::load_or_create(&elsewhere).unwrap();
+    let (key, csr) = pki::host_key_and_csr("h1").unwrap();
+    let forged = pki::Identity {
+        cert_pem: other_ca.sign_host("h1", &csr, LOOPBACK).unwrap(),
+        key_pem: key.serialize_pem(),
+    };
+    let _ = std::fs::remove_dir_all(&elsewhere);
+    let r = contract::client(&ca_pem, Some(&forged))
+        .unwrap()
+        .get(&desired)
+        .send()
+        .await;
+    match r {
+        Err(_) => {} // the handshake itself fails
+        Ok(r) => assert_eq!(r.status(), StatusCode::UNAUTHORIZED),
+    }
+
+    // A removed host's certificate is refused from then on.
+    assert_eq!(
+        store::remove_host(&tc.cloud.db, "h3", false).await.unwrap(),
+        store::Removed::Done
+    );
+    let r = host_client(&hosts[2]).get(&desired).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = host_client(&hosts[2])
+        .post(format!("{url}/contract/v1/heartbeat"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_controller_on_an_older_backup_never_removes_guests() {
+    for backend in backends() {
+        restored_backup(backend).await;
+    }
+}
+
+async fn boot_one(tc: &TestCloud, admin: &str, name: &str, image: &str, flavor: &str) -> Value {
+    let r = tc
+        .compute(Method::POST, "servers", admin,
+            Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})), V)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    r.json["server"].clone()
+}
+
+async fn service_of(tc: &TestCloud, admin: &str, host: &str) -> Value {
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-services?host={host}"),
+            admin,
+            None,
+            "2.53",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    r.json["services"][0].clone()
+}
+
+async fn restored_backup(backend: Backend) {
+    let tc = TestCloud::start_controller(backend).await;
+    let admin = tc.admin_token().await;
+    let cfg = agent_config("h1");
+    let host_cfg = cfg.clone();
+    let token = token_for(&tc, "h1").await;
+    let host = run_host(&tc, cfg, Some(token));
+    wait_hosts_up(&tc, &admin, 1).await;
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1.small", "ram": 1024, "vcpus": 1, "disk": 5}})),
+            "2.61",
+        )
+        .await;
+    let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let old = boot_one(&tc, &admin, "old", &image, &flavor).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_server(&tc, &admin, &old, "ACTIVE").await;
+
+    // A backup now; then a server the backup doesn't know.
+    let (tc, backup) = tc.restart_with_backup().await;
+    let admin = tc.admin_token().await;
+    wait_hosts_up(&tc, &admin, 1).await;
+    let new = boot_one(&tc, &admin, "new", &image, &flavor).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_server(&tc, &admin, &new, "ACTIVE").await;
+    wait_instances(&tc, "h1", &[&old, &new]).await;
+
+    // The controller comes back on the backup: the host refuses its older
+    // state and keeps both guests, and the controller marks it out of sync.
+    let tc = tc.restart_from(&backup).await;
+    let admin = tc.admin_token().await;
+    let start = Instant::now();
+    let svc = loop {
+        let svc = service_of(&tc, &admin, "h1").await;
+        if svc["status"] == "disabled" {
+            break svc;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "h1 never went out of sync: {svc}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = svc["disabled_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("out of sync"), "{svc}");
+    assert!(reason.contains("ferrostack host resync h1"), "{svc}");
+    assert_eq!(svc["state"], "up", "{svc}");
+    // Several passes of the agent later, both guests are still there.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_instances(&tc, "h1", &[&old, &new]).await;
+    }
+    // An out-of-sync host takes no new servers.
+    let third = boot_one(&tc, &admin, "third", &image, &flavor).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = wait_server(&tc, &admin, &third, "ERROR").await;
+    assert!(
+        failed["fault"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No valid host"),
+        "{failed}"
+    );
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{third}"), &admin, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    wait_server(&tc, &admin, &third, "DELETED").await;
+
+    // The operator takes the database as the truth: the host converges to
+    // it (the guest it doesn't know goes) and takes servers again.
+    let done = ferro_compute::service::resync(tc.cloud.db.pool(), "h1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, ferro_compute::service::Resync::Done { from, to } if to > from),
+        "{done:?}"
+    );
+    wait_instances(&tc, "h1", &[&old]).await;
+    let svc = service_of(&tc, &admin, "h1").await;
+    assert_eq!(svc["status"], "enabled", "{svc}");
+    assert_eq!(svc["disabled_reason"], Value::Null, "{svc}");
+    assert_eq!(
+        ferro_compute::service::resync(tc.cloud.db.pool(), "h1")
+            .await
+            .unwrap(),
+        ferro_compute::service::Resync::InSync
+    );
+    let again = boot_one(&tc, &admin, "again", &image, &flavor).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_server(&tc, &admin, &again, "ACTIVE").await;
+    let applied = std::fs::read_to_string(host_cfg.state_dir.join("agent/generation")).unwrap();
+    assert!(applied.trim().parse::<i64>().unwrap() > 0, "{applied}");
+
+    host.stop().await;
+    tc.stop().await;
+}
