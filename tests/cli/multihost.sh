@@ -5,7 +5,9 @@
 # this script makes (inside a namespace too), with real QEMU. Through the
 # unmodified openstack CLI: three hypervisors up, six servers spread over
 # them and booted, a SIGKILLed agent's host going down and taking no new
-# boots, the restarted agent adopting its VMs (same qemu pids), a reused
+# boots, a server of the down host evacuated to another, the restarted
+# agent adopting its VMs (same qemu pids) and removing the evacuated one's
+# stale copy, a reused
 # token refused, and deletes that leave no qemu process, disk, tap or
 # allocation on any host. Everything is removed by the names it was made with.
 . "$(dirname "$0")/lib.bash"
@@ -125,12 +127,23 @@ check_eq "hypervisor list agrees" "h1 up h2 up h3 down" \
 check "server create vm7 while h3 is down" os server create --image tiny --flavor m1.nano --nic none --wait vm7
 check "vm7 went to a host that is up" bash -c "case '$(host_of vm7)' in h1|h2) ;; *) exit 1;; esac"
 check_eq "h3's guests kept running without their agent" "$before" "$(qemu_pids 3)"
+on_h1=$(for n in 1 2 3 4 5 6; do [ "$(host_of "vm$n")" = h1 ] && echo "vm$n"; done | head -n1)
+check_fails "evacuate refuses a server whose host is up" "still in use" os server evacuate "$on_h1"
+on_h3=$(for n in 1 2 3 4 5 6; do [ "$(host_of "vm$n")" = h3 ] && echo "vm$n"; done | head -n1)
+evac_id=$(os server show "$on_h3" -f value -c id)
+check "server evacuate $on_h3 (its host h3 is down)" os server evacuate "$on_h3"
+rebuilt_elsewhere() { status_is "$on_h3" ACTIVE && case "$(host_of "$on_h3")" in h1|h2) ;; *) return 1;; esac; }
+wait_for "$on_h3 is rebuilt and ACTIVE on another host" 120 rebuilt_elsewhere
+wait_for "the evacuated $on_h3 boots there" 180 console_has "$on_h3" "instance $evac_id ready"
 
 # Restarted (no token needed any more), the agent adopts its VMs.
+evac_pid=$(cat "$base/h3/instances/$evac_id/qemu.pid" 2>/dev/null)
+kept=$(for p in $before; do [ "$p" != "$evac_pid" ] && echo "$p"; done | xargs)
 start_agent 3
 wait_for "h3 is up again" 60 state_of 3 up
-sleep 3
-check_eq "h3's VMs were adopted: the same qemu pids" "$before" "$(qemu_pids 3)"
+gone_from_h3() { [ ! -e "$base/h3/instances/$evac_id" ] && ! grep -qs "$evac_id" "/proc/$evac_pid/cmdline"; }
+wait_for "back up, h3 removes its stale copy of the evacuated server (qemu and disk)" 60 gone_from_h3
+check_eq "h3's other VM was adopted: the same qemu pid" "$kept" "$(qemu_pids 3)"
 for n in 1 2 3 4 5 6; do [ "$(host_of "vm$n")" = h3 ] && check_eq "vm$n on h3 is still ACTIVE" ACTIVE "$(os server show "vm$n" -f value -c status 2>&1)"; done
 
 # Joining again with a used token, or a made-up one, gets nothing.

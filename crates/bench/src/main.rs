@@ -13,6 +13,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 mod compute;
+mod hosts;
 mod lists;
 
 #[derive(Parser)]
@@ -29,6 +30,8 @@ enum Cmd {
     Compute(compute::Args),
     /// List latency with 10k servers and ports (fake hypervisor).
     Lists(lists::Args),
+    /// Many simulated hosts joined and heartbeating to one controller.
+    Hosts(hosts::Args),
     /// The scheduler over many hosts.
     Scheduler {
         #[arg(long, default_value_t = 1000)]
@@ -216,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Identity(a) => identity(a).await,
         Cmd::Compute(a) => compute::run(a).await,
         Cmd::Lists(a) => lists::run(a).await,
+        Cmd::Hosts(a) => hosts::run(a).await,
         Cmd::Scheduler { hosts } => {
             scheduler(hosts);
             Ok(())

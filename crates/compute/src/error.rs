@@ -19,6 +19,11 @@ pub enum ComputeError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The server changed between the read an action was decided on and
+    /// its write (compare-and-set failed): handlers decide again on a fresh
+    /// read; a client sees 409 only if that keeps happening.
+    #[error("Instance {0} changed while the request was handled; try again.")]
+    Stale(String),
     #[error("{0}")]
     NotAcceptable(String),
     #[error(transparent)]
@@ -38,7 +43,7 @@ impl ComputeError {
             ComputeError::Unauthorized => StatusCode::UNAUTHORIZED,
             ComputeError::Denied(_) | ComputeError::Forbidden(_) => StatusCode::FORBIDDEN,
             ComputeError::NotFound(_) => StatusCode::NOT_FOUND,
-            ComputeError::Conflict(_) => StatusCode::CONFLICT,
+            ComputeError::Conflict(_) | ComputeError::Stale(_) => StatusCode::CONFLICT,
             ComputeError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ComputeError::Body(e) => e.status(),
             ComputeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,7 +56,7 @@ impl ComputeError {
             ComputeError::Unauthorized => "unauthorized",
             ComputeError::Denied(_) | ComputeError::Forbidden(_) => "forbidden",
             ComputeError::NotFound(_) => "itemNotFound",
-            ComputeError::Conflict(_) => "conflictingRequest",
+            ComputeError::Conflict(_) | ComputeError::Stale(_) => "conflictingRequest",
             ComputeError::NotAcceptable(_) => "notAcceptable",
             ComputeError::Internal(_) => "computeFault",
         }

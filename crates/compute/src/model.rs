@@ -107,6 +107,8 @@ pub struct Server {
     pub locked_by: Option<String>,
     pub access_ipv4: String,
     pub access_ipv6: String,
+    /// Bumped by every write to the row: what compare-and-set compares.
+    pub state_generation: i64,
 }
 
 /// Nova's power states.

@@ -288,7 +288,8 @@ impl ComputeService {
         let Some(s) = self.server(id).await? else {
             return Ok(());
         };
-        if s.vm_state != "building" || s.task_state.as_deref() != Some("scheduling") {
+        // A build, or an evacuation (which keeps the server's vm_state).
+        if s.task_state.as_deref() != Some("scheduling") {
             return Ok(());
         }
         let Some(flavor) = s.flavor() else {
@@ -362,7 +363,7 @@ impl ComputeService {
             };
             if inventory::claim(self.pool(), &claim, now).await? {
                 let moved = sqlx::query(
-                    "UPDATE servers SET host = $1, task_state = 'spawning', updated_at = $2 \
+                    "UPDATE servers SET state_generation = state_generation + 1, host = $1, task_state = 'spawning', updated_at = $2 \
                      WHERE id = $3 AND deleted = 0 AND task_state = 'scheduling'",
                 )
                 .bind(&candidate.name)
@@ -396,11 +397,57 @@ impl ComputeService {
         .await
     }
 
+    /// Rebuilds a server of a host that is down on another host (Nova's
+    /// evacuate): its allocation is released, and it is scheduled again
+    /// with its old host excluded (or onto `target` only), all in one
+    /// compare-and-set, then placed like a build. The old host's agent,
+    /// when it comes back, finds the server gone from its desired state and
+    /// removes what is left of it there.
+    pub async fn evacuate(self: &Arc<Self>, s: &Server, target: Option<&str>) -> Result<()> {
+        let from = s.host.clone().unwrap_or_default();
+        let mut tried = vec![from.clone()];
+        if let Some(t) = target {
+            tried.extend(
+                inventory::hosts(self.pool())
+                    .await?
+                    .into_iter()
+                    .map(|h| h.name)
+                    .filter(|n| n != t && *n != from),
+            );
+        }
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+            .bind(&s.id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "UPDATE servers SET state_generation = state_generation + 1, host = NULL, task_state = 'scheduling', \
+             tried_hosts = $1, fault = NULL, rebuild_seq = rebuild_seq + 1, updated_at = $2 WHERE id = $3 AND state_generation = $4",
+        )
+        .bind(serde_json::to_string(&tried).unwrap_or_default())
+        .bind(time::now_micros())
+        .bind(&s.id)
+        .bind(s.state_generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        stale_unless(done, &s.id)?;
+        tx.commit().await?;
+        tracing::warn!(server_id = %s.id, from = %from, target = ?target, "evacuating a server off a down host");
+        let (me, id) = (self.clone(), s.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me.schedule(&id).await {
+                tracing::error!(server_id = %id, error = %e, "placing an evacuated server failed");
+            }
+        });
+        Ok(())
+    }
+
     /// Puts a server in ERROR with a fault.
     async fn fail(&self, s: &Server, message: &str) -> Result<()> {
         let fault = json!({"code": 500, "message": message, "created": time::iso_seconds(time::now_micros())});
         sqlx::query(
-            "UPDATE servers SET vm_state = 'error', task_state = NULL, power_state = $1, fault = $2, updated_at = $3 WHERE id = $4",
+            "UPDATE servers SET state_generation = state_generation + 1, vm_state = 'error', task_state = NULL, power_state = $1, fault = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(power::NOSTATE)
         .bind(fault.to_string())
@@ -437,15 +484,19 @@ impl ComputeService {
         task_state: &str,
         desired: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE servers SET task_state = $1, desired_power = $2, updated_at = $3 WHERE id = $4",
+        let done = sqlx::query(
+            "UPDATE servers SET state_generation = state_generation + 1, task_state = $1, desired_power = $2, updated_at = $3 \
+             WHERE id = $4 AND state_generation = $5",
         )
         .bind(task_state)
         .bind(desired)
         .bind(time::now_micros())
         .bind(&s.id)
+        .bind(s.state_generation)
         .execute(self.pool())
-        .await?;
+        .await?
+        .rows_affected();
+        stale_unless(done, &s.id)?;
         self.wake(s.host.as_deref());
         Ok(())
     }
@@ -468,11 +519,17 @@ impl ComputeService {
             self.purge(&s.id).await?;
             return Ok(());
         }
-        sqlx::query("UPDATE servers SET deleted = 1, task_state = 'deleting', updated_at = $1 WHERE id = $2")
-            .bind(time::now_micros())
-            .bind(&s.id)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE servers SET state_generation = state_generation + 1, deleted = 1, task_state = 'deleting', updated_at = $1 \
+             WHERE id = $2 AND state_generation = $3",
+        )
+        .bind(time::now_micros())
+        .bind(&s.id)
+        .bind(s.state_generation)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        stale_unless(done, &s.id)?;
         self.wake(s.host.as_deref());
         Ok(())
     }
@@ -550,7 +607,7 @@ impl ComputeService {
                     let fault =
                         json!({"code": 500, "message": msg, "created": time::iso_seconds(now)});
                     sqlx::query(
-                        "UPDATE servers SET host = NULL, task_state = 'scheduling', tried_hosts = $1, fault = $2, updated_at = $3 WHERE id = $4",
+                        "UPDATE servers SET state_generation = state_generation + 1, host = NULL, task_state = 'scheduling', tried_hosts = $1, fault = $2, updated_at = $3 WHERE id = $4",
                     )
                     .bind(serde_json::to_string(&tried).unwrap_or_default())
                     .bind(fault.to_string())
@@ -569,7 +626,7 @@ impl ComputeService {
                     });
                     return Ok(());
                 }
-                sqlx::query("UPDATE servers SET tried_hosts = $1 WHERE id = $2")
+                sqlx::query("UPDATE servers SET state_generation = state_generation + 1, tried_hosts = $1 WHERE id = $2")
                     .bind(serde_json::to_string(&tried).unwrap_or_default())
                     .bind(&s.id)
                     .execute(self.pool())
@@ -586,7 +643,7 @@ impl ComputeService {
             }
             Observed::Failed(msg) => {
                 let fault = json!({"code": 500, "message": msg, "created": time::iso_seconds(now)});
-                sqlx::query("UPDATE servers SET task_state = NULL, fault = $1, updated_at = $2 WHERE id = $3")
+                sqlx::query("UPDATE servers SET state_generation = state_generation + 1, task_state = NULL, fault = $1, updated_at = $2 WHERE id = $3")
                     .bind(fault.to_string())
                     .bind(now)
                     .bind(&s.id)
@@ -623,7 +680,7 @@ impl ComputeService {
             vm_state
         };
         sqlx::query(
-            "UPDATE servers SET vm_state = $1, power_state = $2, task_state = $3, launched_at = $4, \
+            "UPDATE servers SET state_generation = state_generation + 1, vm_state = $1, power_state = $2, task_state = $3, launched_at = $4, \
              fault = CASE WHEN $1 = 'active' THEN NULL ELSE fault END, updated_at = $5 WHERE id = $6",
         )
         .bind(&vm_state)
@@ -697,6 +754,16 @@ fn nics_by_server(net: &HostNetwork) -> HashMap<&str, Vec<NicSpec>> {
         });
     }
     out
+}
+
+/// The outcome of a compare-and-set on a server row: one row written, or
+/// the row moved on since it was read.
+pub fn stale_unless(rows_written: u64, server_id: &str) -> Result<()> {
+    if rows_written == 0 {
+        Err(ComputeError::Stale(server_id.to_owned()))
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether an observed vm_state is the one the desired power leads to.

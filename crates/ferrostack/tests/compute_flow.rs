@@ -976,3 +976,140 @@ async fn paging(backend: Backend) {
     }
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_actions_on_one_server_one_wins() {
+    for backend in backends() {
+        races(backend).await;
+    }
+}
+
+/// Fires the same request `n` times at once; returns the statuses.
+async fn at_once(
+    tc: &TestCloud,
+    token: &str,
+    method: Method,
+    path: &str,
+    bodies: Vec<Option<Value>>,
+) -> Vec<StatusCode> {
+    let calls = bodies
+        .into_iter()
+        .map(|b| tc.compute(method.clone(), path, token, b, V));
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+fn count_of(statuses: &[StatusCode], want: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == want).count()
+}
+
+async fn races(backend: Backend) {
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let (image, flavor) = setup(&tc, &admin).await;
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot("racer", &image, &flavor)),
+            V,
+        )
+        .await;
+    let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_status(&tc, &admin, &id, "ACTIVE").await;
+    let action = format!("servers/{id}/action");
+
+    // Eight stops at once: one is accepted, seven get Nova's 409.
+    let stops = at_once(
+        &tc,
+        &admin,
+        Method::POST,
+        &action,
+        vec![Some(json!({"os-stop": null})); 8],
+    )
+    .await;
+    assert_eq!(count_of(&stops, StatusCode::ACCEPTED), 1, "{stops:?}");
+    assert_eq!(count_of(&stops, StatusCode::CONFLICT), 7, "{stops:?}");
+    wait_status(&tc, &admin, &id, "SHUTOFF").await;
+    let r = tc
+        .compute(
+            Method::POST,
+            &action,
+            &admin,
+            Some(json!({"os-start": null})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    wait_status(&tc, &admin, &id, "ACTIVE").await;
+
+    // Four resizes at once, to four flavors: one wins and only its claim stays.
+    let mut flavors = Vec::new();
+    for i in 0..4 {
+        let f = tc
+            .compute(Method::POST, "flavors", &admin,
+                Some(json!({"flavor": {"name": format!("race{i}"), "ram": 2048 + i * 128, "vcpus": 1, "disk": 20}})), "2.61")
+            .await;
+        flavors.push(f.json["flavor"]["id"].as_str().unwrap().to_owned());
+    }
+    let bodies = flavors
+        .iter()
+        .map(|f| Some(json!({"resize": {"flavorRef": f}})))
+        .collect();
+    let resizes = at_once(&tc, &admin, Method::POST, &action, bodies).await;
+    assert_eq!(count_of(&resizes, StatusCode::ACCEPTED), 1, "{resizes:?}");
+    assert_eq!(count_of(&resizes, StatusCode::CONFLICT), 3, "{resizes:?}");
+    let srv = wait_status(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    let won = srv["flavor"]["original_name"].as_str().unwrap().to_owned();
+    assert!(won.starts_with("race"), "{srv}");
+    let (claims,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM allocations WHERE consumer_id = $1")
+            .bind(format!("{id}-resize"))
+            .fetch_one(tc.cloud.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(claims, 1);
+    // Confirm and revert at once: one of them.
+    let ends = at_once(
+        &tc,
+        &admin,
+        Method::POST,
+        &action,
+        vec![
+            Some(json!({"confirmResize": null})),
+            Some(json!({"revertResize": null})),
+        ],
+    )
+    .await;
+    assert_eq!(count_of(&ends, StatusCode::CONFLICT), 1, "{ends:?}");
+    assert_eq!(
+        ends.len() - count_of(&ends, StatusCode::CONFLICT),
+        1,
+        "{ends:?}"
+    );
+    wait_status(&tc, &admin, &id, "ACTIVE").await;
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM allocations WHERE consumer_id LIKE $1")
+            .bind(format!("{id}%"))
+            .fetch_one(tc.cloud.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 1, "one allocation, for the flavor that stayed");
+
+    // Four deletes at once: one deletes it, the others find it gone.
+    let deletes = at_once(
+        &tc,
+        &admin,
+        Method::DELETE,
+        &format!("servers/{id}"),
+        vec![None; 4],
+    )
+    .await;
+    assert_eq!(count_of(&deletes, StatusCode::NO_CONTENT), 1, "{deletes:?}");
+    assert_eq!(count_of(&deletes, StatusCode::NOT_FOUND), 3, "{deletes:?}");
+    tc.stop().await;
+}

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_hosts_contract",
         include_str!("../migrations/0008_hosts_contract.sql"),
     ),
+    (
+        "0010_server_cas",
+        include_str!("../migrations/0010_server_cas.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -57,7 +57,7 @@ async fn limit(s: &ComputeService, srv: &Server) -> Result<i64> {
 }
 
 async fn store(s: &ComputeService, id: &str, m: &Map<String, Value>) -> Result<()> {
-    sqlx::query("UPDATE servers SET metadata = $1, updated_at = $2 WHERE id = $3")
+    sqlx::query("UPDATE servers SET state_generation = state_generation + 1, metadata = $1, updated_at = $2 WHERE id = $3")
         .bind(serde_json::to_string(m).unwrap_or_else(|_| "{}".into()))
         .bind(time::now_micros())
         .bind(id)

@@ -17,7 +17,7 @@ use super::{check_name, empty, flavors, reply, require_admin, Body, Ctx, Params,
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
 use crate::nics;
-use crate::service::{host_is_up, ComputeService};
+use crate::service::{host_is_up, stale_unless, ComputeService};
 
 const CREATE_KEYS: &[&str] = &[
     "name",
@@ -454,7 +454,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .execute(s.pool())
         .await?;
         if access_ipv4.is_some() || access_ipv6.is_some() {
-            sqlx::query("UPDATE servers SET access_ipv4 = $1, access_ipv6 = $2 WHERE id = $3")
+            sqlx::query("UPDATE servers SET state_generation = state_generation + 1, access_ipv4 = $1, access_ipv6 = $2 WHERE id = $3")
                 .bind(access_ipv4.as_deref().unwrap_or(""))
                 .bind(access_ipv6.as_deref().unwrap_or(""))
                 .bind(&id)
@@ -914,7 +914,7 @@ pub async fn update(
             _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
         }
     }
-    sqlx::query("UPDATE servers SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+    sqlx::query("UPDATE servers SET state_generation = state_generation + 1, name = $1, description = $2, updated_at = $3 WHERE id = $4")
         .bind(&name)
         .bind(description)
         .bind(time::now_micros())
@@ -930,11 +930,35 @@ pub async fn update(
 }
 
 pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    let srv = changeable(&s, &c, &id, "os_compute_api:servers:delete").await?;
-    s.record_action(&id, "delete", &c.auth, &c.request_id)
-        .await?;
-    s.delete(&srv).await?;
-    Ok(empty(StatusCode::NO_CONTENT, c.version))
+    retry_stale(|| async {
+        let srv = changeable(&s, &c, &id, "os_compute_api:servers:delete").await?;
+        s.delete(&srv).await?;
+        s.record_action(&id, "delete", &c.auth, &c.request_id)
+            .await?;
+        Ok(empty(StatusCode::NO_CONTENT, c.version))
+    })
+    .await
+}
+
+/// Runs a read-decide-write step again while its compare-and-set finds the
+/// server changed since the read (a concurrent action or an agent's report
+/// came first): each try decides on a fresh read, so a request behaves as
+/// if it came right after the one it raced, and gets the answer that state
+/// gives (often 409). Bounded: a server that keeps changing gets 409.
+async fn retry_stale<F, Fut>(mut step: F) -> Result<Response>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Response>>,
+{
+    for _ in 0..4 {
+        match step().await {
+            Err(ComputeError::Stale(id)) => {
+                tracing::debug!(server_id = %id, "the server changed under the request; deciding again");
+            }
+            other => return other,
+        }
+    }
+    step().await
 }
 
 fn conflict(action: &str, srv: &Server) -> ComputeError {
@@ -973,15 +997,21 @@ pub async fn action(
     if name == "lock" || name == "unlock" {
         return lock(&s, &c, &id, name == "lock", &arg).await;
     }
-    let srv = changeable(&s, &c, &id, "os_compute_api:servers:action").await?;
+    retry_stale(|| act(&s, &c, &id, &name, &arg)).await
+}
+
+/// One try of a server action, decided on a fresh read of the server.
+async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Response> {
+    let (s, c, id, name) = (s.clone(), c, id.to_owned(), name.to_owned());
+    let srv = changeable(&s, c, &id, "os_compute_api:servers:action").await?;
     if name == "addFloatingIp" {
-        return super::floating_ip_actions::add(&s, &c, &srv, &arg).await;
+        return super::floating_ip_actions::add(&s, c, &srv, arg).await;
     }
     if name == "removeFloatingIp" {
-        return super::floating_ip_actions::remove(&s, &c, &srv, &arg).await;
+        return super::floating_ip_actions::remove(&s, c, &srv, arg).await;
     }
     if name == "addSecurityGroup" || name == "removeSecurityGroup" {
-        return security_group_action(&s, &c, &srv, name == "addSecurityGroup", &arg).await;
+        return security_group_action(&s, c, &srv, name == "addSecurityGroup", arg).await;
     }
     let vm = srv.vm_state.as_str();
     let (task, desired) = match name.as_str() {
@@ -1050,27 +1080,32 @@ pub async fn action(
             if !allowed || srv.host.is_none() || (!hard && srv.task_state.is_some()) {
                 return Err(conflict("reboot", &srv));
             }
-            sqlx::query(
-                "UPDATE servers SET reboot_seq = reboot_seq + 1, reboot_hard = $1, desired_power = 'running', \
-                 vm_state = CASE WHEN vm_state = 'error' THEN 'active' ELSE vm_state END, task_state = $2, updated_at = $3 WHERE id = $4",
+            let done = sqlx::query(
+                "UPDATE servers SET state_generation = state_generation + 1, reboot_seq = reboot_seq + 1, reboot_hard = $1, desired_power = 'running', \
+                 vm_state = CASE WHEN vm_state = 'error' THEN 'active' ELSE vm_state END, task_state = $2, updated_at = $3 \
+                 WHERE id = $4 AND state_generation = $5",
             )
             .bind(i64::from(hard))
             .bind(if hard { "rebooting_hard" } else { "rebooting" })
             .bind(time::now_micros())
             .bind(&id)
+            .bind(srv.state_generation)
             .execute(s.pool())
-            .await?;
+            .await?
+            .rows_affected();
+            stale_unless(done, &id)?;
             s.record_action(&id, "reboot", &c.auth, &c.request_id)
                 .await?;
             s.wake(srv.host.as_deref());
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
-        "rebuild" => return rebuild(&s, &c, srv, &arg).await,
-        "os-resetState" => return reset_state(&s, &c, srv, &arg).await,
+        "rebuild" => return rebuild(&s, c, srv, arg).await,
+        "evacuate" => return evacuate(&s, c, srv, arg).await,
+        "os-resetState" => return reset_state(&s, c, srv, arg).await,
         "injectNetworkInfo" => {
             // The agent re-applies the dataplane from desired state on every
             // pass; asking for it wakes the host's agent now.
-            require_admin(&c, "os_compute_api:os-admin-actions:inject_network_info")?;
+            require_admin(c, "os_compute_api:os-admin-actions:inject_network_info")?;
             s.wake(srv.host.as_deref());
             s.record_action(&id, "inject_network_info", &c.auth, &c.request_id)
                 .await?;
@@ -1079,9 +1114,9 @@ pub async fn action(
         // Deletes are immediate (no `reclaim_instance_interval`), so no
         // server is ever soft-deleted: Nova's answer for any other state.
         "restore" | "forceDelete" => return Err(conflict(&name, &srv)),
-        "resize" => return resize(&s, &c, srv, &arg).await,
-        "confirmResize" => return confirm_resize(&s, &c, srv).await,
-        "revertResize" => return revert_resize(&s, &c, srv).await,
+        "resize" => return resize(&s, c, srv, arg).await,
+        "confirmResize" => return confirm_resize(&s, c, srv).await,
+        "revertResize" => return revert_resize(&s, c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),
     };
     s.set_desired_power(&srv, task, desired).await?;
@@ -1093,6 +1128,71 @@ pub async fn action(
     s.record_action(&id, recorded, &c.auth, &c.request_id)
         .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+/// `evacuate` (admin): rebuild a server of a down host on another host.
+async fn evacuate(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    require_admin(c, "os_compute_api:os-evacuate")?;
+    if !arg.is_object() && !arg.is_null() {
+        return Err(bad("Invalid input for field/attribute evacuate."));
+    }
+    let target = match arg.get("host") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(h)) if !h.is_empty() => Some(h.clone()),
+        Some(_) => return Err(bad("Invalid input for field/attribute host.")),
+    };
+    if let Some(k) = arg.as_object().and_then(|o| {
+        o.keys().find(|k| {
+            let allowed: &[&str] = if c.version.at_least(14) {
+                &["host", "adminPass", "force"]
+            } else {
+                &["host", "adminPass", "onSharedStorage", "force"]
+            };
+            !allowed.contains(&k.as_str())
+        })
+    }) {
+        return Err(bad(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    busy(&srv, "evacuate")?;
+    if !matches!(srv.vm_state.as_str(), "active" | "stopped" | "error") {
+        return Err(conflict("evacuate", &srv));
+    }
+    let Some(from) = srv.host.clone() else {
+        return Err(conflict("evacuate", &srv));
+    };
+    let hosts = ferro_placement::inventory::hosts(s.pool()).await?;
+    let source_up = hosts
+        .iter()
+        .find(|h| h.name == from)
+        .is_some_and(|h| host_is_up(h.heartbeat_at, h.forced_down));
+    if source_up {
+        return Err(ComputeError::Conflict(format!(
+            "Compute service of {from} is still in use."
+        )));
+    }
+    if let Some(t) = &target {
+        if *t == from {
+            return Err(bad("The target host can't be the same one."));
+        }
+        if !hosts.iter().any(|h| h.name == *t) {
+            return Err(ComputeError::NotFound(format!(
+                "Compute host {t} could not be found."
+            )));
+        }
+    }
+    s.evacuate(&srv, target.as_deref()).await?;
+    s.record_action(&srv.id, "evacuate", &c.auth, &c.request_id)
+        .await?;
+    if c.version.at_least(14) {
+        return Ok(empty(StatusCode::OK, c.version));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"adminPass": ids::hex_id()[..12].to_owned()}),
+    ))
 }
 
 /// `os-resetState` (admin): sets the server's state to `active` or `error`
@@ -1107,14 +1207,18 @@ async fn reset_state(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Res
             "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
         )));
     }
-    sqlx::query(
-        "UPDATE servers SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE id = $3",
+    let done = sqlx::query(
+        "UPDATE servers SET state_generation = state_generation + 1, vm_state = $1, task_state = NULL, updated_at = $2 \
+         WHERE id = $3 AND state_generation = $4",
     )
     .bind(state)
     .bind(time::now_micros())
     .bind(&srv.id)
+    .bind(srv.state_generation)
     .execute(s.pool())
-    .await?;
+    .await?
+    .rows_affected();
+    stale_unless(done, &srv.id)?;
     tracing::info!(server_id = %srv.id, state, "server state reset");
     s.record_action(&srv.id, "resetState", &c.auth, &c.request_id)
         .await?;
@@ -1149,7 +1253,7 @@ async fn lock(s: &State, c: &Ctx, id: &str, lock: bool, arg: &Value) -> Result<R
         Some(_) => return Err(bad("Invalid input for field/attribute locked_reason.")),
     };
     sqlx::query(
-        "UPDATE servers SET locked = $1, locked_reason = $2, locked_by = $3, updated_at = $4 WHERE id = $5",
+        "UPDATE servers SET state_generation = state_generation + 1, locked = $1, locked_reason = $2, locked_by = $3, updated_at = $4 WHERE id = $5",
     )
     .bind(i64::from(lock))
     .bind(reason)
@@ -1262,9 +1366,9 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     } else {
         srv.vm_state.as_str()
     };
-    sqlx::query(
-        "UPDATE servers SET rebuild_seq = rebuild_seq + 1, image_id = $1, name = $2, metadata = $3, vm_state = $4, \
-         task_state = 'rebuilding', fault = NULL, updated_at = $5 WHERE id = $6",
+    let done = sqlx::query(
+        "UPDATE servers SET state_generation = state_generation + 1, rebuild_seq = rebuild_seq + 1, image_id = $1, name = $2, metadata = $3, vm_state = $4, \
+         task_state = 'rebuilding', fault = NULL, updated_at = $5 WHERE id = $6 AND state_generation = $7",
     )
     .bind(&image_id)
     .bind(&name)
@@ -1272,8 +1376,11 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     .bind(vm_state)
     .bind(time::now_micros())
     .bind(&srv.id)
+    .bind(srv.state_generation)
     .execute(s.pool())
-    .await?;
+    .await?
+    .rows_affected();
+    stale_unless(done, &srv.id)?;
     s.record_action(&srv.id, "rebuild", &c.auth, &c.request_id)
         .await?;
     s.wake(srv.host.as_deref());
@@ -1323,6 +1430,27 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
             )));
         }
     }
+    // Take the server for the resize first (compare-and-set), so a
+    // concurrent action can't slip in between the claim and the write.
+    let taken = sqlx::query(
+        "UPDATE servers SET state_generation = state_generation + 1, task_state = 'resize_prep', updated_at = $1 \
+         WHERE id = $2 AND state_generation = $3 AND task_state IS NULL",
+    )
+    .bind(time::now_micros())
+    .bind(&srv.id)
+    .bind(srv.state_generation)
+    .execute(s.pool())
+    .await?
+    .rows_affected();
+    stale_unless(taken, &srv.id)?;
+    let give_back = || async {
+        sqlx::query(
+            "UPDATE servers SET state_generation = state_generation + 1, task_state = NULL WHERE id = $1 AND task_state = 'resize_prep'",
+        )
+        .bind(&srv.id)
+        .execute(s.pool())
+        .await
+    };
     let consumer = format!("{}-resize", srv.id);
     let claim = ferro_placement::inventory::Claim {
         consumer_id: &consumer,
@@ -1333,14 +1461,18 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
         project_id: &srv.project_id,
         user_id: &srv.user_id,
     };
-    if !ferro_placement::inventory::claim(s.pool(), &claim, time::now_micros()).await? {
+    let claimed = ferro_placement::inventory::claim(s.pool(), &claim, time::now_micros()).await;
+    if !matches!(claimed, Ok(true)) {
+        give_back().await?;
+        claimed?;
         return Err(bad(format!(
             "No valid host was found for the resize: {host} lacks room for flavor {}.",
             new.name
         )));
     }
     sqlx::query(
-        "UPDATE servers SET old_flavor = flavor, flavor = $1, resize_seq = resize_seq + 1, task_state = 'resize_migrating',          updated_at = $2 WHERE id = $3",
+        "UPDATE servers SET state_generation = state_generation + 1, old_flavor = flavor, flavor = $1, resize_seq = resize_seq + 1, task_state = 'resize_migrating', \
+         updated_at = $2 WHERE id = $3 AND task_state = 'resize_prep'",
     )
     .bind(serde_json::to_string(&new.snapshot()).unwrap_or_default())
     .bind(time::now_micros())
@@ -1367,13 +1499,19 @@ async fn confirm_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
         .bind(format!("{}-resize", srv.id))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "UPDATE servers SET old_flavor = NULL, vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END,          updated_at = $1 WHERE id = $2",
+    let done = sqlx::query(
+        "UPDATE servers SET state_generation = state_generation + 1, old_flavor = NULL, \
+         vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END, \
+         updated_at = $1 WHERE id = $2 AND state_generation = $3",
     )
     .bind(time::now_micros())
     .bind(&srv.id)
+    .bind(srv.state_generation)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    // A stale read: the transaction is dropped, undoing the allocation moves.
+    stale_unless(done, &srv.id)?;
     tx.commit().await?;
     s.record_action(&srv.id, "confirmResize", &c.auth, &c.request_id)
         .await?;
@@ -1389,13 +1527,17 @@ async fn revert_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
         .bind(format!("{}-resize", srv.id))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "UPDATE servers SET flavor = old_flavor, old_flavor = NULL, resize_seq = resize_seq + 1,          vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END, task_state = 'resize_reverting',          updated_at = $1 WHERE id = $2",
+    let done = sqlx::query(
+        "UPDATE servers SET state_generation = state_generation + 1, flavor = old_flavor, old_flavor = NULL, resize_seq = resize_seq + 1,          vm_state = CASE WHEN power_state = 4 THEN 'stopped' ELSE 'active' END, \
+         task_state = 'resize_reverting', updated_at = $1 WHERE id = $2 AND state_generation = $3",
     )
     .bind(time::now_micros())
     .bind(&srv.id)
+    .bind(srv.state_generation)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    stale_unless(done, &srv.id)?;
     tx.commit().await?;
     s.record_action(&srv.id, "revertResize", &c.auth, &c.request_id)
         .await?;
