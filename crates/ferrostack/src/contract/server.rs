@@ -56,10 +56,12 @@ async fn host_of(st: &ContractState, peer: &PeerCert) -> Result<String, Response
     Ok(host)
 }
 
-async fn link(st: &ContractState, host: &str) -> LocalLink {
+/// The in-process link the host's calls go through. Only the desired
+/// state depends on the network-node role, so only it looks the role up.
+fn link(st: &ContractState, network_node: bool) -> LocalLink {
     LocalLink {
         compute: st.compute.clone(),
-        network_node: store::is_network_node(&st.db, host).await.unwrap_or(false),
+        network_node,
     }
 }
 
@@ -150,7 +152,7 @@ async fn register(
             format!("this certificate speaks for host {host}, not {}", info.name),
         );
     }
-    if let Err(e) = link(&st, &host).await.register(&info).await {
+    if let Err(e) = link(&st, false).register(&info).await {
         return failed(e);
     }
     if let Some(url) = &info.agent_url {
@@ -164,7 +166,7 @@ async fn heartbeat(State(st): St, Extension(peer): Extension<PeerCert>) -> Respo
         Ok(h) => h,
         Err(r) => return r,
     };
-    match link(&st, &host).await.heartbeat(&host).await {
+    match link(&st, false).heartbeat(&host).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => failed(e),
     }
@@ -185,7 +187,13 @@ async fn desired(
         Ok(h) => h,
         Err(r) => return r,
     };
-    match link(&st, &host).await.desired(&host, q.applied).await {
+    match link(
+        &st,
+        store::is_network_node(&st.db, &host).await.unwrap_or(false),
+    )
+    .desired(&host, q.applied)
+    .await
+    {
         Ok(d) => Json(d).into_response(),
         Err(e) => failed(e),
     }
@@ -200,7 +208,7 @@ async fn reports(
         Ok(h) => h,
         Err(r) => return r,
     };
-    match link(&st, &host).await.report(&host, reports).await {
+    match link(&st, false).report(&host, reports).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => failed(e),
     }
@@ -215,7 +223,7 @@ async fn image(
         Ok(h) => h,
         Err(r) => return r,
     };
-    let (path, format) = match link(&st, &host).await.image_file(&id).await {
+    let (path, format) = match link(&st, false).image_file(&id).await {
         Ok(x) => x,
         Err(e) => return refuse(StatusCode::NOT_FOUND, e.to_string()),
     };
@@ -258,11 +266,7 @@ async fn instance_at(
             "only a network node serves instance metadata",
         );
     }
-    match link(&st, &host)
-        .await
-        .instance_at(&at.network_id, &at.ip)
-        .await
-    {
+    match link(&st, true).instance_at(&at.network_id, &at.ip).await {
         Ok(t) => Json(t).into_response(),
         Err(e) => failed(e),
     }

@@ -165,22 +165,6 @@ pub async fn remove_host(db: &Db, host: &str, force: bool) -> Result<Removed, sq
     })
 }
 
-/// Records where a host's agent listens and whether it is a network node.
-pub async fn set_agent_endpoint(
-    db: &Db,
-    host: &str,
-    agent_url: Option<&str>,
-    network_node: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE hosts SET agent_url = $1, network_node = $2 WHERE name = $3")
-        .bind(agent_url)
-        .bind(ferro_store::flag(network_node))
-        .bind(host)
-        .execute(db.pool())
-        .await?;
-    Ok(())
-}
-
 /// Every host with an agent endpoint: (name, url).
 pub async fn agent_endpoints(db: &Db) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT name, agent_url FROM hosts WHERE agent_url IS NOT NULL ORDER BY name")
