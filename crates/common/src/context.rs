@@ -24,8 +24,9 @@ pub enum Scope {
     System,
 }
 
-/// A validated caller.
-#[derive(Clone, Debug)]
+/// A validated caller. Serializable so a saga can act later on behalf of
+/// the caller that started it (it holds no secret).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuthContext {
     pub user_id: String,
     pub user_name: String,

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod body;
 pub mod context;
+pub mod failpoint;
 pub mod ids;
 pub mod metrics;
 pub mod params;

@@ -8,9 +8,14 @@
 pub mod aggregates;
 pub mod api;
 pub mod error;
+pub mod executor;
+pub mod gc;
 pub mod microversion;
 pub mod model;
 pub mod nics;
+pub mod saga;
+pub mod server_create;
+pub mod server_delete;
 pub mod server_groups;
 pub mod service;
 pub mod usage;

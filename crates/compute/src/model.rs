@@ -121,6 +121,12 @@ pub mod power {
 }
 
 impl Server {
+    /// Being deleted: its saga stops the VM, removes its ports, then the row.
+    /// (`deleted = 1` marks rows of releases before the delete saga.)
+    pub fn deleting(&self) -> bool {
+        self.deleted != 0 || self.task_state.as_deref() == Some("deleting")
+    }
+
     pub fn flavor(&self) -> Option<FlavorSnapshot> {
         serde_json::from_str(&self.flavor).ok()
     }

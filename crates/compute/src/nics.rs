@@ -1,13 +1,8 @@
 //! A server's network interfaces: what a create asks for (`networks` of the
-//! request), the ports made or taken for it, and their undo.
-//!
-//! Ports are made before the server row is written, with the server's id
-//! as their device id; if any port of a boot fails, the ones already made
-//! are removed (and taken ones released), so a refused create leaves
-//! nothing behind.
+//! request) and the ports it holds. The create saga (`server_create`)
+//! makes and takes the ports; the delete saga removes and releases them.
 
 use ferro_common::AuthContext;
-use ferro_network::service::{FixedIpRequest, PortCreate};
 use ferro_network::NetworkError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -142,81 +137,4 @@ pub async fn groups(s: &ComputeService, project: &str, names: &[String]) -> Resu
         }
     }
     Ok(out)
-}
-
-/// Makes or takes the ports of one server; on failure undoes its own work.
-pub async fn attach(
-    s: &ComputeService,
-    ctx: &AuthContext,
-    server_id: &str,
-    hostname: &str,
-    wanted: &[NicRequest],
-    groups: &[String],
-) -> Result<Vec<Nic>> {
-    let mut done: Vec<Nic> = Vec::new();
-    for w in wanted {
-        let step = match w {
-            NicRequest::Network {
-                network_id,
-                fixed_ip,
-            } => s
-                .network
-                .create_port(
-                    ctx,
-                    PortCreate {
-                        network_id: Some(network_id.clone()),
-                        device_id: Some(server_id.to_owned()),
-                        device_owner: Some(ferro_network::model::owner::COMPUTE.to_owned()),
-                        dns_name: Some(hostname.to_owned()),
-                        fixed_ips: fixed_ip.as_ref().map(|ip| {
-                            vec![FixedIpRequest {
-                                subnet_id: None,
-                                ip_address: Some(ip.clone()),
-                            }]
-                        }),
-                        security_groups: (!groups.is_empty()).then(|| groups.to_vec()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map(|(p, _)| Nic {
-                    port_id: p.id,
-                    network_id: network_id.clone(),
-                    created: true,
-                }),
-            NicRequest::Port { port_id } => s
-                .network
-                .bind_port(port_id, server_id, "", hostname)
-                .await
-                .and(s.network.port(port_id).await)
-                .map(|p| Nic {
-                    port_id: port_id.clone(),
-                    network_id: p.map(|p| p.network_id).unwrap_or_default(),
-                    created: false,
-                }),
-        };
-        match step {
-            Ok(nic) => done.push(nic),
-            Err(e) => {
-                detach(s, &done).await;
-                return Err(from_network(e));
-            }
-        }
-    }
-    Ok(done)
-}
-
-/// Removes the ports made for a server and releases the ones it took.
-/// Errors are logged: the server is going away regardless.
-pub async fn detach(s: &ComputeService, nics: &[Nic]) {
-    for n in nics {
-        let r = if n.created {
-            s.network.remove_port(&n.port_id).await
-        } else {
-            s.network.unbind_port(&n.port_id).await
-        };
-        if let Err(e) = r {
-            tracing::warn!(port_id = %n.port_id, error = %e, "releasing a server's port failed");
-        }
-    }
 }

@@ -101,6 +101,8 @@ pub struct ComputeService {
     agents: RwLock<HashMap<String, Arc<dyn HostAgent>>>,
     /// Held while a server group's member is scheduled and claimed.
     group_lock: tokio::sync::Mutex<()>,
+    /// This controller's name on the saga leases it holds.
+    pub(crate) holder: String,
 }
 
 impl ComputeService {
@@ -111,6 +113,7 @@ impl ComputeService {
         auth: SharedAuth,
         base_url: String,
         max_limit: usize,
+        holder: String,
     ) -> Arc<Self> {
         Arc::new(ComputeService {
             db,
@@ -121,6 +124,7 @@ impl ComputeService {
             max_limit: max_limit.max(1),
             agents: RwLock::new(HashMap::new()),
             group_lock: tokio::sync::Mutex::new(()),
+            holder,
         })
     }
 
@@ -351,6 +355,16 @@ impl ComputeService {
                 return self.fail(&s, &msg).await;
             }
         };
+        // A claim made before a crash is kept: its host is tried first.
+        let held: Option<(String,)> =
+            sqlx::query_as("SELECT host FROM allocations WHERE consumer_id = $1")
+                .bind(&s.id)
+                .fetch_optional(self.pool())
+                .await?;
+        let mut ranked = ranked;
+        if let Some((h,)) = held {
+            ranked.sort_by_key(|c| c.name != h);
+        }
         for candidate in ranked {
             let claim = Claim {
                 consumer_id: &s.id,
@@ -362,6 +376,7 @@ impl ComputeService {
                 user_id: &s.user_id,
             };
             if inventory::claim(self.pool(), &claim, now).await? {
+                crate::saga::failpoint("server-create.claimed");
                 let moved = sqlx::query(
                     "UPDATE servers SET state_generation = state_generation + 1, host = $1, task_state = 'spawning', updated_at = $2 \
                      WHERE id = $3 AND deleted = 0 AND task_state = 'scheduling'",
@@ -463,7 +478,8 @@ impl ComputeService {
     /// Re-drives builds a previous controller left half-way.
     pub async fn resume_sagas(self: &Arc<Self>) -> Result<()> {
         let ids: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM servers WHERE deleted = 0 AND task_state = 'scheduling'",
+            "SELECT id FROM servers WHERE deleted = 0 AND task_state = 'scheduling' \
+             AND id NOT IN (SELECT resource_id FROM sagas)",
         )
         .fetch_all(self.pool())
         .await?;
@@ -501,77 +517,6 @@ impl ComputeService {
         Ok(())
     }
 
-    /// Deletes a server: at once when no host holds it (or its host is
-    /// down), otherwise by asking the host's agent to remove it.
-    pub async fn delete(&self, s: &Server) -> Result<()> {
-        let host_alive = match &s.host {
-            Some(h) => {
-                let hb: Option<(i64, i64)> =
-                    sqlx::query_as("SELECT heartbeat_at, forced_down FROM hosts WHERE name = $1")
-                        .bind(h)
-                        .fetch_optional(self.pool())
-                        .await?;
-                hb.is_some_and(|(t, forced)| host_is_up(t, forced))
-            }
-            None => false,
-        };
-        if !host_alive {
-            self.purge(&s.id).await?;
-            return Ok(());
-        }
-        let done = sqlx::query(
-            "UPDATE servers SET state_generation = state_generation + 1, deleted = 1, task_state = 'deleting', updated_at = $1 \
-             WHERE id = $2 AND state_generation = $3",
-        )
-        .bind(time::now_micros())
-        .bind(&s.id)
-        .bind(s.state_generation)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        stale_unless(done, &s.id)?;
-        self.wake(s.host.as_deref());
-        Ok(())
-    }
-
-    /// Removes a server accepted by a create that then failed: its ports,
-    /// row and actions, as if the request never came.
-    pub async fn discard(&self, id: &str) -> Result<()> {
-        self.purge(id).await?;
-        sqlx::query("DELETE FROM instance_actions WHERE server_id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    async fn purge(&self, id: &str) -> Result<()> {
-        if let Some(s) = sqlx::query_as::<_, Server>("SELECT * FROM servers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-        {
-            crate::nics::detach(self, &s.nics()).await;
-        }
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
-            .bind(id)
-            .bind(format!("{id}-resize"))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM server_group_members WHERE server_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM servers WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(server_id = %id, "server deleted");
-        Ok(())
-    }
-
     // ---- agent reports ----
 
     async fn apply_report(self: &Arc<Self>, host: &str, r: Report) -> Result<()> {
@@ -596,7 +541,7 @@ impl ComputeService {
             (vm_state.to_owned(), power_state, task)
         };
         let (vm_state, power_state, task_state) = match &r.observed {
-            Observed::Absent if s.deleted == 1 => return self.purge(&s.id).await,
+            Observed::Absent if s.deleting() => return self.stopped_for_delete(&s.id).await,
             Observed::Absent => return Ok(()),
             Observed::Failed(msg) if s.vm_state == "building" => {
                 inventory::release(self.pool(), &s.id).await?;
@@ -656,7 +601,7 @@ impl ComputeService {
             Observed::Suspended => settle("suspended", power::SUSPENDED),
             Observed::Shutdown => settle("stopped", power::SHUTDOWN),
         };
-        if s.deleted == 1 {
+        if s.deleting() {
             return Ok(());
         }
         // A resize waits in VERIFY_RESIZE (vm_state resized) for confirm or revert.
@@ -730,7 +675,7 @@ impl ComputeService {
             reboot_hard: s.reboot_hard != 0,
             rebuild_seq: s.rebuild_seq,
             resize_seq: s.resize_seq,
-            deleted: s.deleted != 0,
+            deleted: s.deleting(),
             nics,
         }
     }

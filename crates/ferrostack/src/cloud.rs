@@ -149,6 +149,23 @@ pub struct Cloud {
     servers: Vec<JoinHandle<()>>,
 }
 
+/// This controller's name on the saga leases it takes: made on first start
+/// and kept in the state directory, so a restarted controller goes on at
+/// once with the sagas it held when it stopped (one process per state
+/// directory), while another controller waits for their leases to expire.
+fn controller_id(state_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = state_dir.join("controller-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_owned());
+        }
+    }
+    let id = format!("controller-{}", &ferro_common::ids::hex_id()[..12]);
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
 fn admin_password(state_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = state_dir.join("admin-password");
     if let Ok(p) = std::fs::read_to_string(&path) {
@@ -283,6 +300,7 @@ impl Cloud {
             auth.clone(),
             compute_url.clone(),
             cfg.max_limit,
+            controller_id(&cfg.state_dir)?,
         );
         let placement = Arc::new(Placement {
             db: db.clone(),
@@ -403,6 +421,10 @@ impl Cloud {
             .resume_sagas()
             .await
             .map_err(|e| anyhow::anyhow!("resuming builds: {e}"))?;
+        servers.push(tokio::spawn(
+            compute.clone().run_sagas(shutdown.subscribe()),
+        ));
+        servers.push(tokio::spawn(compute.clone().run_gc(shutdown.subscribe())));
 
         let ca_cert = tls.map(|t| t.ca_cert_path);
         let openrc = openrc::write(

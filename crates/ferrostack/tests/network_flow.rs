@@ -964,3 +964,71 @@ async fn projects_see_and_change_only_their_own() {
     assert_eq!(neutron_type(&over), "OverQuota");
     tc.stop().await;
 }
+
+/// As in Nova, a deleted server stays visible (task_state `deleting`) until
+/// its ports are gone: whoever sees the server 404 may delete its security
+/// group, subnet and network at once (Tempest's scenario cleanups do).
+#[tokio::test]
+async fn a_deleted_server_disappears_only_after_its_ports() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let seed = seed_networks(&tc, &admin).await;
+    let (image, flavor) = flavor_and_image(&tc, &admin).await;
+    let boot = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(
+                json!({"server": {"name": "goner", "imageRef": image, "flavorRef": flavor,
+                "networks": [{"uuid": seed.user_net}]}}),
+            ),
+            V,
+        )
+        .await;
+    assert_eq!(boot.status, StatusCode::ACCEPTED, "{}", boot.json);
+    let id = boot.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_active(&tc, &admin, &id).await;
+    let del = tc
+        .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    loop {
+        let srv = tc
+            .compute(Method::GET, &format!("servers/{id}"), &admin, None, V)
+            .await;
+        let ports = tc
+            .network(Method::GET, &format!("ports?device_id={id}"), &admin, None)
+            .await;
+        let left = ports.json["ports"].as_array().unwrap().len();
+        if srv.status == StatusCode::NOT_FOUND {
+            // The port list was read after the 404: it must be empty.
+            assert_eq!(left, 0, "the server is gone but its port is not");
+            break;
+        }
+        assert_eq!(srv.status, StatusCode::OK);
+        assert!(start.elapsed() < Duration::from_secs(30), "never deleted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nothing but the router holds the network now: it goes at once.
+    let rm = tc
+        .network(
+            Method::PUT,
+            &format!("routers/{}/remove_router_interface", seed.router),
+            &admin,
+            Some(json!({"subnet_id": seed.user_subnet})),
+        )
+        .await;
+    assert_eq!(rm.status, StatusCode::OK, "{}", rm.json);
+    let net = tc
+        .network(
+            Method::DELETE,
+            &format!("networks/{}", seed.user_net),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(net.status, StatusCode::NO_CONTENT, "{}", net.json);
+    tc.stop().await;
+}

@@ -151,6 +151,10 @@ pub struct Port {
     pub revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `compute` for a port compute made for a server (removed with it);
+    /// empty for ports users made. Internal: not part of Neutron's API.
+    #[sqlx(default)]
+    pub made_by: String,
 }
 
 /// Device owners of ports the network service manages itself.

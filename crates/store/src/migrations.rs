@@ -41,6 +41,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_server_cas",
         include_str!("../migrations/0010_server_cas.sql"),
     ),
+    ("0011_sagas", include_str!("../migrations/0011_sagas.sql")),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -15,8 +15,10 @@ use super::render;
 use super::server_body::{server_body, ServerBody, ServerView};
 use super::{check_name, empty, flavors, reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
+use crate::executor::Ended;
 use crate::model::Server;
 use crate::nics;
+use crate::server_create::{NewServer, Plan};
 use crate::service::{host_is_up, stale_unless, ComputeService};
 
 const CREATE_KEYS: &[&str] = &[
@@ -401,8 +403,13 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
 
     let reservation_id = format!("r-{}", &ids::hex_id()[..8]);
     let snapshot = serde_json::to_string(&flavor.snapshot()).unwrap_or_default();
-    let now = time::now_micros();
-    let mut created: Vec<String> = Vec::new();
+    let metadata = serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into());
+    let sg_names = serde_json::to_string(&security_groups).unwrap_or_else(|_| "[]".into());
+    let tags = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
+    // Each server: row and saga first, then its ports (here, so that a port
+    // the network refuses is this request's 4xx); scheduling runs after the
+    // answer. A refusal undoes the servers of the request already accepted.
+    let mut created: Vec<(String, String)> = Vec::new();
     for i in 0..n {
         let display = if n > 1 {
             format!("{name}-{}", i + 1)
@@ -411,72 +418,45 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         };
         let id = ids::uuid_id();
         let hostname = hostname_of(&display);
-        let held = match nics::attach(&s, &c.auth, &id, &hostname, &nic_requests, &group_ids).await
-        {
-            Ok(h) => h,
-            Err(e) => {
-                // Undo the servers of this request already accepted.
-                for done in &created {
-                    s.discard(done).await?;
-                }
-                return Err(e);
-            }
+        let plan = Plan::new(&c.auth, &hostname, &nic_requests, &group_ids);
+        let new = NewServer {
+            id: &id,
+            name: &display,
+            project_id: &project,
+            image_id: &image_id,
+            flavor_snapshot: &snapshot,
+            key_name: key_name.as_deref(),
+            key_data: key_data.as_deref(),
+            user_data: user_data.as_deref(),
+            config_drive,
+            metadata: &metadata,
+            availability_zone: az.as_deref(),
+            security_group_names: &sg_names,
+            description: description.as_deref(),
+            tags: &tags,
+            hostname: &hostname,
+            reservation_id: &reservation_id,
+            launch_index: i,
+            access_ipv4: access_ipv4.as_deref(),
+            access_ipv6: access_ipv6.as_deref(),
+            server_group: group.as_deref(),
+            request_id: &c.request_id,
         };
-        let seq = s.next("instances").await?;
-        sqlx::query(
-            "INSERT INTO servers (id, seq, name, project_id, user_id, image_id, flavor, key_name, key_data, user_data, \
-             config_drive, metadata, availability_zone, host, vm_state, task_state, power_state, desired_power, networks, \
-             security_groups, description, tags, hostname, reservation_id, launch_index, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 'building', 'scheduling', 0, 'running', \
-             $21, $14, $15, $16, $17, $18, $19, $20, $20)",
-        )
-        .bind(&id)
-        .bind(seq)
-        .bind(&display)
-        .bind(&project)
-        .bind(&c.auth.user_id)
-        .bind(&image_id)
-        .bind(&snapshot)
-        .bind(key_name.clone())
-        .bind(key_data.clone())
-        .bind(user_data.clone())
-        .bind(i64::from(config_drive))
-        .bind(serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()))
-        .bind(az.clone())
-        .bind(serde_json::to_string(&security_groups).unwrap_or_else(|_| "[]".into()))
-        .bind(description.clone())
-        .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
-        .bind(&hostname)
-        .bind(&reservation_id)
-        .bind(i)
-        .bind(now)
-        .bind(serde_json::to_string(&held).unwrap_or_else(|_| "[]".into()))
-        .execute(s.pool())
-        .await?;
-        if access_ipv4.is_some() || access_ipv6.is_some() {
-            sqlx::query("UPDATE servers SET state_generation = state_generation + 1, access_ipv4 = $1, access_ipv6 = $2 WHERE id = $3")
-                .bind(access_ipv4.as_deref().unwrap_or(""))
-                .bind(access_ipv6.as_deref().unwrap_or(""))
-                .bind(&id)
-                .execute(s.pool())
-                .await?;
-        }
-        if let Some(g) = &group {
-            s.join_server_group(g, &id).await?;
-        }
-        s.record_action(&id, "create", &c.auth, &c.request_id)
-            .await?;
-        tracing::info!(server_id = %id, "server accepted");
-        created.push(id);
-    }
-    for id in &created {
-        let s2 = s.clone();
-        let id = id.clone();
-        tokio::spawn(async move {
-            if let Err(e) = s2.schedule(&id).await {
-                tracing::error!(server_id = %id, error = %e, "scheduling failed");
+        let saga_id = s.accept_server(&new, &plan).await?;
+        let refused = match s.drive(&saga_id, Some("schedule")).await? {
+            Ended::Undone(e) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            for (done, _) in &created {
+                s.undo_create(done, &e.to_string()).await?;
             }
-        });
+            return Err(e);
+        }
+        created.push((saga_id, id));
+    }
+    for (saga_id, _) in &created {
+        s.kick(saga_id.clone());
     }
     if srv.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
         return Ok(reply(
@@ -485,7 +465,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
             json!({"reservation_id": reservation_id}),
         ));
     }
-    let first = &created[0];
+    let first = &created[0].1;
     let admin_pass: String = ids::hex_id()[..12].to_owned();
     let mut out = json!({"id": first, "links": [{"rel": "self", "href": format!("{}/servers/{first}", s.base_url)}],
                          "OS-DCF:diskConfig": "MANUAL", "adminPass": admin_pass});

@@ -45,6 +45,14 @@ pub struct PortCreate {
     pub dns_name: Option<String>,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
+    /// The port's id, when the caller made it first (a saga that must find
+    /// the port again after a crash); never read from a request body.
+    #[serde(skip)]
+    pub id: Option<String>,
+    /// Which service made the port for its device (`compute`), so that
+    /// the garbage collector may remove it once that device is gone.
+    #[serde(skip)]
+    pub made_by: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +93,8 @@ pub(crate) struct NewPort {
     pub binding_host: String,
     pub dns_name: String,
     pub status: &'static str,
+    pub id: Option<String>,
+    pub made_by: String,
 }
 
 /// Addresses asked of a port: (subnet id, a specific address or any).
@@ -249,6 +259,8 @@ impl NetworkService {
                     binding_host: req.binding_host.unwrap_or_default(),
                     dns_name: req.dns_name.unwrap_or_default(),
                     status: "DOWN",
+                    id: req.id,
+                    made_by: req.made_by.unwrap_or_default(),
                 },
             )
             .await?;
@@ -302,73 +314,12 @@ impl NetworkService {
         p: NewPort,
     ) -> Result<(Port, Vec<FixedIp>)> {
         let subnets = self.network_subnets(&net.id).await?;
-        let wanted = resolve_fixed_ips(net, &subnets, p.fixed_ips.as_deref())?;
-        let now = time::now_micros();
-        let id = ids::uuid_id();
         let mut tx = self.pool().begin().await?;
-        let mac = match p.mac {
-            Some(m) if mac_in_use(&mut tx, &net.id, &m).await? => {
-                return Err(NetworkError::conflict(
-                    "MacAddressInUse",
-                    format!("Unable to complete operation for network {}. The mac address {m} is in use.", net.id),
-                ));
-            }
-            Some(m) => m,
-            None => free_mac(&mut tx, &net.id, ipam::random_mac).await?,
-        };
-        let port = Port {
-            id: id.clone(),
-            seq: seq(),
-            network_id: net.id.clone(),
-            project_id: p.project_id,
-            name: p.name,
-            description: p.description,
-            mac_address: mac,
-            admin_state_up: flag(p.admin_state_up),
-            status: p.status.to_owned(),
-            device_id: p.device_id,
-            device_owner: p.device_owner,
-            security_groups: serde_json::to_string(&p.security_groups)
-                .unwrap_or_else(|_| "[]".into()),
-            allowed_address_pairs: serde_json::to_string(&p.address_pairs)
-                .unwrap_or_else(|_| "[]".into()),
-            port_security: flag(p.port_security),
-            binding_host: p.binding_host,
-            dns_name: p.dns_name,
-            revision: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        sqlx::query(
-            "INSERT INTO ports (id, seq, network_id, project_id, name, description, mac_address, admin_state_up, status, \
-             device_id, device_owner, security_groups, allowed_address_pairs, port_security, binding_host, dns_name, \
-             revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17, $17)",
-        )
-        .bind(&port.id)
-        .bind(port.seq)
-        .bind(&port.network_id)
-        .bind(&port.project_id)
-        .bind(&port.name)
-        .bind(&port.description)
-        .bind(&port.mac_address)
-        .bind(port.admin_state_up)
-        .bind(&port.status)
-        .bind(&port.device_id)
-        .bind(&port.device_owner)
-        .bind(&port.security_groups)
-        .bind(&port.allowed_address_pairs)
-        .bind(port.port_security)
-        .bind(&port.binding_host)
-        .bind(&port.dns_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let ips = allocate(&mut tx, &net.id, &port.id, &subnets, &wanted).await?;
+        let out = insert_port_in(&mut tx, net, &subnets, p).await?;
         tx.commit().await?;
-        tracing::info!(port_id = %port.id, network_id = %net.id, device_owner = %port.device_owner, "port created");
+        port_created(&out.0);
         self.changed();
-        Ok((port, ips))
+        Ok(out)
     }
 
     pub async fn update_port(
@@ -494,22 +445,7 @@ impl NetworkService {
     /// Removes a port, its addresses and any floating IP association.
     pub async fn remove_port(&self, id: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL, revision = revision + 1, \
-             updated_at = $1 WHERE port_id = $2",
-        )
-        .bind(time::now_micros())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM ip_allocations WHERE port_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM ports WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        remove_port_in(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(port_id = %id, "port deleted");
         self.changed();
@@ -558,6 +494,16 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Every port of a device (a server), whoever made it.
+    pub async fn device_ports(&self, device_id: &str) -> Result<Vec<Port>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM ports WHERE device_id = $1 ORDER BY seq, id")
+                .bind(device_id)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     /// Detaches a port a user brought to a server: it stays, unbound.
     pub async fn unbind_port(&self, id: &str) -> Result<()> {
         sqlx::query(
@@ -571,6 +517,114 @@ impl NetworkService {
         self.changed();
         Ok(())
     }
+}
+
+/// Inserts a port and its addresses inside the caller's transaction, so
+/// that what the port is for (a router's gateway, a floating IP) is written
+/// in the same one: a crash leaves both or neither. The caller logs
+/// ([`port_created`]) and signals the change after committing.
+pub(crate) async fn insert_port_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    net: &Network,
+    subnets: &[Subnet],
+    p: NewPort,
+) -> Result<(Port, Vec<FixedIp>)> {
+    let wanted = resolve_fixed_ips(net, subnets, p.fixed_ips.as_deref())?;
+    let now = time::now_micros();
+    let id = p.id.clone().unwrap_or_else(ids::uuid_id);
+    let mac = match p.mac {
+        Some(m) if mac_in_use(tx, &net.id, &m).await? => {
+            return Err(NetworkError::conflict(
+                "MacAddressInUse",
+                format!(
+                    "Unable to complete operation for network {}. The mac address {m} is in use.",
+                    net.id
+                ),
+            ));
+        }
+        Some(m) => m,
+        None => free_mac(tx, &net.id, ipam::random_mac).await?,
+    };
+    let port = Port {
+        id: id.clone(),
+        seq: seq(),
+        network_id: net.id.clone(),
+        project_id: p.project_id,
+        name: p.name,
+        description: p.description,
+        mac_address: mac,
+        admin_state_up: flag(p.admin_state_up),
+        status: p.status.to_owned(),
+        device_id: p.device_id,
+        device_owner: p.device_owner,
+        security_groups: serde_json::to_string(&p.security_groups).unwrap_or_else(|_| "[]".into()),
+        allowed_address_pairs: serde_json::to_string(&p.address_pairs)
+            .unwrap_or_else(|_| "[]".into()),
+        port_security: flag(p.port_security),
+        binding_host: p.binding_host,
+        dns_name: p.dns_name,
+        revision: 1,
+        created_at: now,
+        updated_at: now,
+        made_by: p.made_by,
+    };
+    sqlx::query(
+            "INSERT INTO ports (id, seq, network_id, project_id, name, description, mac_address, admin_state_up, status, \
+             device_id, device_owner, security_groups, allowed_address_pairs, port_security, binding_host, dns_name, \
+             revision, created_at, updated_at, made_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17, $17, $18)",
+        )
+        .bind(&port.id)
+        .bind(port.seq)
+        .bind(&port.network_id)
+        .bind(&port.project_id)
+        .bind(&port.name)
+        .bind(&port.description)
+        .bind(&port.mac_address)
+        .bind(port.admin_state_up)
+        .bind(&port.status)
+        .bind(&port.device_id)
+        .bind(&port.device_owner)
+        .bind(&port.security_groups)
+        .bind(&port.allowed_address_pairs)
+        .bind(port.port_security)
+        .bind(&port.binding_host)
+        .bind(&port.dns_name)
+        .bind(now)
+        .bind(&port.made_by)
+        .execute(&mut **tx)
+        .await?;
+    let ips = allocate(tx, &net.id, &port.id, subnets, &wanted).await?;
+    Ok((port, ips))
+}
+
+/// Removes a port, its addresses and any floating IP association inside
+/// the caller's transaction.
+pub(crate) async fn remove_port_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL, revision = revision + 1, \
+         updated_at = $1 WHERE port_id = $2",
+    )
+    .bind(time::now_micros())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM ip_allocations WHERE port_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM ports WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn port_created(port: &Port) {
+    tracing::info!(port_id = %port.id, network_id = %port.network_id, device_owner = %port.device_owner, "port created");
 }
 
 /// Turns a port's requested fixed IPs into (subnet, optional address)

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::networks::{check_name, some_or_null};
-use super::ports::{FixedIpRequest, NewPort};
+use super::ports::{insert_port_in, port_created, remove_port_in, FixedIpRequest, NewPort};
 use super::{seq, NetworkService};
 use crate::error::{NetworkError, Result};
 use crate::ipam::Cidr;
@@ -213,27 +213,33 @@ impl NetworkService {
         if r.gw_port_id.is_some() {
             self.clear_gateway(&r).await?;
         }
-        let (port, _) = self
-            .insert_port(
-                net,
-                NewPort {
-                    project_id: String::new(),
-                    name: String::new(),
-                    description: String::new(),
-                    admin_state_up: true,
-                    mac: None,
-                    fixed_ips: g.external_fixed_ips.clone(),
-                    device_id: router_id.to_owned(),
-                    device_owner: owner::ROUTER_GATEWAY.to_owned(),
-                    security_groups: Vec::new(),
-                    address_pairs: Vec::new(),
-                    port_security: false,
-                    binding_host: String::new(),
-                    dns_name: String::new(),
-                    status: "ACTIVE",
-                },
-            )
-            .await?;
+        // The port and the router's pointer to it in one transaction.
+        let subnets = self.network_subnets(&net.id).await?;
+        let mut tx = self.pool().begin().await?;
+        let (port, _) = insert_port_in(
+            &mut tx,
+            net,
+            &subnets,
+            NewPort {
+                project_id: String::new(),
+                name: String::new(),
+                description: String::new(),
+                admin_state_up: true,
+                mac: None,
+                fixed_ips: g.external_fixed_ips.clone(),
+                device_id: router_id.to_owned(),
+                device_owner: owner::ROUTER_GATEWAY.to_owned(),
+                security_groups: Vec::new(),
+                address_pairs: Vec::new(),
+                port_security: false,
+                binding_host: String::new(),
+                dns_name: String::new(),
+                status: "ACTIVE",
+                id: None,
+                made_by: String::new(),
+            },
+        )
+        .await?;
         sqlx::query(
             "UPDATE routers SET gw_network_id = $1, gw_port_id = $2, enable_snat = $3, revision = revision + 1, updated_at = $4 WHERE id = $5",
         )
@@ -242,8 +248,11 @@ impl NetworkService {
         .bind(flag(snat))
         .bind(time::now_micros())
         .bind(router_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        port_created(&port);
+        self.changed();
         tracing::info!(router_id, network_id = %net.id, "router gateway set");
         Ok(())
     }
@@ -264,14 +273,17 @@ impl NetworkService {
                 ),
             ));
         }
+        let mut tx = self.pool().begin().await?;
         if let Some(p) = &r.gw_port_id {
-            self.remove_port(p).await?;
+            remove_port_in(&mut tx, p).await?;
         }
         sqlx::query("UPDATE routers SET gw_network_id = NULL, gw_port_id = NULL, revision = revision + 1, updated_at = $1 WHERE id = $2")
             .bind(time::now_micros())
             .bind(&r.id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        self.changed();
         tracing::info!(router_id = %r.id, "router gateway cleared");
         Ok(())
     }
@@ -455,6 +467,8 @@ impl NetworkService {
                             binding_host: String::new(),
                             dns_name: String::new(),
                             status: "ACTIVE",
+                            id: None,
+                            made_by: String::new(),
                         },
                     )
                     .await?;
@@ -642,29 +656,35 @@ impl NetworkService {
             }]),
         };
         let id = ids::uuid_id();
-        let (port, ips) = self
-            .insert_port(
-                &net,
-                NewPort {
-                    project_id: String::new(),
-                    name: String::new(),
-                    description: String::new(),
-                    admin_state_up: true,
-                    mac: None,
-                    fixed_ips,
-                    device_id: id.clone(),
-                    device_owner: owner::FLOATING_IP.to_owned(),
-                    security_groups: Vec::new(),
-                    address_pairs: Vec::new(),
-                    port_security: false,
-                    binding_host: String::new(),
-                    dns_name: String::new(),
-                    status: "N/A",
-                },
-            )
-            .await?;
+        // The address's port and the floating IP row in one transaction.
+        let subnets = self.network_subnets(&net.id).await?;
+        let mut tx = self.pool().begin().await?;
+        let (port, ips) = insert_port_in(
+            &mut tx,
+            &net,
+            &subnets,
+            NewPort {
+                project_id: String::new(),
+                name: String::new(),
+                description: String::new(),
+                admin_state_up: true,
+                mac: None,
+                fixed_ips,
+                device_id: id.clone(),
+                device_owner: owner::FLOATING_IP.to_owned(),
+                security_groups: Vec::new(),
+                address_pairs: Vec::new(),
+                port_security: false,
+                binding_host: String::new(),
+                dns_name: String::new(),
+                status: "N/A",
+                id: None,
+                made_by: String::new(),
+            },
+        )
+        .await?;
         let Some(addr) = ips.first().map(|f| f.ip_address.clone()) else {
-            self.remove_port(&port.id).await?;
+            // Dropping the transaction rolls the port back.
             return Err(NetworkError::conflict(
                 "ExternalIpAddressExhausted",
                 format!("Unable to find any IP address on external network {nid}."),
@@ -687,8 +707,10 @@ impl NetworkService {
         .bind(assoc.as_ref().map(|a| a.fixed_ip.clone()))
         .bind(assoc.as_ref().map(|a| a.router_id.clone()))
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        port_created(&port);
         tracing::info!(floatingip_id = %id, address = %addr, "floating IP created");
         self.changed();
         self.floating_ip(&id)
@@ -856,11 +878,13 @@ impl NetworkService {
     pub async fn delete_floating_ip(&self, ctx: &AuthContext, id: &str) -> Result<()> {
         let f = self.visible_floating_ip(ctx, id).await?;
         self.check_write(ctx, "delete_floatingip", &f.project_id)?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM floatingips WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        self.remove_port(&f.floating_port_id).await?;
+        remove_port_in(&mut tx, &f.floating_port_id).await?;
+        tx.commit().await?;
         tracing::info!(floatingip_id = %id, "floating IP deleted");
         self.changed();
         Ok(())

@@ -1,0 +1,517 @@
+//! Crash safety of compute's sagas, tested by killing the process.
+//!
+//! For every failpoint of `ferro_compute::saga::FAILPOINTS`, a real
+//! `ferrostack up` process (fake hypervisor and dataplane, its own state
+//! directory, ports picked free) is armed with that failpoint and driven
+//! into it: it aborts there, as a power cut would. It is then started again
+//! on the same state, unarmed, and must finish the operation on its own: a
+//! create ends ACTIVE with its two ports, a delete ends with the server and
+//! its ports gone, no saga stays open, and the leak checker (the garbage
+//! collector's own query) finds no port, address or allocation that
+//! belongs to nothing. Runs on SQLite, and on PostgreSQL when the test
+//! command provides a server.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferro_compute::saga::FAILPOINTS;
+use ferro_test_support::{backends, fresh_database, tiny_qcow2, Backend};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// One `ferrostack up` process and what a client needs to talk to it.
+struct Proc {
+    child: Child,
+    http: reqwest::Client,
+    token: String,
+    compute: String,
+    network: String,
+    image: String,
+}
+
+fn spawn(dir: &Path, database_url: Option<&str>, failpoint: Option<&str>) -> Child {
+    let _ = std::fs::remove_file(dir.join("openrc"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrostack"));
+    cmd.arg("up")
+        .arg("--state-dir")
+        .arg(dir)
+        .args(["--hypervisor", "fake", "--host-name", "fake-host"])
+        .args(["--ephemeral-ports", "--bcrypt-cost", "4"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        );
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    match failpoint {
+        Some(f) => cmd.env("FERRO_FAILPOINTS", f),
+        None => cmd.env_remove("FERRO_FAILPOINTS"),
+    };
+    cmd.spawn().expect("starting ferrostack up")
+}
+
+async fn start(dir: &Path, database_url: Option<&str>, failpoint: Option<&str>) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut child = spawn(dir, database_url, failpoint);
+    let started = Instant::now();
+    let auth_url = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("openrc")) {
+            if let Some(l) = text.lines().find(|l| l.starts_with("export OS_AUTH_URL=")) {
+                break l
+                    .trim_start_matches("export OS_AUTH_URL=")
+                    .trim_matches('\'')
+                    .to_owned();
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ferrostack up exited at start: {status}; log: {}", log(dir));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no openrc; log: {}",
+            log(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let password = std::fs::read_to_string(dir.join("admin-password")).unwrap();
+    let http = reqwest::Client::new();
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "admin_domain"}, "password": password.trim()}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "admin_domain"}}}}});
+    let r = http
+        .post(format!("{auth_url}/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let token = r.headers()["x-subject-token"].to_str().unwrap().to_owned();
+    let catalog: Value = r.json().await.unwrap();
+    let url = |kind: &str| -> String {
+        catalog["token"]["catalog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["type"] == kind)
+            .and_then(|s| {
+                s["endpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["interface"] == "public")
+            })
+            .and_then(|e| e["url"].as_str())
+            .unwrap_or_else(|| panic!("no {kind} endpoint"))
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    Proc {
+        compute: url("compute"),
+        network: url("network"),
+        image: url("image"),
+        child,
+        http,
+        token,
+    }
+}
+
+fn log(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+impl Proc {
+    async fn call(&self, method: Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("x-auth-token", &self.token)
+            .header("openstack-api-version", "compute 2.79")
+            .timeout(Duration::from_secs(30));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status();
+                (status, r.json().await.unwrap_or(Value::Null))
+            }
+            // The process died while answering (the failpoint).
+            Err(_) => (StatusCode::BAD_GATEWAY, Value::Null),
+        }
+    }
+
+    /// A flavor, an image, and two networks with a subnet each.
+    async fn setup(&self) -> (String, String, [String; 2]) {
+        let (st, f) = self
+            .call(
+                Method::POST,
+                &format!("{}/flavors", self.compute),
+                Some(json!({"flavor": {"name": "m1.tiny", "ram": 512, "vcpus": 1, "disk": 1}})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{f}");
+        let (st, img) = self
+            .call(
+                Method::POST,
+                &format!("{}/v2/images", self.image),
+                Some(json!({"name": "tiny", "disk_format": "qcow2", "container_format": "bare"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{img}");
+        let image = img["id"].as_str().unwrap().to_owned();
+        let r = self
+            .http
+            .put(format!("{}/v2/images/{image}/file", self.image))
+            .header("x-auth-token", &self.token)
+            .header("content-type", "application/octet-stream")
+            .body(tiny_qcow2())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let mut nets = Vec::new();
+        for (i, cidr) in ["10.10.0.0/24", "10.20.0.0/24"].iter().enumerate() {
+            let (st, n) = self
+                .call(
+                    Method::POST,
+                    &format!("{}/v2.0/networks", self.network),
+                    Some(json!({"network": {"name": format!("net{i}")}})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{n}");
+            let net = n["network"]["id"].as_str().unwrap().to_owned();
+            let (st, s) = self
+                .call(
+                    Method::POST,
+                    &format!("{}/v2.0/subnets", self.network),
+                    Some(json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{s}");
+            nets.push(net);
+        }
+        (
+            f["flavor"]["id"].as_str().unwrap().to_owned(),
+            image,
+            [nets[0].clone(), nets[1].clone()],
+        )
+    }
+
+    async fn server(&self, id: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, &format!("{}/servers/{id}", self.compute), None)
+            .await
+    }
+
+    async fn wait_for(&self, id: &str, want: &str, dir: &Path) {
+        let start = Instant::now();
+        loop {
+            let (st, s) = self.server(id).await;
+            let now = match st {
+                StatusCode::NOT_FOUND => "GONE".to_owned(),
+                _ => s["server"]["status"].as_str().unwrap_or("?").to_owned(),
+            };
+            if now == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "server {id} is {now}, never {want}: {s}; log: {}",
+                log(dir)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits for the armed process to die at its failpoint.
+    async fn wait_aborted(&mut self, failpoint: &str, dir: &Path) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert_eq!(
+                    status.signal(),
+                    Some(6),
+                    "ferrostack should have aborted at {failpoint}, it ended with {status}; log: {}",
+                    log(dir)
+                );
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "failpoint {failpoint} was never reached; log: {}",
+                log(dir)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn open_db(dir: &Path, database_url: Option<&str>) -> ferro_store::Db {
+    match database_url {
+        Some(url) => ferro_store::Db::connect(url).await.unwrap(),
+        None => ferro_store::Db::open_sqlite(&dir.join("ferrostack.db"))
+            .await
+            .unwrap(),
+    }
+}
+
+async fn count(db: &ferro_store::Db, sql: &str, arg: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .bind(arg)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    n
+}
+
+/// Waits until no saga is open (the restarted process finished them).
+async fn wait_sagas_done(db: &ferro_store::Db, dir: &Path) {
+    let start = Instant::now();
+    loop {
+        let open: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT kind, step, last_error FROM sagas")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        if open.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "sagas still open: {open:?}; log: {}",
+            log(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn crash_at(backend: Backend, failpoint: &str) {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("ferro-saga-{}", uuid::Uuid::new_v4().simple()));
+    let database_url = fresh_database(backend).await;
+    let url = database_url.as_deref();
+    let mut p = start(&dir, url, Some(failpoint)).await;
+    let (flavor, image, [net_a, net_b]) = p.setup().await;
+    let boot = json!({"server": {"name": "crash", "imageRef": image, "flavorRef": flavor,
+        "networks": [{"uuid": net_a}, {"uuid": net_b}]}});
+    let creating = failpoint.starts_with("server-create.");
+    let (st, created) = p
+        .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
+        .await;
+    let id = if creating {
+        // Died during the request (no answer) or after it (202).
+        assert!(
+            st == StatusCode::ACCEPTED || st == StatusCode::BAD_GATEWAY,
+            "{st} {created}"
+        );
+        p.wait_aborted(failpoint, &dir).await;
+        None
+    } else {
+        assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+        let id = created["server"]["id"].as_str().unwrap().to_owned();
+        p.wait_for(&id, "ACTIVE", &dir).await;
+        let (st, _) = p
+            .call(Method::DELETE, &format!("{}/servers/{id}", p.compute), None)
+            .await;
+        assert!(
+            st == StatusCode::NO_CONTENT || st == StatusCode::BAD_GATEWAY,
+            "{st}"
+        );
+        p.wait_aborted(failpoint, &dir).await;
+        Some(id)
+    };
+
+    // Start again, unarmed: it must finish what the dead process began.
+    let p = start(&dir, url, None).await;
+    let db = open_db(&dir, url).await;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM servers")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            assert_eq!(ids.len(), 1, "the accepted create has one server row");
+            ids[0].0.clone()
+        }
+    };
+    p.wait_for(&id, if creating { "ACTIVE" } else { "GONE" }, &dir)
+        .await;
+    wait_sagas_done(&db, &dir).await;
+    let ports = count(&db, "SELECT COUNT(*) FROM ports WHERE device_id = $1", &id).await;
+    assert_eq!(
+        ports,
+        if creating { 2 } else { 0 },
+        "ports of server {id} after a crash at {failpoint}"
+    );
+    if creating {
+        let claims = count(
+            &db,
+            "SELECT COUNT(*) FROM allocations WHERE consumer_id = $1",
+            &id,
+        )
+        .await;
+        assert_eq!(claims, 1, "one claim for the server");
+    }
+    let leaks = ferro_compute::gc::leaks(db.pool()).await.unwrap();
+    assert!(leaks.is_empty(), "after a crash at {failpoint}: {leaks:?}");
+    db.close().await;
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_crash_at_every_failpoint_is_finished_after_restart_with_nothing_leaked() {
+    for backend in backends() {
+        for failpoint in FAILPOINTS {
+            crash_at(backend, failpoint).await;
+        }
+    }
+}
+
+/// The leak checker finds what a bug would leave (here: a server row
+/// removed behind compute's back, with its port, address and claim), and
+/// the garbage collector removes exactly that.
+#[tokio::test]
+async fn the_garbage_collector_finds_and_removes_what_belongs_to_nothing() {
+    use ferro_test_support::TestCloud;
+    for backend in backends() {
+        let tc = TestCloud::start(backend).await;
+        let admin = tc.admin_token().await;
+        let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+        let f = tc
+            .compute(
+                Method::POST,
+                "flavors",
+                &admin,
+                Some(json!({"flavor": {"name": "m1.tiny", "ram": 512, "vcpus": 1, "disk": 1}})),
+                "2.79",
+            )
+            .await;
+        let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+        let n = tc
+            .network(
+                Method::POST,
+                "networks",
+                &admin,
+                Some(json!({"network": {"name": "n"}})),
+            )
+            .await;
+        let net = n.json["network"]["id"].as_str().unwrap().to_owned();
+        let sub = tc
+            .network(
+                Method::POST,
+                "subnets",
+                &admin,
+                Some(
+                    json!({"subnet": {"network_id": net, "cidr": "10.30.0.0/24", "ip_version": 4}}),
+                ),
+            )
+            .await;
+        assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+        let pool = tc.cloud.db.pool();
+        let mut ids = Vec::new();
+        for name in ["kept", "orphaned"] {
+            let r = tc
+                .compute(
+                    Method::POST,
+                    "servers",
+                    &admin,
+                    Some(
+                        json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor,
+                        "networks": [{"uuid": net}]}}),
+                    ),
+                    "2.79",
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+            ids.push(r.json["server"]["id"].as_str().unwrap().to_owned());
+        }
+        let start = Instant::now();
+        while count(
+            &tc.cloud.db,
+            "SELECT COUNT(*) FROM sagas WHERE kind <> $1",
+            "",
+        )
+        .await
+            > 0
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the creates never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ferro_compute::gc::leaks(pool).await.unwrap(), vec![]);
+        let port: (String,) = sqlx::query_as("SELECT id FROM ports WHERE device_id = $1")
+            .bind(&ids[1])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM servers WHERE id = $1")
+            .bind(&ids[1])
+            .execute(pool)
+            .await
+            .unwrap();
+        let mut found: Vec<(&str, String)> = ferro_compute::gc::leaks(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.kind, l.id))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![("allocation", ids[1].clone()), ("port", port.0.clone()),]
+        );
+        let removed = tc.cloud.compute.collect_garbage().await.unwrap();
+        assert_eq!(removed.len(), 2);
+        assert_eq!(ferro_compute::gc::leaks(pool).await.unwrap(), vec![]);
+        assert_eq!(
+            count(
+                &tc.cloud.db,
+                "SELECT COUNT(*) FROM ip_allocations WHERE port_id = $1",
+                &port.0
+            )
+            .await,
+            0,
+            "the port's address went with it"
+        );
+        assert_eq!(
+            count(
+                &tc.cloud.db,
+                "SELECT COUNT(*) FROM ports WHERE device_id = $1",
+                &ids[0]
+            )
+            .await,
+            1,
+            "the live server keeps its port"
+        );
+        tc.stop().await;
+    }
+}
