@@ -62,7 +62,34 @@ impl ComputeService {
     }
 
     /// Runs saga `id` until it is done, waits, or reaches `stop_before`.
+    /// One task of this process drives a saga at a time: asked again while
+    /// it runs (a host's report, a kick), the running task looks once more
+    /// instead of waiting.
     pub async fn drive(self: &Arc<Self>, id: &str, stop_before: Option<&str>) -> Result<Ended> {
+        {
+            let mut d = self.driving.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(again) = d.get_mut(id) {
+                *again = true;
+                return Ok(Ended::Later);
+            }
+            d.insert(id.to_owned(), false);
+        }
+        let out = self.drive_once(id, stop_before).await;
+        self.driving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        out
+    }
+
+    /// Whether the saga was asked for again while this task drove it
+    /// (clearing the request).
+    fn asked_again(&self, id: &str) -> bool {
+        let mut d = self.driving.lock().unwrap_or_else(|p| p.into_inner());
+        d.get_mut(id).map(std::mem::take).unwrap_or(false)
+    }
+
+    async fn drive_once(self: &Arc<Self>, id: &str, stop_before: Option<&str>) -> Result<Ended> {
         let Some(mut s) = saga::take(self.pool(), id, &self.holder).await? else {
             return Ok(Ended::NotMine);
         };
@@ -86,6 +113,9 @@ impl ComputeService {
                         return Ok(Ended::NotMine);
                     }
                     s.step = step.to_owned();
+                }
+                Ok(Outcome::Wait(_)) if self.asked_again(&s.id) => {
+                    tracing::debug!(saga_id = %s.id, "asked again while waiting; looking once more");
                 }
                 Ok(Outcome::Wait(micros)) => {
                     saga::release(self.pool(), &s.id, &self.holder, None, micros).await?;

@@ -124,13 +124,14 @@ pub async fn insert(
 }
 
 /// Takes (or renews) the lease of saga `id` for `holder`: it succeeds when
-/// the lease is free, expired or already `holder`'s. `None`: another
-/// controller drives it, or it is finished.
+/// the lease is free (a waiting saga's is: its retry time only tells the
+/// scan when to look again), expired or already `holder`'s. `None`:
+/// another controller drives it, or it is finished.
 pub async fn take(pool: &sqlx::AnyPool, id: &str, holder: &str) -> Result<Option<Saga>> {
     let now = time::now_micros();
     let n = sqlx::query(
         "UPDATE sagas SET lease_holder = $1, lease_expires = $2 \
-         WHERE id = $3 AND (lease_holder = $1 OR lease_expires < $4)",
+         WHERE id = $3 AND (lease_holder = $1 OR lease_holder = '' OR lease_expires < $4)",
     )
     .bind(holder)
     .bind(now + LEASE_MICROS)

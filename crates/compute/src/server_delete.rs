@@ -179,6 +179,7 @@ impl ComputeService {
         .bind(id)
         .execute(self.pool())
         .await?;
+        tracing::info!(server_id = %id, "the host removed the server's VM");
         if let Some(open) = saga::open_for(self.pool(), saga::Kind::ServerDelete, id).await? {
             self.kick(open.id);
         }

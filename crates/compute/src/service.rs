@@ -103,6 +103,9 @@ pub struct ComputeService {
     group_lock: tokio::sync::Mutex<()>,
     /// This controller's name on the saga leases it holds.
     pub(crate) holder: String,
+    /// Sagas a task of this process is driving, and whether something
+    /// asked for them again meanwhile (see `executor`).
+    pub(crate) driving: std::sync::Mutex<HashMap<String, bool>>,
 }
 
 impl ComputeService {
@@ -125,6 +128,7 @@ impl ComputeService {
             agents: RwLock::new(HashMap::new()),
             group_lock: tokio::sync::Mutex::new(()),
             holder,
+            driving: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

@@ -167,6 +167,13 @@ impl TestCloud {
         max_limit: usize,
         local_agent: bool,
     ) -> TestCloud {
+        // FERRO_TEST_LOG=ferro_compute=debug shows a test's cloud logs.
+        if let Ok(filter) = std::env::var("FERRO_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let mut cfg = Config::new(state_dir.clone());
         cfg.database_url = database_url.clone();
         cfg.bind = IpAddr::from([127, 0, 0, 1]);
