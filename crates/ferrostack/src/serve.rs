@@ -70,8 +70,29 @@ pub async fn serve(
 
 /// The certificate a TLS client presented, if any (after rustls verified
 /// it against the server's roots), as handlers of the contract see it.
+/// Read once per connection: its fingerprint and common name are what the
+/// contract's handlers check on every request.
 #[derive(Clone, Debug, Default)]
-pub struct PeerCert(pub Option<rustls::pki_types::CertificateDer<'static>>);
+pub struct PeerCert(pub Option<Arc<Peer>>);
+
+/// A client certificate with what is derived from it.
+#[derive(Debug)]
+pub struct Peer {
+    pub der: rustls::pki_types::CertificateDer<'static>,
+    /// SHA-256 of the certificate, hex.
+    pub fingerprint: String,
+    pub common_name: Option<String>,
+}
+
+impl Peer {
+    pub fn new(der: rustls::pki_types::CertificateDer<'static>) -> Peer {
+        Peer {
+            fingerprint: crate::contract::pki::fingerprint(&der),
+            common_name: crate::contract::pki::common_name(&der),
+            der,
+        }
+    }
+}
 
 /// Serves `app` over TLS only (the contract between controllers and
 /// hosts), handing each request the client's certificate.
@@ -99,9 +120,14 @@ pub async fn serve_tls_with_peer(
                         .1
                         .peer_certificates()
                         .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
-                    let app = app.layer(axum::Extension(PeerCert(cert)));
-                    let svc = TowerToHyperService::new(app);
+                        .map(|c| Arc::new(Peer::new(c.clone().into_owned())));
+                    // The certificate goes into each request's extensions
+                    // (cheaper than layering the router per connection).
+                    let peer = PeerCert(cert);
+                    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(peer.clone());
+                        tower::ServiceExt::oneshot(app.clone(), req)
+                    });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
                 });

@@ -129,7 +129,7 @@ fn refuse(status: StatusCode, msg: &str) -> Response {
 fn from_controller(peer: &PeerCert) -> bool {
     peer.0
         .as_ref()
-        .and_then(|c| pki::common_name(c))
+        .and_then(|p| p.common_name.as_deref())
         .is_some_and(|cn| cn == pki::CONTROLLER_CN)
 }
 

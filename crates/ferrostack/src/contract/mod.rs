@@ -19,6 +19,7 @@
 
 pub mod agent_http;
 pub mod client;
+pub mod heartbeats;
 pub mod join;
 pub mod pki;
 pub mod server;
@@ -161,17 +162,19 @@ pub async fn start(
     crate::files::write_private(&pki::dir(&cfg.state_dir).join("url"), url.as_bytes())?;
     let state = Arc::new(server::ContractState {
         compute,
-        db,
+        db: db.clone(),
         ca,
         agents,
+        heartbeats: Default::default(),
+        enrolments: Default::default(),
     });
     tracing::info!(url, "host contract ready");
-    Ok(tokio::spawn(crate::serve::serve_tls_with_peer(
-        listener,
-        server::router(state),
-        tls,
-        shutdown,
-    )))
+    let beats = state.clone();
+    let beats_stop = shutdown.clone();
+    let serving = crate::serve::serve_tls_with_peer(listener, server::router(state), tls, shutdown);
+    Ok(tokio::spawn(async move {
+        tokio::join!(serving, beats.heartbeats.run(db, beats_stop));
+    }))
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! [`ControlPlane`] calls of joined agents, authenticated by their
 //! certificates.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -16,6 +18,7 @@ use ferro_compute::{ComputeService, LocalLink};
 use ferro_store::Db;
 use serde::Deserialize;
 
+use super::heartbeats::Heartbeats;
 use super::pki::{self, Ca};
 use super::store::{self, JoinError};
 use super::{agent_http, ContractError, EnrolRequest, EnrolResponse};
@@ -27,7 +30,15 @@ pub struct ContractState {
     pub ca: Arc<Ca>,
     /// How this controller reaches agents (its `controller` certificate).
     pub agents: reqwest::Client,
+    pub heartbeats: Heartbeats,
+    /// Certificate fingerprint → enrolled host, as read recently.
+    pub enrolments: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How long an enrolment read from the database is trusted: a host removed
+/// with `ferrostack host remove` (perhaps by another process) is refused at
+/// most this much later.
+const ENROLMENT_TTL: Duration = Duration::from_secs(5);
 
 type St = State<Arc<ContractState>>;
 
@@ -46,11 +57,28 @@ async fn host_of(st: &ContractState, peer: &PeerCert) -> Result<String, Response
     let Some(cert) = &peer.0 else {
         return Err(unknown());
     };
-    let host = store::host_of_cert(&st.db, &pki::fingerprint(cert))
-        .await
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")))?
-        .ok_or_else(unknown)?;
-    if pki::common_name(cert).as_deref() != Some(pki::host_cn(&host).as_str()) {
+    let cached = st
+        .enrolments
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&cert.fingerprint)
+        .filter(|(_, at)| at.elapsed() < ENROLMENT_TTL)
+        .map(|(h, _)| h.clone());
+    let host = match cached {
+        Some(h) => h,
+        None => {
+            let h = store::host_of_cert(&st.db, &cert.fingerprint)
+                .await
+                .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")))?
+                .ok_or_else(unknown)?;
+            st.enrolments
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(cert.fingerprint.clone(), (h.clone(), Instant::now()));
+            h
+        }
+    };
+    if cert.common_name.as_deref() != Some(pki::host_cn(&host).as_str()) {
         return Err(unknown());
     }
     Ok(host)
@@ -166,10 +194,8 @@ async fn heartbeat(State(st): St, Extension(peer): Extension<PeerCert>) -> Respo
         Ok(h) => h,
         Err(r) => return r,
     };
-    match link(&st, false).heartbeat(&host).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => failed(e),
-    }
+    st.heartbeats.note(&host);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Deserialize)]
