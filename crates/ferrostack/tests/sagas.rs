@@ -515,3 +515,116 @@ async fn the_garbage_collector_finds_and_removes_what_belongs_to_nothing() {
         tc.stop().await;
     }
 }
+
+/// With several controllers, a saga another controller holds a live lease
+/// on is left to it; once that lease runs out (the controller died), this
+/// one takes the saga over and finishes it.
+#[tokio::test]
+async fn a_saga_of_another_controller_is_taken_over_only_when_its_lease_runs_out() {
+    use ferro_test_support::TestCloud;
+    for backend in backends() {
+        let tc = TestCloud::start(backend).await;
+        let admin = tc.admin_token().await;
+        let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+        let f = tc
+            .compute(
+                Method::POST,
+                "flavors",
+                &admin,
+                Some(json!({"flavor": {"name": "m1.tiny", "ram": 512, "vcpus": 1, "disk": 1}})),
+                "2.79",
+            )
+            .await;
+        let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+        let r = tc
+            .compute(
+                Method::POST,
+                "servers",
+                &admin,
+                Some(
+                    json!({"server": {"name": "held", "imageRef": image, "flavorRef": flavor,
+                    "networks": "none"}}),
+                ),
+                "2.79",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+        let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+        let start = Instant::now();
+        loop {
+            let s = tc
+                .compute(Method::GET, &format!("servers/{id}"), &admin, None, "2.79")
+                .await;
+            if s.json["server"]["status"] == "ACTIVE" {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{}", s.json);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Another controller began deleting it and holds the lease.
+        let pool = tc.cloud.db.pool();
+        let now = ferro_common::time::now_micros();
+        sqlx::query("UPDATE servers SET task_state = 'deleting' WHERE id = $1")
+            .bind(&id)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO sagas (id, kind, resource_id, params, step, lease_holder, lease_expires, created_at, updated_at) \
+             VALUES ('s-other', 'server-delete', $1, '{}', 'stop', 'controller-elsewhere', $2, $3, $3)",
+        )
+        .bind(&id)
+        .bind(now + 600_000_000)
+        .bind(now)
+        .execute(pool)
+        .await
+        .unwrap();
+        // Several scans (every 2 s) and a host report later, it is untouched.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (holder, step): (String, String) =
+            sqlx::query_as("SELECT lease_holder, step FROM sagas WHERE id = 's-other'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (holder.as_str(), step.as_str()),
+            ("controller-elsewhere", "stop")
+        );
+        let s = tc
+            .compute(Method::GET, &format!("servers/{id}"), &admin, None, "2.79")
+            .await;
+        assert_eq!(s.status, StatusCode::OK);
+        // The other controller is gone: its lease runs out.
+        sqlx::query("UPDATE sagas SET lease_expires = $1 WHERE id = 's-other'")
+            .bind(ferro_common::time::now_micros() - 1)
+            .execute(pool)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let s = tc
+                .compute(Method::GET, &format!("servers/{id}"), &admin, None, "2.79")
+                .await;
+            if s.status == StatusCode::NOT_FOUND {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "never taken over: {}",
+                s.json
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            count(
+                &tc.cloud.db,
+                "SELECT COUNT(*) FROM sagas WHERE id <> $1",
+                ""
+            )
+            .await,
+            0
+        );
+        assert_eq!(ferro_compute::gc::leaks(pool).await.unwrap(), vec![]);
+        tc.stop().await;
+    }
+}
