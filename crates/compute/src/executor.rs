@@ -101,6 +101,7 @@ impl ComputeService {
             let outcome = match s.kind() {
                 Some(Kind::ServerCreate) => self.create_step(&s).await,
                 Some(Kind::ServerDelete) => self.delete_step(&s).await,
+                Some(Kind::ServerResize) => self.resize_step(&s).await,
                 None => Err(ComputeError::Internal(format!(
                     "saga {} of unknown kind {}",
                     s.id, s.kind
@@ -134,16 +135,16 @@ impl ComputeService {
                 Err(e)
                     if permanent(&e)
                         && s.unwinding == 0
-                        && s.kind() == Some(Kind::ServerCreate) =>
+                        && s.kind().and_then(Kind::undo_from).is_some() =>
                 {
+                    let undo = s.kind().and_then(Kind::undo_from).unwrap_or_default();
                     tracing::info!(saga_id = %s.id, resource_id = %s.resource_id, error = %e, "saga step refused; undoing");
                     let why = e.to_string();
-                    if !saga::unwind(self.pool(), &s.id, &self.holder, "unwind-ports", &why).await?
-                    {
+                    if !saga::unwind(self.pool(), &s.id, &self.holder, undo, &why).await? {
                         return Ok(Ended::NotMine);
                     }
                     s.unwinding = 1;
-                    s.step = "unwind-ports".into();
+                    s.step = undo.into();
                     first_error = Some(e);
                 }
                 Err(e) => {
@@ -176,7 +177,8 @@ impl ComputeService {
         {
             return Ok(());
         }
-        saga::unwind(self.pool(), saga_id, &self.holder, "unwind-ports", why).await?;
+        let undo = Kind::ServerCreate.undo_from().unwrap_or_default();
+        saga::unwind(self.pool(), saga_id, &self.holder, undo, why).await?;
         self.drive(saga_id, None).await?;
         Ok(())
     }

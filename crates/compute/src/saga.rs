@@ -39,6 +39,8 @@ pub const FAILPOINTS: &[&str] = &[
     "server-delete.accepted",
     "server-delete.stopped",
     "server-delete.port-removed",
+    "server-resize.accepted",
+    "server-resize.claimed",
 ];
 
 /// Dies here if the test armed `name` (see `ferro_common::failpoint`).
@@ -52,6 +54,7 @@ pub fn failpoint(name: &'static str) {
 pub enum Kind {
     ServerCreate,
     ServerDelete,
+    ServerResize,
 }
 
 impl Kind {
@@ -59,6 +62,17 @@ impl Kind {
         match self {
             Kind::ServerCreate => "server-create",
             Kind::ServerDelete => "server-delete",
+            Kind::ServerResize => "server-resize",
+        }
+    }
+
+    /// The first undo step of a saga of this kind refused for good, if it
+    /// undoes at all (a delete only moves forward).
+    pub fn undo_from(self) -> Option<&'static str> {
+        match self {
+            Kind::ServerCreate => Some("unwind-ports"),
+            Kind::ServerResize => Some("unwind-claim"),
+            Kind::ServerDelete => None,
         }
     }
 
@@ -66,6 +80,7 @@ impl Kind {
         match s {
             "server-create" => Some(Kind::ServerCreate),
             "server-delete" => Some(Kind::ServerDelete),
+            "server-resize" => Some(Kind::ServerResize),
             _ => None,
         }
     }

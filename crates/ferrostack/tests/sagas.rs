@@ -5,10 +5,10 @@
 //! directory, ports picked free) is armed with that failpoint and driven
 //! into it: it aborts there, as a power cut would. It is then started again
 //! on the same state, unarmed, and must finish the operation on its own: a
-//! create ends ACTIVE with its two ports, a delete ends with the server and
-//! its ports gone, no saga stays open, and the leak checker (the garbage
-//! collector's own query) finds no port, address or allocation that
-//! belongs to nothing. Runs on SQLite, and on PostgreSQL when the test
+//! create ends ACTIVE with its two ports, a resize in VERIFY_RESIZE with
+//! its reservation, a delete with the server and its ports gone; no saga
+//! stays open, and the leak checker (the garbage collector's own query)
+//! finds no port, address or allocation that belongs to nothing. Runs on SQLite, and on PostgreSQL when the test
 //! command provides a server.
 
 use std::os::unix::process::ExitStatusExt;
@@ -161,6 +161,14 @@ impl Proc {
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{f}");
+        let (st, big) = self
+            .call(
+                Method::POST,
+                &format!("{}/flavors", self.compute),
+                Some(json!({"flavor": {"name": "m1.small", "ram": 1024, "vcpus": 1, "disk": 2, "id": "small"}})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{big}");
         let (st, img) = self
             .call(
                 Method::POST,
@@ -323,6 +331,7 @@ async fn crash_at(backend: Backend, failpoint: &str) {
     let (st, created) = p
         .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
         .await;
+    let resizing = failpoint.starts_with("server-resize.");
     let id = if creating {
         // Died during the request (no answer) or after it (202).
         assert!(
@@ -335,11 +344,22 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         assert_eq!(st, StatusCode::ACCEPTED, "{created}");
         let id = created["server"]["id"].as_str().unwrap().to_owned();
         p.wait_for(&id, "ACTIVE", &dir).await;
-        let (st, _) = p
-            .call(Method::DELETE, &format!("{}/servers/{id}", p.compute), None)
-            .await;
+        let (st, _) = if resizing {
+            p.call(
+                Method::POST,
+                &format!("{}/servers/{id}/action", p.compute),
+                Some(json!({"resize": {"flavorRef": "small"}})),
+            )
+            .await
+        } else {
+            p.call(Method::DELETE, &format!("{}/servers/{id}", p.compute), None)
+                .await
+        };
         assert!(
-            st == StatusCode::NO_CONTENT || st == StatusCode::BAD_GATEWAY,
+            matches!(
+                st,
+                StatusCode::NO_CONTENT | StatusCode::ACCEPTED | StatusCode::BAD_GATEWAY
+            ),
             "{st}"
         );
         p.wait_aborted(failpoint, &dir).await;
@@ -360,16 +380,29 @@ async fn crash_at(backend: Backend, failpoint: &str) {
             ids[0].0.clone()
         }
     };
-    p.wait_for(&id, if creating { "ACTIVE" } else { "GONE" }, &dir)
-        .await;
+    let want = match (creating, resizing) {
+        (true, _) => "ACTIVE",
+        (_, true) => "VERIFY_RESIZE",
+        _ => "GONE",
+    };
+    p.wait_for(&id, want, &dir).await;
     wait_sagas_done(&db, &dir).await;
     let ports = count(&db, "SELECT COUNT(*) FROM ports WHERE device_id = $1", &id).await;
     assert_eq!(
         ports,
-        if creating { 2 } else { 0 },
+        if creating || resizing { 2 } else { 0 },
         "ports of server {id} after a crash at {failpoint}"
     );
-    if creating {
+    if resizing {
+        let reserved = count(
+            &db,
+            "SELECT COUNT(*) FROM allocations WHERE consumer_id = $1",
+            &format!("{id}-resize"),
+        )
+        .await;
+        assert_eq!(reserved, 1, "one reservation for the new flavor");
+    }
+    if creating || resizing {
         let claims = count(
             &db,
             "SELECT COUNT(*) FROM allocations WHERE consumer_id = $1",

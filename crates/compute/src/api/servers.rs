@@ -19,6 +19,7 @@ use crate::executor::Ended;
 use crate::model::Server;
 use crate::nics;
 use crate::server_create::{NewServer, Plan};
+use crate::server_resize::ResizePlan;
 use crate::service::{host_is_up, stale_unless, ComputeService};
 
 const CREATE_KEYS: &[&str] = &[
@@ -1410,58 +1411,22 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
             )));
         }
     }
-    // Take the server for the resize first (compare-and-set), so a
-    // concurrent action can't slip in between the claim and the write.
-    let taken = sqlx::query(
-        "UPDATE servers SET state_generation = state_generation + 1, task_state = 'resize_prep', updated_at = $1 \
-         WHERE id = $2 AND state_generation = $3 AND task_state IS NULL",
-    )
-    .bind(time::now_micros())
-    .bind(&srv.id)
-    .bind(srv.state_generation)
-    .execute(s.pool())
-    .await?
-    .rows_affected();
-    stale_unless(taken, &srv.id)?;
-    let give_back = || async {
-        sqlx::query(
-            "UPDATE servers SET state_generation = state_generation + 1, task_state = NULL WHERE id = $1 AND task_state = 'resize_prep'",
-        )
-        .bind(&srv.id)
-        .execute(s.pool())
-        .await
-    };
-    let consumer = format!("{}-resize", srv.id);
-    let claim = ferro_placement::inventory::Claim {
-        consumer_id: &consumer,
-        host: &host,
+    // The server is taken for the resize (compare-and-set) with the saga
+    // that claims room and applies it; no room is this request's 400.
+    let plan = ResizePlan {
+        host,
+        flavor: serde_json::to_string(&new.snapshot()).unwrap_or_default(),
+        flavor_name: new.name.clone(),
         vcpus: new.vcpus,
         memory_mb: new.ram,
         disk_gb: new.disk,
-        project_id: &srv.project_id,
-        user_id: &srv.user_id,
     };
-    let claimed = ferro_placement::inventory::claim(s.pool(), &claim, time::now_micros()).await;
-    if !matches!(claimed, Ok(true)) {
-        give_back().await?;
-        claimed?;
-        return Err(bad(format!(
-            "No valid host was found for the resize: {host} lacks room for flavor {}.",
-            new.name
-        )));
+    let saga_id = s.accept_resize(&srv, &plan).await?;
+    if let Ended::Undone(e) = s.drive(&saga_id, None).await? {
+        return Err(e);
     }
-    sqlx::query(
-        "UPDATE servers SET state_generation = state_generation + 1, old_flavor = flavor, flavor = $1, resize_seq = resize_seq + 1, task_state = 'resize_migrating', \
-         updated_at = $2 WHERE id = $3 AND task_state = 'resize_prep'",
-    )
-    .bind(serde_json::to_string(&new.snapshot()).unwrap_or_default())
-    .bind(time::now_micros())
-    .bind(&srv.id)
-    .execute(s.pool())
-    .await?;
     s.record_action(&srv.id, "resize", &c.auth, &c.request_id)
         .await?;
-    s.wake(srv.host.as_deref());
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
