@@ -741,6 +741,29 @@ pub async fn host_generation(
     Ok(g)
 }
 
+/// Every host's desired-state generation, read in one query (the rows of
+/// host `''` — changes that concern every host — count for each).
+pub async fn host_generations(
+    pool: &ferro_store::sqlx::AnyPool,
+) -> std::result::Result<HashMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT host, CAST(COALESCE(SUM(generation), 0) AS BIGINT) FROM host_generations GROUP BY host",
+    )
+    .fetch_all(pool)
+    .await?;
+    let shared = rows
+        .iter()
+        .find(|(h, _)| h.is_empty())
+        .map(|(_, g)| *g)
+        .unwrap_or(0);
+    Ok(rows
+        .into_iter()
+        .filter(|(h, _)| !h.is_empty())
+        .map(|(h, g)| (h, g + shared))
+        .chain(std::iter::once((String::new(), shared)))
+        .collect())
+}
+
 /// What `ferrostack host resync` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resync {

@@ -226,6 +226,18 @@ async fn three_hosts(backend: Backend) {
         assert_eq!(h["running_vms"], 2, "{h}");
     }
 
+    // `host list` reads every host's generation in one query; each equals
+    // what that host's desired state carries.
+    let listed = store::host_list(&tc.cloud.db).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    for line in &listed {
+        let one = ferro_compute::service::host_generation(tc.cloud.db.pool(), &line.name)
+            .await
+            .unwrap();
+        assert!(one > 0, "{}", line.name);
+        assert_eq!(line.generation, one, "{}", line.name);
+    }
+
     // A host that is still running servers can't be removed without --force.
     let busy = store::remove_host(&tc.cloud.db, "h1", false).await.unwrap();
     assert!(

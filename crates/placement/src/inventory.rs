@@ -105,6 +105,7 @@ impl HostRow {
             name: self.name.clone(),
             availability_zone: self.availability_zone.clone(),
             enabled: self.enabled(),
+            out_of_sync: self.out_of_sync.is_some(),
             up: is_up(self.heartbeat_at, self.forced_down, now, down_after),
             hypervisor_type: self.hypervisor_type.clone(),
             vcpus: self.vcpus,

@@ -15,6 +15,10 @@ pub struct HostState {
     pub name: String,
     pub availability_zone: String,
     pub enabled: bool,
+    /// The host's agent refused the controller's desired state as older
+    /// than what it applied (a controller restored from a backup): it takes
+    /// no new servers until `ferrostack host resync`.
+    pub out_of_sync: bool,
     pub up: bool,
     pub hypervisor_type: String,
     pub vcpus: i64,
@@ -126,6 +130,9 @@ impl std::fmt::Display for NoValidHost {
 }
 
 fn reject(h: &HostState, r: &Request) -> Option<String> {
+    if h.out_of_sync {
+        return Some("out of sync with the controller's database (ferrostack host resync)".into());
+    }
     if !h.enabled {
         return Some("compute service disabled".into());
     }
@@ -261,6 +268,8 @@ mod tests {
         disabled.enabled = false;
         let mut down = host("x", 8192, 0);
         down.up = false;
+        let mut behind = host("y", 8192, 0);
+        behind.out_of_sync = true;
         let mut other_az = host("z", 8192, 0);
         other_az.availability_zone = "az2".into();
         let hosts = vec![
@@ -269,6 +278,7 @@ mod tests {
             host("c", 8192, 0),
             disabled,
             down,
+            behind,
             other_az,
         ];
         let names = |r: Result<Vec<&HostState>, NoValidHost>| {
@@ -336,6 +346,16 @@ mod tests {
                 Err(()) => assert!(got.is_err(), "case {i}: {got:?}"),
             }
         }
+        // Each host left out says why.
+        let Err(no) = schedule(&hosts, &req(9000)) else {
+            panic!("nothing fits 9000 MB")
+        };
+        assert_eq!(no.reasons["d"], "compute service disabled");
+        assert_eq!(no.reasons["x"], "compute service down");
+        assert_eq!(
+            no.reasons["y"],
+            "out of sync with the controller's database (ferrostack host resync)"
+        );
     }
 
     #[test]

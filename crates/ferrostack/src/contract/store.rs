@@ -203,9 +203,11 @@ pub async fn host_list(db: &Db) -> Result<Vec<HostLine>, sqlx::Error> {
     )
     .fetch_all(db.pool())
     .await?;
+    let generations = ferro_compute::service::host_generations(db.pool()).await?;
+    let shared = generations.get("").copied().unwrap_or(0);
     let mut out = Vec::new();
     for (name, heartbeat_at, forced_down, disabled, out_of_sync, applied, agent_url) in rows {
-        let generation = ferro_compute::service::host_generation(db.pool(), &name).await?;
+        let generation = generations.get(&name).copied().unwrap_or(shared);
         out.push(HostLine {
             up: ferro_compute::service::host_is_up(heartbeat_at, forced_down),
             disabled: disabled != 0,
