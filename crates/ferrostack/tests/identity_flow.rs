@@ -384,6 +384,17 @@ async fn effective_assignments_follow_groups_and_implied_roles() {
         )
         .await;
     let g = g.id("group");
+    // Other properties are accepted, as Keystone's schema allows.
+    let extra = tc
+        .call(
+            Method::POST,
+            "groups",
+            &admin,
+            Some(json!({"group": {"name": "with-extra", "domain_id": w.d1, "project_id": "p1"}})),
+        )
+        .await;
+    assert_eq!(extra.status, StatusCode::CREATED, "{}", extra.json);
+    assert_eq!(extra.json["group"]["name"], "with-extra");
     let u2 = tc
         .call(
             Method::POST,

@@ -88,6 +88,26 @@ async fn seed_networks(tc: &TestCloud, admin: &str) -> Seed {
     assert_eq!(router.json["router"]["external_gateway_info"], Value::Null);
     assert_eq!(router.json["router"]["routes"], json!([]));
     let router = id(&router, "router");
+    // `external_gateway_info: {}` means no gateway, as in Neutron.
+    let bare = tc
+        .network(
+            Method::POST,
+            "routers",
+            admin,
+            Some(json!({"router": {"name": "bare", "external_gateway_info": {}}})),
+        )
+        .await;
+    assert_eq!(bare.status, StatusCode::CREATED, "{}", bare.json);
+    assert_eq!(bare.json["router"]["external_gateway_info"], Value::Null);
+    let gone = tc
+        .network(
+            Method::DELETE,
+            &format!("routers/{}", id(&bare, "router")),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
     let add = tc
         .network(
             Method::PUT,

@@ -802,8 +802,9 @@ pub struct GroupBody {
     group: GroupFields,
 }
 
+/// Keystone's group schema allows other properties (Tempest sends a
+/// `project_id`); they are accepted and not kept.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GroupFields {
     name: Option<String>,
     domain_id: Option<String>,

@@ -137,10 +137,11 @@ impl NetworkService {
             ));
         }
         self.check_quota(&project, "router", "routers").await?;
-        // Check the gateway before anything is written.
+        // Check the gateway before anything is written. As in Neutron, a
+        // gateway without a network (`{}`, Tempest sends it) is no gateway.
         let gw_net = match &req.external_gateway_info {
-            Some(g) => Some(self.gateway_network(ctx, g).await?),
-            None => None,
+            Some(g) if g.network_id.is_some() => Some(self.gateway_network(ctx, g).await?),
+            _ => None,
         };
         let now = time::now_micros();
         let id = ids::uuid_id();
