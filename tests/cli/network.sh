@@ -103,6 +103,9 @@ row=$(os server list | grep ' client ')
 log "$row"
 check "server list: client ACTIVE with its fixed and floating address under user1_net" bash -c \
     "echo '$row' | grep -q '| ACTIVE |' && echo '$row' | grep -Eq 'user1_net=($FLOATING_IP, $fixed|$fixed, $FLOATING_IP) '"
+check_eq "network agent list: the network node's four agents, alive" \
+    "DHCP agent True|L3 agent True|Linux bridge agent True|Metadata agent True" \
+    "$(os network agent list -f value -c 'Agent Type' -c Alive 2>&1 | sort | paste -sd'|')"
 check_eq "port list: instance, router interface, router gateway, floating IP" "4" "$(os port list -f value -c ID | wc -l)"
 check_eq "the four owners" "compute:nova network:floatingip network:router_gateway network:router_interface" \
     "$(os port list --long -f value -c 'Device Owner' | sort | tr '\n' ' ' | sed 's/ $//')"

@@ -1052,3 +1052,68 @@ async fn a_deleted_server_disappears_only_after_its_ports() {
     assert_eq!(net.status, StatusCode::NO_CONTENT, "{}", net.json);
     tc.stop().await;
 }
+
+/// `GET /v2.0/agents`: each host's agents (the all-in-one host is the
+/// network node, so it runs all four), admin only, as Neutron's.
+#[tokio::test]
+async fn agents_are_listed_per_host_for_admins() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let start = Instant::now();
+    let list = loop {
+        let r = tc.network(Method::GET, "agents", &admin, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        if r.json["agents"].as_array().unwrap().len() == 4 {
+            break r.json["agents"].as_array().unwrap().clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", r.json);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut types: Vec<&str> = list
+        .iter()
+        .map(|a| a["agent_type"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "DHCP agent",
+            "L3 agent",
+            "Linux bridge agent",
+            "Metadata agent"
+        ]
+    );
+    for a in &list {
+        assert_eq!(a["host"], "fake-host", "{a}");
+        assert_eq!(a["alive"], true, "{a}");
+        assert_eq!(a["admin_state_up"], true, "{a}");
+    }
+    let l3 = list.iter().find(|a| a["agent_type"] == "L3 agent").unwrap();
+    assert_eq!(l3["availability_zone"], "nova");
+    let id = l3["id"].as_str().unwrap();
+    let one = tc
+        .network(Method::GET, &format!("agents/{id}"), &admin, None)
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json["agent"]["binary"], "neutron-l3-agent");
+    let filtered = tc
+        .network(Method::GET, "agents?agent_type=DHCP%20agent", &admin, None)
+        .await;
+    assert_eq!(
+        filtered.json["agents"].as_array().unwrap().len(),
+        1,
+        "{}",
+        filtered.json
+    );
+    let missing = tc
+        .network(
+            Method::GET,
+            "agents/4b5c1bd6-0000-4000-8000-000000000000",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json["NeutronError"]["type"], "AgentNotFound");
+    tc.stop().await;
+}

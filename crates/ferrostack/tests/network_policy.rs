@@ -286,6 +286,7 @@ async fn every_network_endpoint_enforces_its_policy() {
             None,
             admin_only,
         ),
+        (Method::GET, "agents".into(), None, admin_only),
         (Method::DELETE, format!("ports/{doomed}"), None, p1_write),
     ];
     let mut failures = Vec::new();

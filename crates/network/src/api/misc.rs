@@ -264,3 +264,39 @@ pub async fn availability(
         availability_of(&s, &n).await?,
     ))
 }
+
+fn agent_view(a: &crate::service::Agent) -> Value {
+    let ts = |m: i64| {
+        ferro_common::time::iso_seconds(m)
+            .trim_end_matches('Z')
+            .replace('T', " ")
+    };
+    json!({
+        "id": a.id, "agent_type": a.agent_type, "binary": a.binary, "topic": a.topic,
+        "host": a.host, "admin_state_up": true, "alive": a.alive,
+        "availability_zone": a.availability_zone, "configurations": {},
+        "created_at": ts(a.started_at), "started_at": ts(a.started_at),
+        "heartbeat_timestamp": ts(a.heartbeat_at), "description": null,
+        "resources_synced": null, "ha_state": null,
+    })
+}
+
+/// `GET /v2.0/agents` (admin, as Neutron's policy).
+pub async fn agents(S(s): S<State>, Ctx(ctx): Ctx, q: Query) -> Result<Response> {
+    require_admin(&ctx, "get_agent")?;
+    let items = s.agents().await?.iter().map(agent_view).collect();
+    Ok(list_reply(&s, "agents", items, &q))
+}
+
+pub async fn agent(S(s): S<State>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response> {
+    require_admin(&ctx, "get_agent")?;
+    let a = s
+        .agents()
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| {
+            NetworkError::not_found("AgentNotFound", format!("Agent {id} could not be found."))
+        })?;
+    Ok(one(StatusCode::OK, "agent", agent_view(&a)))
+}

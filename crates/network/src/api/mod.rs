@@ -106,6 +106,8 @@ pub fn router(state: State) -> Router {
         )
         .route("/v2.0/quotas/{project}/default", get(misc::quota_default))
         .route("/v2.0/quotas/{project}/details", get(misc::quota_details))
+        .route("/v2.0/agents", get(misc::agents))
+        .route("/v2.0/agents/{id}", get(misc::agent))
         .route("/v2.0/network-ip-availabilities", get(misc::availabilities))
         .route(
             "/v2.0/network-ip-availabilities/{id}",

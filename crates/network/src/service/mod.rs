@@ -4,6 +4,7 @@
 //! Every write bumps [`NetworkService::changes`], which host agents watch to
 //! reconcile their dataplane at once instead of at their next tick.
 
+mod agents;
 mod devices;
 mod hostview;
 mod networks;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use crate::error::{NetworkError, Result};
 use crate::model::FixedIp;
 
+pub use agents::Agent;
 pub use devices::{DeviceAddress, DeviceNet};
 pub use networks::{NetworkCreate, NetworkUpdate, SubnetCreate, SubnetUpdate};
 pub use ports::{FixedIpRequest, PortCreate, PortUpdate};
