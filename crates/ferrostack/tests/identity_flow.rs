@@ -395,6 +395,21 @@ async fn effective_assignments_follow_groups_and_implied_roles() {
         .await;
     assert_eq!(extra.status, StatusCode::CREATED, "{}", extra.json);
     assert_eq!(extra.json["group"]["name"], "with-extra");
+    // A user or group in a domain that doesn't exist: 404, as Keystone's.
+    for (kind, body) in [
+        (
+            "users",
+            json!({"user": {"name": "lost", "domain_id": "nope"}}),
+        ),
+        (
+            "groups",
+            json!({"group": {"name": "lost", "domain_id": "nope"}}),
+        ),
+    ] {
+        let r = tc.call(Method::POST, kind, &admin, Some(body)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{kind}: {}", r.json);
+        assert_eq!(r.json["error"]["message"], "Could not find domain: nope.");
+    }
     let u2 = tc
         .call(
             Method::POST,

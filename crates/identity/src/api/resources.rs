@@ -90,6 +90,26 @@ async fn target_domain(
     Ok(id)
 }
 
+/// The domain of a new user or group: as [`target_domain`], but a domain
+/// that doesn't exist is 404, as Keystone's identity backend answers
+/// (projects keep the resource backend's 400).
+async fn owner_domain(
+    s: &Identity,
+    given: Option<String>,
+    caller: &ferro_common::AuthContext,
+) -> Result<String> {
+    let id = given
+        .or_else(|| caller.domain_id().map(str::to_owned))
+        .unwrap_or_else(|| "default".to_owned());
+    if store::get::<Domain>(s.pool(), "domains", &id)
+        .await?
+        .is_none()
+    {
+        return Err(IdentityError::not_found("domain", id));
+    }
+    Ok(id)
+}
+
 fn conflict(kind: &'static str, name: &str, domain_id: &str) -> IdentityError {
     IdentityError::Conflict {
         kind,
@@ -553,7 +573,7 @@ pub async fn create_user(
     let description = f.description.unwrap_or_default();
     check_text("description", &description)?;
     let extra = extra_json(f.extra)?;
-    let domain_id = target_domain(&s, f.domain_id, &c.ctx).await?;
+    let domain_id = owner_domain(&s, f.domain_id, &c.ctx).await?;
     if let Some(p) = &f.default_project_id {
         if store::get::<Project>(s.pool(), "projects", p)
             .await?
@@ -841,7 +861,7 @@ pub async fn create_group(
     check_name("name", &name, 64)?;
     let description = f.description.unwrap_or_default();
     check_text("description", &description)?;
-    let domain_id = target_domain(&s, f.domain_id, &c.ctx).await?;
+    let domain_id = owner_domain(&s, f.domain_id, &c.ctx).await?;
     if store::group_by_name(s.pool(), &domain_id, &name)
         .await?
         .is_some()
