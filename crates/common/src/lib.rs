@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod context;
 pub mod failpoint;
+pub mod host;
 pub mod ids;
 pub mod metrics;
 pub mod params;

@@ -111,6 +111,7 @@ impl ComputeService {
                         }
                     }
                 }
+                // Ports made before `made_by` existed are known by the row.
                 let made: Vec<String> = s
                     .nics()
                     .into_iter()

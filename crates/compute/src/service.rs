@@ -36,8 +36,7 @@ use serde_json::json;
 use crate::error::{ComputeError, Result};
 use crate::model::{power, Server};
 
-/// A host is down when its last heartbeat is older than this.
-pub const DOWN_AFTER_MICROS: i64 = 50_000_000;
+pub use ferro_common::host::DOWN_AFTER_MICROS;
 
 /// Whether a compute host counts as up now.
 pub fn host_is_up(heartbeat_at: i64, forced_down: i64) -> bool {

@@ -31,6 +31,16 @@ struct Proc {
     image: String,
 }
 
+/// A test that fails midway must not leave its `ferrostack up` running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn spawn(dir: &Path, database_url: Option<&str>, failpoint: Option<&str>) -> Child {
     let _ = std::fs::remove_file(dir.join("openrc"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrostack"));

@@ -79,11 +79,8 @@ pub async fn set_service(
     tx.commit().await
 }
 
-/// A host is up when it isn't forced down and heartbeated within
-/// `down_after` µs: the one rule every view of a host uses.
-pub fn is_up(heartbeat_at: i64, forced_down: i64, now: i64, down_after: i64) -> bool {
-    forced_down == 0 && now - heartbeat_at <= down_after
-}
+/// The one rule every view of a host uses (`ferro_common::host`).
+pub use ferro_common::host::is_up;
 
 impl HostRow {
     /// Whether the host takes new servers: not disabled by an operator,

@@ -71,32 +71,37 @@ async fn group_or_404(s: &Identity, id: &str) -> Result<Group> {
         .ok_or_else(|| IdentityError::not_found("group", id))
 }
 
-/// The domain a new project, user or group goes into: the one given (it must
-/// exist), else the caller's domain scope, else `default`.
+/// The domain a new project is created in: the one given, else the
+/// caller's, else `default`; one that doesn't exist is 400.
 async fn target_domain(
     s: &Identity,
     given: Option<String>,
     caller: &ferro_common::AuthContext,
 ) -> Result<String> {
-    let id = given
-        .or_else(|| caller.domain_id().map(str::to_owned))
-        .unwrap_or_else(|| "default".to_owned());
-    if store::get::<Domain>(s.pool(), "domains", &id)
-        .await?
-        .is_none()
-    {
-        return Err(IdentityError::bad(format!("Could not find domain: {id}.")));
-    }
-    Ok(id)
+    existing_domain(s, given, caller, |id| {
+        IdentityError::bad(format!("Could not find domain: {id}."))
+    })
+    .await
 }
 
 /// The domain of a new user or group: as [`target_domain`], but a domain
-/// that doesn't exist is 404, as Keystone's identity backend answers
-/// (projects keep the resource backend's 400).
+/// that doesn't exist is 404, as Keystone's identity backend answers.
 async fn owner_domain(
     s: &Identity,
     given: Option<String>,
     caller: &ferro_common::AuthContext,
+) -> Result<String> {
+    existing_domain(s, given, caller, |id| {
+        IdentityError::not_found("domain", id)
+    })
+    .await
+}
+
+async fn existing_domain(
+    s: &Identity,
+    given: Option<String>,
+    caller: &ferro_common::AuthContext,
+    missing: fn(String) -> IdentityError,
 ) -> Result<String> {
     let id = given
         .or_else(|| caller.domain_id().map(str::to_owned))
@@ -105,7 +110,7 @@ async fn owner_domain(
         .await?
         .is_none()
     {
-        return Err(IdentityError::not_found("domain", id));
+        return Err(missing(id));
     }
     Ok(id)
 }

@@ -5,16 +5,12 @@
 //! process: each is the host's ferrostack agent, alive while it
 //! heartbeats.
 
-use ferro_common::time;
+use ferro_common::{host, time};
 use ferro_store::sqlx;
 use md5::{Digest, Md5};
 
 use super::NetworkService;
 use crate::error::Result;
-
-/// A host is alive while it heartbeated within this long (as compute's
-/// `up`).
-const ALIVE_MICROS: i64 = 50_000_000;
 
 /// One agent of one host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +76,7 @@ impl NetworkService {
                     topic,
                     host: host.clone(),
                     availability_zone: zoned.then(|| zone.clone()),
-                    alive: forced_down == 0 && now - heartbeat_at <= ALIVE_MICROS,
+                    alive: host::is_up(heartbeat_at, forced_down, now, host::DOWN_AFTER_MICROS),
                     started_at,
                     heartbeat_at,
                 });
