@@ -522,7 +522,23 @@ impl ComputeService {
 
     // ---- agent reports ----
 
+    /// Applies an agent's report on a fresh read of the server; the state
+    /// it writes is decided on that read, so the write is compare-and-set
+    /// (a report must not undo a transition made meanwhile, such as a
+    /// resize's), and a report that loses the race decides again.
     async fn apply_report(self: &Arc<Self>, host: &str, r: Report) -> Result<()> {
+        for _ in 0..4 {
+            match self.apply_report_once(host, &r).await {
+                Err(ComputeError::Stale(id)) => {
+                    tracing::debug!(server_id = %id, "the server changed under a report; deciding again");
+                }
+                other => return other,
+            }
+        }
+        self.apply_report_once(host, &r).await
+    }
+
+    async fn apply_report_once(self: &Arc<Self>, host: &str, r: &Report) -> Result<()> {
         let row: Option<Server> = sqlx::query_as("SELECT * FROM servers WHERE id = $1")
             .bind(&r.id)
             .fetch_optional(self.pool())
@@ -591,13 +607,15 @@ impl ComputeService {
             }
             Observed::Failed(msg) => {
                 let fault = json!({"code": 500, "message": msg, "created": time::iso_seconds(now)});
-                sqlx::query("UPDATE servers SET state_generation = state_generation + 1, task_state = NULL, fault = $1, updated_at = $2 WHERE id = $3")
+                let written = sqlx::query("UPDATE servers SET state_generation = state_generation + 1, task_state = NULL, fault = $1, updated_at = $2 WHERE id = $3 AND state_generation = $4")
                     .bind(fault.to_string())
                     .bind(now)
                     .bind(&s.id)
+                    .bind(s.state_generation)
                     .execute(self.pool())
-                    .await?;
-                return Ok(());
+                    .await?
+                    .rows_affected();
+                return stale_unless(written, &s.id);
             }
             Observed::Running => settle("active", power::RUNNING),
             Observed::Paused => settle("paused", power::PAUSED),
@@ -627,9 +645,9 @@ impl ComputeService {
         } else {
             vm_state
         };
-        sqlx::query(
+        let written = sqlx::query(
             "UPDATE servers SET state_generation = state_generation + 1, vm_state = $1, power_state = $2, task_state = $3, launched_at = $4, \
-             fault = CASE WHEN $1 = 'active' THEN NULL ELSE fault END, updated_at = $5 WHERE id = $6",
+             fault = CASE WHEN $1 = 'active' THEN NULL ELSE fault END, updated_at = $5 WHERE id = $6 AND state_generation = $7",
         )
         .bind(&vm_state)
         .bind(power_state)
@@ -637,8 +655,11 @@ impl ComputeService {
         .bind(launched)
         .bind(now)
         .bind(&s.id)
+        .bind(s.state_generation)
         .execute(self.pool())
-        .await?;
+        .await?
+        .rows_affected();
+        stale_unless(written, &s.id)?;
         if vm_state == "active" && s.vm_state != "active" {
             if let Err(e) = self.network.set_device_status(&s.id, "ACTIVE").await {
                 tracing::warn!(server_id = %s.id, error = %e, "marking ports active failed");
