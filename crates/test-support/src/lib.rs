@@ -45,23 +45,27 @@ pub struct TestCloud {
     local_agent: bool,
 }
 
-/// The contract port of the cloud in `state_dir`: chosen free on first
-/// start and kept, so joined hosts find a restarted controller again.
+/// The contract port of the cloud in `state_dir`: 0 (the cloud picks a
+/// free one, no race with parallel tests) on first start, then the one it
+/// picked, kept so joined hosts find a restarted controller again.
 fn contract_port(state_dir: &std::path::Path) -> u16 {
-    let f = state_dir.join("test-contract-port");
-    if let Some(p) = std::fs::read_to_string(&f)
+    std::fs::read_to_string(state_dir.join("test-contract-port"))
         .ok()
         .and_then(|p| p.trim().parse().ok())
-    {
-        return p;
+        .unwrap_or(0)
+}
+
+fn keep_contract_port(state_dir: &std::path::Path, contract_url: &str) {
+    let f = state_dir.join("test-contract-port");
+    if f.exists() {
+        return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    std::fs::create_dir_all(state_dir).expect("state dir");
-    std::fs::write(&f, port.to_string()).expect("writing the contract port");
-    port
+    let port = contract_url
+        .rsplit(':')
+        .next()
+        .map(|p| p.trim_end_matches('/'))
+        .unwrap_or_default();
+    std::fs::write(&f, port).expect("writing the contract port");
 }
 
 /// A copy of a stopped cloud's database.
@@ -192,6 +196,7 @@ impl TestCloud {
         cfg.max_limit = max_limit;
         cfg.local_agent = local_agent;
         let cloud = Cloud::start(cfg).await.expect("starting the cloud");
+        keep_contract_port(&state_dir, &cloud.contract_url);
         let mut http = reqwest::Client::builder();
         if let Some(ca) = &cloud.ca_cert {
             let pem = std::fs::read(ca).expect("reading the CA");
