@@ -12,5 +12,5 @@ pub mod spec;
 
 pub use spec::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, LinkError, MetadataTarget,
-    NicSpec, Observed, Power, Report,
+    NicSpec, Observed, Power, Report, VolumeSpec,
 };

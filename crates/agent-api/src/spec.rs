@@ -59,6 +59,21 @@ pub struct InstanceSpec {
     /// Its network interfaces, in order.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
+    /// The volumes it should have plugged in, in attach order.
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A volume an instance should have: a disk file the host opens (on the
+/// volume service's host, for now), shown to the guest as a virtio disk
+/// whose serial is the volume id (as Nova's libvirt driver does).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub volume_id: String,
+    /// `/dev/vdb`, as the API reported it (the guest may name it otherwise).
+    pub device: String,
+    pub path: String,
+    pub format: String,
 }
 
 /// One network interface of an instance: a port of the network service.
@@ -120,6 +135,10 @@ pub struct Report {
     pub applied_reboot_seq: i64,
     pub applied_rebuild_seq: i64,
     pub applied_resize_seq: i64,
+    /// The volumes plugged in now (ids); for an instance that is shut
+    /// down, those it will start with.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// What a host offers.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::spec::InstanceSpec;
+use crate::spec::{InstanceSpec, VolumeSpec};
 
 /// What a driver sees of an instance right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +62,12 @@ pub trait Hypervisor: Send + Sync + 'static {
     async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String>;
     /// Ids of the instances present on this host.
     async fn instances(&self) -> Vec<String>;
+    /// Ids of the volumes plugged into a running instance.
+    async fn volumes(&self, id: &str) -> Result<Vec<String>>;
+    /// Plugs a volume into a running instance.
+    async fn attach_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()>;
+    /// Unplugs a volume from a running instance; true once it is gone.
+    async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<bool>;
 }
 
 /// Runs a command to completion; a failure records the command line, the

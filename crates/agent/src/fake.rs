@@ -8,12 +8,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::driver::{DriverError, Hypervisor, PowerState, Result};
-use crate::spec::InstanceSpec;
+use crate::spec::{InstanceSpec, VolumeSpec};
 
 #[derive(Default)]
 pub struct FakeDriver {
     states: Mutex<HashMap<String, PowerState>>,
     calls: Mutex<Vec<String>>,
+    /// Volumes plugged into each instance.
+    plugged: Mutex<HashMap<String, Vec<String>>>,
     /// Spawns of instances whose display name contains this fail.
     pub fail_spawn_matching: Option<String>,
 }
@@ -34,6 +36,16 @@ impl FakeDriver {
     fn record(&self, call: String) {
         if let Ok(mut c) = self.calls.lock() {
             c.push(call);
+        }
+    }
+
+    /// A (re)started instance has the spec's volumes.
+    fn boot_volumes(&self, spec: &InstanceSpec) {
+        if let Ok(mut p) = self.plugged.lock() {
+            p.insert(
+                spec.id.clone(),
+                spec.volumes.iter().map(|v| v.volume_id.clone()).collect(),
+            );
         }
     }
 
@@ -73,12 +85,14 @@ impl Hypervisor for FakeDriver {
             }
         }
         self.set(&spec.id, PowerState::Running);
+        self.boot_volumes(spec);
         Ok(())
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<()> {
         self.record(format!("start {}", spec.id));
         self.set(&spec.id, PowerState::Running);
+        self.boot_volumes(spec);
         Ok(())
     }
 
@@ -120,6 +134,9 @@ impl Hypervisor for FakeDriver {
     async fn destroy(&self, id: &str) -> Result<()> {
         self.record(format!("destroy {id}"));
         self.set(id, PowerState::Absent);
+        if let Ok(mut p) = self.plugged.lock() {
+            p.remove(id);
+        }
         Ok(())
     }
 
@@ -132,5 +149,34 @@ impl Hypervisor for FakeDriver {
             .lock()
             .map(|s| s.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    async fn volumes(&self, id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .plugged
+            .lock()
+            .map(|p| p.get(id).cloned().unwrap_or_default())
+            .unwrap_or_default())
+    }
+
+    async fn attach_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()> {
+        self.record(format!("attach {} to {id}", volume.volume_id));
+        if let Ok(mut p) = self.plugged.lock() {
+            let v = p.entry(id.to_owned()).or_default();
+            if !v.contains(&volume.volume_id) {
+                v.push(volume.volume_id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<bool> {
+        self.record(format!("detach {volume_id} from {id}"));
+        if let Ok(mut p) = self.plugged.lock() {
+            if let Some(v) = p.get_mut(id) {
+                v.retain(|x| x != volume_id);
+            }
+        }
+        Ok(true)
     }
 }

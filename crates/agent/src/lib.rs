@@ -11,6 +11,7 @@ pub mod configdrive;
 pub mod dataplane;
 pub mod driver;
 pub mod fake;
+pub mod hotplug;
 pub mod metadata;
 pub mod qemu;
 pub mod qmp;

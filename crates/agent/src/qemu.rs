@@ -34,7 +34,7 @@ use tokio::sync::Mutex;
 use crate::configdrive;
 use crate::driver::{run, DriverError, Hypervisor, PowerState, Result};
 use crate::qmp;
-use crate::spec::InstanceSpec;
+use crate::spec::{InstanceSpec, VolumeSpec};
 
 const QEMU: &str = "qemu-system-x86_64";
 
@@ -314,6 +314,7 @@ impl QemuDriver {
             "-device".into(), "virtio-rng-pci,rng=rng0".into(),
             "-daemonize".into(), "-pidfile".into(), p("qemu.pid"),
         ];
+        args.extend(crate::hotplug::launch_args(&spec.volumes));
         // The dataplane made each tap and plugged it into its network's bridge.
         for (i, nic) in spec.nics.iter().enumerate() {
             args.push("-netdev".into());
@@ -517,6 +518,18 @@ impl Hypervisor for QemuDriver {
             }
             None => text,
         })
+    }
+
+    async fn volumes(&self, id: &str) -> Result<Vec<String>> {
+        crate::hotplug::plugged(&self.qmp_sock(id)).await
+    }
+
+    async fn attach_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()> {
+        crate::hotplug::plug(&self.qmp_sock(id), volume).await
+    }
+
+    async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<bool> {
+        crate::hotplug::unplug(&self.qmp_sock(id), volume_id).await
     }
 
     async fn instances(&self) -> Vec<String> {

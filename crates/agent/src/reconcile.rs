@@ -264,6 +264,7 @@ impl Agent {
                 )
             }
         };
+        let volumes = self.converge_volumes(&spec, &observed).await;
         let report = Report {
             id: spec.id.clone(),
             generation,
@@ -271,6 +272,7 @@ impl Agent {
             applied_reboot_seq: applied.reboot_seq,
             applied_rebuild_seq: applied.rebuild_seq,
             applied_resize_seq: applied.resize_seq,
+            volumes,
         };
         let unchanged = self
             .reported
@@ -300,6 +302,39 @@ impl Agent {
             }
             Err(e) => tracing::warn!(server_id = %spec.id, error = %e, "reporting failed"),
         }
+    }
+
+    /// Plugs in and unplugs volumes of a running instance until they are
+    /// those of the spec, and says which it has now. A stopped instance
+    /// starts with the spec's (they are on its command line).
+    async fn converge_volumes(&self, spec: &InstanceSpec, observed: &Observed) -> Vec<String> {
+        let wanted: Vec<String> = spec.volumes.iter().map(|v| v.volume_id.clone()).collect();
+        match observed {
+            Observed::Running | Observed::Paused | Observed::Suspended => {}
+            Observed::Shutdown => return wanted,
+            Observed::Absent | Observed::Failed(_) => return Vec::new(),
+        }
+        let d = &self.driver;
+        let have = match d.volumes(&spec.id).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(server_id = %spec.id, error = %e, "listing plugged volumes failed");
+                return Vec::new();
+            }
+        };
+        for v in &spec.volumes {
+            if !have.contains(&v.volume_id) {
+                if let Err(e) = d.attach_volume(&spec.id, v).await {
+                    tracing::error!(server_id = %spec.id, volume_id = %v.volume_id, error = %e, "plugging a volume in failed");
+                }
+            }
+        }
+        for id in have.iter().filter(|h| !wanted.contains(h)) {
+            if let Err(e) = d.detach_volume(&spec.id, id).await {
+                tracing::error!(server_id = %spec.id, volume_id = %id, error = %e, "unplugging a volume failed");
+            }
+        }
+        d.volumes(&spec.id).await.unwrap_or(have)
     }
 
     async fn image(&self, spec: &InstanceSpec) -> Result<(PathBuf, String), String> {

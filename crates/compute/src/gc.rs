@@ -1,8 +1,8 @@
 //! The garbage collector: finds what belongs to no live resource — ports
 //! compute made for a server that no longer exists, a floating IP's or a
 //! router's port whose floating IP or router is gone, addresses of ports
-//! that no longer exist, placement allocations of no server — removes each
-//! and logs it.
+//! that no longer exist, placement allocations of no server, volume
+//! mappings and attachments of no server — removes each and logs it.
 //!
 //! With sagas writing the server row first and removing it last, nothing
 //! should ever be found; the collector is the backstop for what a bug, an
@@ -19,7 +19,8 @@ use crate::service::ComputeService;
 /// One thing that belongs to nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leak {
-    /// `port`, `ip_allocation` or `allocation`.
+    /// `port`, `ip_allocation`, `allocation`, `volume_mapping` or
+    /// `volume_attachment`.
     pub kind: &'static str,
     pub id: String,
     /// The resource it names that does not exist.
@@ -89,6 +90,31 @@ pub async fn leaks(pool: &sqlx::AnyPool) -> Result<Vec<Leak>> {
         owner: id.trim_end_matches("-resize").to_owned(),
         id,
     }));
+    let mappings: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, server_id FROM block_device_mappings \
+         WHERE server_id NOT IN (SELECT id FROM servers) ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    out.extend(mappings.into_iter().map(|(id, owner)| Leak {
+        kind: "volume_mapping",
+        id,
+        owner,
+    }));
+    // A volume held for a server that is gone, with no saga still at work
+    // on the attachment.
+    let attachments: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, server_id FROM volume_attachments WHERE server_id IS NOT NULL \
+         AND server_id NOT IN (SELECT id FROM servers) \
+         AND id NOT IN (SELECT resource_id FROM sagas) ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    out.extend(attachments.into_iter().map(|(id, owner)| Leak {
+        kind: "volume_attachment",
+        id,
+        owner,
+    }));
     Ok(out)
 }
 
@@ -111,6 +137,17 @@ impl ComputeService {
                     .bind(&l.id)
                     .execute(self.pool())
                     .await?;
+                }
+                "volume_mapping" => {
+                    sqlx::query("DELETE FROM block_device_mappings WHERE id = $1")
+                        .bind(&l.id)
+                        .execute(self.pool())
+                        .await?;
+                }
+                "volume_attachment" => {
+                    if let Some(api) = self.volumes.get() {
+                        api.release(&l.id).await?;
+                    }
                 }
                 _ => {
                     ferro_placement::inventory::release(self.pool(), &l.id).await?;

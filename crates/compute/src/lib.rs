@@ -20,6 +20,8 @@ pub mod server_groups;
 pub mod server_resize;
 pub mod service;
 pub mod usage;
+pub mod volume_attach;
+pub mod volumes;
 
 pub use api::router;
 pub use service::{ComputeService, LocalLink};

@@ -41,6 +41,11 @@ pub const FAILPOINTS: &[&str] = &[
     "server-delete.port-removed",
     "server-resize.accepted",
     "server-resize.claimed",
+    "volume-attach.accepted",
+    "volume-attach.reserved",
+    "volume-attach.plugged",
+    "volume-detach.accepted",
+    "volume-detach.unplugged",
 ];
 
 /// Dies here if the test armed `name` (see `ferro_common::failpoint`).
@@ -55,6 +60,8 @@ pub enum Kind {
     ServerCreate,
     ServerDelete,
     ServerResize,
+    VolumeAttach,
+    VolumeDetach,
 }
 
 impl Kind {
@@ -63,6 +70,8 @@ impl Kind {
             Kind::ServerCreate => "server-create",
             Kind::ServerDelete => "server-delete",
             Kind::ServerResize => "server-resize",
+            Kind::VolumeAttach => "volume-attach",
+            Kind::VolumeDetach => "volume-detach",
         }
     }
 
@@ -72,7 +81,8 @@ impl Kind {
         match self {
             Kind::ServerCreate => Some("unwind-ports"),
             Kind::ServerResize => Some("unwind-claim"),
-            Kind::ServerDelete => None,
+            Kind::VolumeAttach => Some("unwind-plug"),
+            Kind::ServerDelete | Kind::VolumeDetach => None,
         }
     }
 
@@ -81,6 +91,8 @@ impl Kind {
             "server-create" => Some(Kind::ServerCreate),
             "server-delete" => Some(Kind::ServerDelete),
             "server-resize" => Some(Kind::ServerResize),
+            "volume-attach" => Some(Kind::VolumeAttach),
+            "volume-detach" => Some(Kind::VolumeDetach),
             _ => None,
         }
     }

@@ -135,6 +135,7 @@ impl ComputeService {
                 Ok(Outcome::Next("purge"))
             }
             "purge" => {
+                self.release_volumes(id).await?;
                 let mut tx = self.pool().begin().await?;
                 sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
                     .bind(id)

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use ferro_agent_api::netspec::HostNetwork;
-use ferro_agent_api::spec::{LinkError, MetadataTarget, NicSpec};
+use ferro_agent_api::spec::{LinkError, MetadataTarget, NicSpec, VolumeSpec};
 use ferro_agent_api::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
 };
@@ -105,6 +105,8 @@ pub struct ComputeService {
     /// Sagas a task of this process is driving, and whether something
     /// asked for them again meanwhile (see `executor`).
     pub(crate) driving: std::sync::Mutex<HashMap<String, bool>>,
+    /// The block storage service, once the binary wires it.
+    pub(crate) volumes: std::sync::OnceLock<Arc<dyn crate::volumes::VolumeApi>>,
 }
 
 impl ComputeService {
@@ -128,6 +130,7 @@ impl ComputeService {
             group_lock: tokio::sync::Mutex::new(()),
             holder,
             driving: std::sync::Mutex::new(HashMap::new()),
+            volumes: std::sync::OnceLock::new(),
         })
     }
 
@@ -547,6 +550,9 @@ impl ComputeService {
         if s.host.as_deref() != Some(host) {
             return Ok(());
         }
+        if !matches!(r.observed, Observed::Failed(_)) {
+            self.volumes_reported(&s.id, &r.volumes).await?;
+        }
         let now = time::now_micros();
         let seqs_done = r.applied_reboot_seq >= s.reboot_seq
             && r.applied_rebuild_seq >= s.rebuild_seq
@@ -671,7 +677,12 @@ impl ComputeService {
         Ok(())
     }
 
-    fn spec_of(&self, s: &Server, nics: Vec<NicSpec>) -> InstanceSpec {
+    /// Wires the block storage service (once).
+    pub fn set_volumes(&self, api: Arc<dyn crate::volumes::VolumeApi>) {
+        let _ = self.volumes.set(api);
+    }
+
+    fn spec_of(&self, s: &Server, nics: Vec<NicSpec>, volumes: Vec<VolumeSpec>) -> InstanceSpec {
         let flavor = s.flavor();
         InstanceSpec {
             id: s.id.clone(),
@@ -701,6 +712,7 @@ impl ComputeService {
             resize_seq: s.resize_seq,
             deleted: s.deleting(),
             nics,
+            volumes,
         }
     }
 }
@@ -1001,12 +1013,33 @@ impl ControlPlane for LocalLink {
             .host_network(host, self.network_node)
             .await
             .map_err(link)?;
+        let mut disks = crate::volumes::wanted_on(c.pool(), host)
+            .await
+            .map_err(link)?;
+        let api = c.volumes.get();
         let instances = {
             let mut nics = nics_by_server(&network);
             rows.iter()
                 .map(|s| {
                     let n = nics.remove(s.id.as_str()).unwrap_or_default();
-                    c.spec_of(s, n)
+                    let v = match api {
+                        Some(api) => disks
+                            .remove(&s.id)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|m| {
+                                let conn = api.connection(&m.volume_id);
+                                VolumeSpec {
+                                    volume_id: m.volume_id,
+                                    device: m.device,
+                                    path: conn.path,
+                                    format: conn.format,
+                                }
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    c.spec_of(s, n, v)
                 })
                 .collect()
         };
@@ -1047,6 +1080,7 @@ impl ControlPlane for LocalLink {
                 nics_by_server(&network)
                     .remove(s.id.as_str())
                     .unwrap_or_default(),
+                Vec::new(),
             ),
             fixed_ip: ip.to_owned(),
             floating_ip,

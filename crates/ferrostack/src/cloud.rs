@@ -21,6 +21,7 @@ use ferro_image::{ImageService, LocalStore};
 use ferro_network::{NetworkConfig, NetworkService};
 use ferro_placement::api::Placement;
 use ferro_store::Db;
+use ferro_volume::VolumeService;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -59,6 +60,11 @@ pub struct Config {
     pub network_port: u16,
     /// Dashboard port (the web console); 0 picks a free one.
     pub dashboard_port: u16,
+    /// Block storage API port (Cinder's 8776); 0 picks a free one.
+    pub volume_port: u16,
+    /// Volumes in memory (a recording fake) instead of qcow2 files; the
+    /// default with the fake hypervisor.
+    pub fake_volumes: Option<bool>,
     /// Physical networks and the host bridges they are reached through
     /// (`physnet1:br-ex`, as in the seed).
     pub bridge_mappings: Vec<(String, String)>,
@@ -108,6 +114,8 @@ impl Config {
             placement_port: 8778,
             network_port: 9696,
             dashboard_port: 8080,
+            volume_port: 8776,
+            fake_volumes: None,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
             external_cidr: None,
             external_nat: false,
@@ -136,12 +144,15 @@ pub struct Cloud {
     pub compute_url: String,
     pub placement_url: String,
     pub network_url: String,
+    /// `http(s)://host:port/v3`
+    pub volume_url: String,
     /// Where the web console is (`http(s)://host:port/`).
     pub dashboard_url: String,
     /// Where joined hosts reach the contract (`https://host:port`).
     pub contract_url: String,
     pub compute: Arc<ComputeService>,
     pub network: Arc<NetworkService>,
+    pub volumes: Arc<VolumeService>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -227,6 +238,7 @@ impl Cloud {
         let placement_listener = bind(&cfg, cfg.placement_port, "placement").await?;
         let network_listener = bind(&cfg, cfg.network_port, "network").await?;
         let dashboard_listener = bind(&cfg, cfg.dashboard_port, "dashboard").await?;
+        let volume_listener = bind(&cfg, cfg.volume_port, "block storage").await?;
         let contract_listener = bind(&cfg, cfg.contract_port, "host contract").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -253,6 +265,8 @@ impl Cloud {
         let placement_url = url_of(&placement_listener)?;
         let network_url = url_of(&network_listener)?;
         let dashboard_url = format!("{}/", url_of(&dashboard_listener)?);
+        let volume_base = url_of(&volume_listener)?;
+        let volume_url = format!("{volume_base}/v3");
         let contract_url = format!(
             "https://{host_in_url}:{}",
             contract_listener.local_addr()?.port()
@@ -265,6 +279,8 @@ impl Cloud {
             ("compute", "nova", &compute_url),
             ("placement", "placement", &placement_url),
             ("network", "neutron", &network_url),
+            ("block-storage", "cinder", &volume_url),
+            ("volumev3", "cinderv3", &volume_url),
         ] {
             identity
                 .register_service(kind, name, url, region)
@@ -284,6 +300,30 @@ impl Cloud {
             base_url: image_url.clone(),
         });
 
+        let fake_volumes = cfg
+            .fake_volumes
+            .unwrap_or(cfg.hypervisor == Hypervisor::Fake);
+        let volume_backend: Arc<dyn ferro_volume::Backend> = if fake_volumes {
+            Arc::new(ferro_volume::FakeBackend::default())
+        } else {
+            Arc::new(
+                ferro_volume::LocalBackend::new(&cfg.state_dir.join("volumes"))
+                    .context("creating the volume directory")?,
+            )
+        };
+        let volumes = VolumeService::new(
+            db.clone(),
+            auth.clone(),
+            volume_base.clone(),
+            images.clone(),
+            volume_backend,
+            &cfg.host_name.clone().unwrap_or_else(host::hostname),
+        );
+        volumes
+            .ensure_default_type()
+            .await
+            .map_err(|e| anyhow::anyhow!("making the default volume type: {e}"))?;
+
         let network = Arc::new(NetworkService::new(
             db.clone(),
             auth.clone(),
@@ -302,6 +342,7 @@ impl Cloud {
             cfg.max_limit,
             controller_id(&cfg.state_dir)?,
         );
+        compute.set_volumes(Arc::new(crate::volume_link::VolumeLink(volumes.clone())));
         let placement = Arc::new(Placement {
             db: db.clone(),
             auth: auth.clone(),
@@ -321,6 +362,8 @@ impl Cloud {
             with_common_layers(ferro_compute::router(compute.clone()), &metrics, "compute");
         let network_app =
             with_common_layers(ferro_network::router(network.clone()), &metrics, "network");
+        let volume_app =
+            with_common_layers(ferro_volume::router(volumes.clone()), &metrics, "volume");
         let placement_app = with_common_layers(
             ferro_placement::api::router(placement),
             &metrics,
@@ -335,6 +378,7 @@ impl Cloud {
                 ("compute", compute_app.clone()),
                 ("network", network_app.clone()),
                 ("placement", placement_app.clone()),
+                ("volume", volume_app.clone()),
             ]
             .into_iter()
             .collect(),
@@ -378,9 +422,16 @@ impl Cloud {
             tokio::spawn(serve::serve(
                 dashboard_listener,
                 dashboard_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(
+                volume_listener,
+                volume_app,
                 server_tls,
                 rx.clone(),
             )),
+            tokio::spawn(volumes.clone().run_worker(rx.clone())),
             tokio::spawn(wake_on_network_changes(compute.clone(), rx.clone())),
         ];
         let contract = crate::contract::start(
@@ -446,10 +497,12 @@ impl Cloud {
             compute_url,
             placement_url,
             network_url,
+            volume_url,
             dashboard_url,
             contract_url,
             compute,
             network,
+            volumes,
             openrc,
             ca_cert,
             admin_password: password,

@@ -10,5 +10,6 @@ pub mod host;
 pub mod openrc;
 pub mod serve;
 pub mod tls;
+pub mod volume_link;
 
 pub use cloud::{Cloud, Config, Hypervisor};

@@ -82,6 +82,9 @@ struct UpArgs {
     /// Port of the dashboard, the web console (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     dashboard_port: u16,
+    /// Port of the block storage API (0 picks a free one).
+    #[arg(long, default_value_t = 8776)]
+    volume_port: u16,
     /// Physical network to host bridge mappings, comma separated.
     #[arg(long, default_value = "physnet1:br-ex")]
     bridge_mappings: String,
@@ -464,6 +467,8 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
             a.placement_port
         },
         network_port: if a.ephemeral_ports { 0 } else { a.network_port },
+        volume_port: if a.ephemeral_ports { 0 } else { a.volume_port },
+        fake_volumes: None,
         dashboard_port: if a.ephemeral_ports {
             0
         } else {

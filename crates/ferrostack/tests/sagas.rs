@@ -29,6 +29,7 @@ struct Proc {
     compute: String,
     network: String,
     image: String,
+    volume: String,
 }
 
 /// A test that fails midway must not leave its `ferrostack up` running.
@@ -128,6 +129,7 @@ async fn start(dir: &Path, database_url: Option<&str>, failpoint: Option<&str>) 
         compute: url("compute"),
         network: url("network"),
         image: url("image"),
+        volume: url("block-storage"),
         child,
         http,
         token,
@@ -229,6 +231,54 @@ impl Proc {
     async fn server(&self, id: &str) -> (StatusCode, Value) {
         self.call(Method::GET, &format!("{}/servers/{id}", self.compute), None)
             .await
+    }
+
+    /// A 1 GiB volume, once it is available.
+    async fn volume(&self, dir: &Path) -> String {
+        let (st, v) = self
+            .call(
+                Method::POST,
+                &format!("{}/volumes", self.volume),
+                Some(json!({"volume": {"size": 1, "name": "v"}})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+        let id = v["volume"]["id"].as_str().unwrap().to_owned();
+        self.wait_volume(&id, "available", dir).await;
+        id
+    }
+
+    async fn wait_volume(&self, id: &str, want: &str, dir: &Path) {
+        let start = Instant::now();
+        loop {
+            let (_, v) = self
+                .call(Method::GET, &format!("{}/volumes/{id}", self.volume), None)
+                .await;
+            if v["volume"]["status"] == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "volume {id} never {want}: {v}; log: {}",
+                log(dir)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn attachments(&self, server: &str) -> Vec<Value> {
+        let (st, a) = self
+            .call(
+                Method::GET,
+                &format!("{}/servers/{server}/os-volume_attachments", self.compute),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{a}");
+        a["volumeAttachments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     async fn wait_for(&self, id: &str, want: &str, dir: &Path) {
@@ -342,6 +392,12 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
         .await;
     let resizing = failpoint.starts_with("server-resize.");
+    if failpoint.starts_with("volume-") {
+        assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+        let id = created["server"]["id"].as_str().unwrap().to_owned();
+        p.wait_for(&id, "ACTIVE", &dir).await;
+        return crash_in_volume_saga(p, &dir, url, failpoint, &id).await;
+    }
     let id = if creating {
         // Died during the request (no answer) or after it (202).
         assert!(
@@ -426,6 +482,73 @@ async fn crash_at(backend: Backend, failpoint: &str) {
     db.close().await;
     p.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Attach (and, for a detach failpoint, detach) a volume with the process
+/// armed; after the restart the saga has finished: attached, or detached.
+async fn crash_in_volume_saga(
+    mut p: Proc,
+    dir: &Path,
+    url: Option<&str>,
+    failpoint: &str,
+    server: &str,
+) {
+    let vol = p.volume(dir).await;
+    let attach = json!({"volumeAttachment": {"volumeId": vol}});
+    let path = format!("{}/servers/{server}/os-volume_attachments", p.compute);
+    let (st, a) = p.call(Method::POST, &path, Some(attach)).await;
+    let detaching = failpoint.starts_with("volume-detach.");
+    if detaching {
+        assert_eq!(st, StatusCode::OK, "{a}");
+        assert_eq!(a["volumeAttachment"]["device"], "/dev/vdb", "{a}");
+        p.wait_volume(&vol, "in-use", dir).await;
+        let (st, _) = p.call(Method::DELETE, &format!("{path}/{vol}"), None).await;
+        assert!(
+            matches!(st, StatusCode::ACCEPTED | StatusCode::BAD_GATEWAY),
+            "{st}"
+        );
+    } else {
+        assert!(
+            matches!(st, StatusCode::OK | StatusCode::BAD_GATEWAY),
+            "{st} {a}"
+        );
+    }
+    p.wait_aborted(failpoint, dir).await;
+
+    let p = start(dir, url, None).await;
+    let db = open_db(dir, url).await;
+    wait_sagas_done(&db, dir).await;
+    let listed = p.attachments(server).await;
+    if detaching {
+        p.wait_volume(&vol, "available", dir).await;
+        assert!(
+            listed.is_empty(),
+            "after a crash at {failpoint}: {listed:?}"
+        );
+        let held = count(
+            &db,
+            "SELECT COUNT(*) FROM volume_attachments WHERE volume_id = $1",
+            &vol,
+        )
+        .await;
+        assert_eq!(held, 0, "attachments left after a crash at {failpoint}");
+    } else {
+        p.wait_volume(&vol, "in-use", dir).await;
+        assert_eq!(listed.len(), 1, "after a crash at {failpoint}: {listed:?}");
+        assert_eq!(listed[0]["volumeId"], vol.as_str());
+        let held = count(
+            &db,
+            "SELECT COUNT(*) FROM volume_attachments WHERE volume_id = $1 AND status = 'attached'",
+            &vol,
+        )
+        .await;
+        assert_eq!(held, 1, "one attachment after a crash at {failpoint}");
+    }
+    let leaks = ferro_compute::gc::leaks(db.pool()).await.unwrap();
+    assert!(leaks.is_empty(), "after a crash at {failpoint}: {leaks:?}");
+    db.close().await;
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -318,26 +318,7 @@ async fn create(St(s): St<State>, Caller(c): Caller, JsonBody(body): JsonBody) -
         check_attr(&k, &v, &c, "queued")?;
         apply(&mut img, &k, v);
     }
-    sqlx::query(
-        "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, \
-         min_disk, min_ram, tags, properties, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-    )
-    .bind(&img.id)
-    .bind(img.name.clone())
-    .bind(&img.visibility)
-    .bind(img.protected)
-    .bind(img.os_hidden)
-    .bind(&img.owner)
-    .bind(img.disk_format.clone())
-    .bind(img.container_format.clone())
-    .bind(img.min_disk)
-    .bind(img.min_ram)
-    .bind(&img.tags)
-    .bind(&img.properties)
-    .bind(now)
-    .execute(s.pool())
-    .await?;
+    s.insert_queued(&img).await?;
     tracing::info!(image_id = %img.id, "image created");
     Ok(json_ok(StatusCode::CREATED, img.render()))
 }

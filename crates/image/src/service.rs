@@ -83,6 +83,31 @@ impl ImageService {
         ctx.is_admin() || (ctx.project_id() == Some(img.owner.as_str()) && ctx.has_role("member"))
     }
 
+    /// Records a new image, `queued` for its data.
+    pub async fn insert_queued(&self, img: &Image) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, \
+             min_disk, min_ram, tags, properties, created_at, updated_at) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        )
+        .bind(&img.id)
+        .bind(img.name.clone())
+        .bind(&img.visibility)
+        .bind(img.protected)
+        .bind(img.os_hidden)
+        .bind(&img.owner)
+        .bind(img.disk_format.clone())
+        .bind(img.container_format.clone())
+        .bind(img.min_disk)
+        .bind(img.min_ram)
+        .bind(&img.tags)
+        .bind(&img.properties)
+        .bind(img.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
         sqlx::query("UPDATE images SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status)

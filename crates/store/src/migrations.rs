@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0010_server_cas.sql"),
     ),
     ("0011_sagas", include_str!("../migrations/0011_sagas.sql")),
+    (
+        "0012_volumes",
+        include_str!("../migrations/0012_volumes.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -187,6 +187,7 @@ impl TestCloud {
         cfg.placement_port = 0;
         cfg.network_port = 0;
         cfg.dashboard_port = 0;
+        cfg.volume_port = 0;
         cfg.contract_port = contract_port(&state_dir);
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());

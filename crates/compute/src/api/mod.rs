@@ -13,6 +13,7 @@ mod server_network;
 mod server_password;
 mod servers;
 mod usage;
+mod volume_attachments;
 
 use std::sync::Arc;
 
@@ -142,7 +143,11 @@ pub fn router(state: State) -> Router {
         .route("/v2.1/os-simple-tenant-usage/{project}", get(usage::show))
         .route(
             "/v2.1/servers/{id}/os-volume_attachments",
-            get(servers::volume_attachments),
+            get(volume_attachments::list).post(volume_attachments::attach),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+            get(volume_attachments::show).delete(volume_attachments::detach),
         )
         .route("/v2.1/os-hypervisors", get(admin::hypervisors))
         .route(

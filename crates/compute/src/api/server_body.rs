@@ -28,6 +28,8 @@ pub struct ServerView<'a> {
     /// The server's groups: shown by `show`, `update` and `rebuild` from
     /// 2.71 (not by lists, as in Nova).
     pub server_groups: Option<&'a [String]>,
+    /// The server's volumes: (volume id, delete_on_termination).
+    pub volumes: &'a [(String, bool)],
 }
 
 #[derive(Serialize)]
@@ -49,6 +51,15 @@ pub fn links(base: &str, path: &str) -> [Link; 2] {
             href: format!("{bookmark}/{path}"),
         },
     ]
+}
+
+/// One of `os-extended-volumes:volumes_attached` (with
+/// `delete_on_termination` from 2.3).
+#[derive(Serialize)]
+pub struct VolumeAttached<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete_on_termination: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -129,7 +140,7 @@ pub struct ServerBody<'a> {
     #[serde(rename = "OS-EXT-STS:power_state")]
     power_state: i64,
     #[serde(rename = "os-extended-volumes:volumes_attached")]
-    volumes_attached: [(); 0],
+    volumes_attached: Vec<VolumeAttached<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     progress: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -304,7 +315,14 @@ pub fn server_body<'a>(view: &ServerView<'a>) -> ServerBody<'a> {
         task_state: s.task_state.as_deref(),
         vm_state: &s.vm_state,
         power_state: s.power_state,
-        volumes_attached: [],
+        volumes_attached: view
+            .volumes
+            .iter()
+            .map(|(id, dot)| VolumeAttached {
+                id,
+                delete_on_termination: v.at_least(3).then_some(*dot),
+            })
+            .collect(),
         progress: match status {
             "ACTIVE" => Some(100),
             "BUILD" => Some(0),

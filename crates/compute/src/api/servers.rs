@@ -508,7 +508,8 @@ async fn view(s: &ComputeService, c: &Ctx, srv: &Server) -> Result<Value> {
     let hosts = host_statuses(s, c).await?;
     let net = nets.remove(&srv.id);
     let groups = s.groups_of(&srv.id).await?;
-    let body = view_with(s, c, srv, net.as_ref(), &hosts, Some(&groups));
+    let vols = crate::volumes::attached_to(s.pool(), std::slice::from_ref(&srv.id)).await?;
+    let body = view_with(s, c, srv, net.as_ref(), &hosts, Some(&groups), &vols);
     Ok(serde_json::to_value(body).unwrap_or_default())
 }
 
@@ -519,6 +520,7 @@ fn view_with<'a>(
     net: Option<&'a ferro_network::service::DeviceNet>,
     hosts: &HashMap<String, &'static str>,
     server_groups: Option<&'a [String]>,
+    volumes: &'a HashMap<String, Vec<(String, bool)>>,
 ) -> ServerBody<'a> {
     let hs = match (c.auth.is_admin(), srv.host.as_deref()) {
         (true, Some(h)) => Some(hosts.get(h).copied().unwrap_or("UNKNOWN")),
@@ -532,6 +534,7 @@ fn view_with<'a>(
         host_status: hs,
         net,
         server_groups,
+        volumes: volumes.get(&srv.id).map(Vec::as_slice).unwrap_or(&[]),
     })
 }
 
@@ -793,9 +796,10 @@ pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response
         .await
         .map_err(nics::from_network)?;
     let hosts = host_statuses(&s, &c).await?;
+    let vols = crate::volumes::attached_to(s.pool(), &ids).await?;
     let items: Vec<ServerBody> = rows
         .iter()
-        .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts, None))
+        .map(|r| view_with(&s, &c, r, nets.get(&r.id), &hosts, None, &vols))
         .collect();
     Ok(page(
         &c,
@@ -1576,18 +1580,5 @@ pub async fn instance_action(
         c.version,
         json!({"instanceAction": {"action": action, "instance_uuid": id, "request_id": req,
         "user_id": user, "project_id": project, "start_time": ts, "message": message, "events": []}}),
-    ))
-}
-
-pub async fn volume_attachments(
-    St(s): St<State>,
-    c: Ctx,
-    Path(id): Path<String>,
-) -> Result<Response> {
-    s.visible_server(&c.auth, &id).await?;
-    Ok(reply(
-        StatusCode::OK,
-        c.version,
-        json!({"volumeAttachments": []}),
     ))
 }

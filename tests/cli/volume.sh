@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Block storage through the unmodified openstack CLI, with real QEMU, real
+# qcow2 volume files and the real Linux dataplane, inside a sandbox network
+# namespace this script makes and removes: `volume create`, `server add
+# volume` hot-plugs the disk into a running guest (it appears without a
+# reboot, gets a filesystem and a file), `server remove volume` unplugs it,
+# the same volume attached to a second server still holds the file;
+# extend, snapshot and a volume from it, Cinder's refusals, and a teardown
+# that leaves no volume file, qemu process or namespace.
+. "$(dirname "$0")/lib.bash"
+state="$FERRO_WORK/cli-volume"
+scratch="$FERRO_WORK/volume-files"
+box="fsvol-$$"
+rm -rf "$state" "$scratch"
+mkdir -p "$scratch"
+[ -n "${FERRO_TINY_IMAGE:-}" ] || { echo "FERRO_TINY_IMAGE is not set (scripts/test builds it)" >&2; exit 1; }
+
+cleanup() {
+    ferro_stop
+    ferro_kill_vms "$state"
+    ferro_cleanup_dataplane "$state"
+    ip netns del "$box" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ip netns add "$box" && ip -n "$box" link set lo up || exit 1
+in_box() { ip netns exec "$box" "$@"; }
+os() { in_box openstack "$@"; }
+export FERRO_WRAP="nsenter --net=/run/netns/$box"
+ferro_start "$state" --external-cidr 172.16.0.1/20 || exit 1
+. "$state/openrc"
+
+ssh_opts=(-i "$scratch/id_rsa" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=4 -o LogLevel=ERROR -o BatchMode=yes)
+on_vm() { local ip=$1; shift; in_box ssh "${ssh_opts[@]}" "cloud@$ip" "$@"; }
+status_is() { [ "$(os server show "$1" -f value -c status 2>/dev/null)" = "$2" ]; }
+vol_status_is() { [ "$(os volume show "$1" -f value -c status 2>/dev/null)" = "$2" ]; }
+
+# The guest's user-data (it runs as root): the tiny image has no udev, so
+# this gives the login user each hot-plugged disk and mounts the ones that
+# hold a file system at /mnt/<name>, unmounting what has gone. Bounded to
+# ten minutes.
+cat >"$scratch/disks.sh" <<'EOF'
+#!/bin/sh
+i=0
+while [ $i -lt 1200 ]; do
+    for d in /dev/vd[b-z]; do
+        [ -b "$d" ] || continue
+        n=${d#/dev/}
+        chown cloud "$d"
+        if ! grep -q "^$d " /proc/mounts; then
+            mkdir -p "/mnt/$n"
+            mount -t ext2 "$d" "/mnt/$n" 2>/dev/null && chmod 777 "/mnt/$n"
+        fi
+    done
+    grep '^/dev/vd[b-z] ' /proc/mounts | while read -r d m _; do
+        [ -b "$d" ] || umount -l "$m"
+    done
+    i=$((i + 1))
+    sleep 0.5
+done
+EOF
+
+check "image create" os image create --public --container-format bare --disk-format qcow2 --file "$FERRO_TINY_IMAGE" tiny
+check "flavor create" os flavor create --vcpus 1 --ram 256 --disk 1 m1.tiny
+check "network create ext_net" os network create --external --share \
+    --provider-network-type flat --provider-physical-network physnet1 ext_net
+check "subnet create ext_subnet" os subnet create --network ext_net --no-dhcp \
+    --gateway 172.16.0.1 --subnet-range 172.16.0.0/20 --allocation-pool start=172.16.7.0,end=172.16.8.255 ext_subnet
+check "network create net1" os network create net1
+check "subnet create" os subnet create --network net1 --subnet-range 10.9.0.0/24 sub1
+check "router create" os router create r1
+check "router add subnet" os router add subnet r1 sub1
+check "router set --external-gateway" os router set r1 --external-gateway ext_net
+ssh-keygen -q -t ed25519 -N '' -f "$scratch/id_rsa"
+check "keypair create" os keypair create --public-key "$scratch/id_rsa.pub" k1
+check "security group rule tcp 22" os security group rule create --proto tcp --dst-port 22 default
+
+# The volume API as the client sees it.
+check_eq "volume service list: the scheduler and the volume service, up" "cinder-scheduler up|cinder-volume up" \
+    "$(os volume service list -f value -c Binary -c State 2>&1 | sort | paste -sd'|')"
+check_eq "volume type list: the default type" "__DEFAULT__" "$(os volume type list -f value -c Name 2>&1)"
+check "volume create --size 1 v1" os volume create --size 1 v1
+wait_for "v1 is available" 30 vol_status_is v1 available
+vid=$(os volume show v1 -f value -c id)
+check "the volume is a file on the volume host" bash -c "ls '$state'/volumes/ | grep -q '$vid'"
+check_fails "size 0 is refused" "size" os volume create --size 0 v0
+check_fails "an unknown type is refused" "could not be found" os volume create --size 1 --type nosuch vx
+check_eq "nothing half made" "v1" "$(os volume list -f value -c Name 2>&1 | sort | paste -sd' ')"
+
+boot() { # boot NAME: a server on net1 with a floating IP; prints the IP
+    os server create --image tiny --flavor m1.tiny --key-name k1 --network net1 \
+        --user-data "$scratch/disks.sh" "$1" >/dev/null || return 1
+    local fip
+    fip=$(os floating ip create -f value -c floating_ip_address ext_net) || return 1
+    os server add floating ip "$1" "$fip" >/dev/null || return 1
+    echo "$fip"
+}
+ip1=$(boot vm1)
+check "vm1 created with floating IP $ip1" test -n "$ip1"
+wait_for "vm1 is ACTIVE" 120 status_is vm1 ACTIVE
+wait_for "SSH into vm1" 120 on_vm "$ip1" true
+boot_id=$(on_vm "$ip1" cat /proc/sys/kernel/random/boot_id 2>&1)
+check_eq "vm1 has one disk before the attach" "vda" "$(on_vm "$ip1" 'ls /sys/block | grep ^vd' 2>&1 | paste -sd' ')"
+
+check "server add volume vm1 v1" os server add volume vm1 v1
+wait_for "v1 is in-use" 60 vol_status_is v1 in-use
+has_vdb() { on_vm "$1" 'test -b /dev/vdb && [ -O /dev/vdb ]'; }
+wait_for "the disk appears in the running guest as /dev/vdb" 30 has_vdb "$ip1"
+check_eq "the guest sees 1 GiB" "2097152" "$(on_vm "$ip1" cat /sys/block/vdb/size 2>&1)"
+check_eq "its serial is the volume id" "${vid:0:20}" "$(on_vm "$ip1" cat /sys/block/vdb/serial 2>&1)"
+check_eq "server volume list (os-volume_attachments) shows it" "/dev/vdb $vid" \
+    "$(os server volume list vm1 -f value -c Device -c 'Volume ID' 2>&1)"
+check "a file system on it" on_vm "$ip1" mke2fs -q /dev/vdb
+mounted() { on_vm "$1" 'grep -q "^/dev/vdb /mnt/vdb " /proc/mounts'; }
+wait_for "mounted in the guest" 20 mounted "$ip1"
+check "a file on it" on_vm "$ip1" 'echo kept-on-the-volume >/mnt/vdb/hello && sync'
+check_fails "deleting an attached volume is refused" "Invalid volume\|in-use\|attached" os volume delete v1
+
+check "server remove volume vm1 v1" os server remove volume vm1 v1
+wait_for "v1 is available again" 60 vol_status_is v1 available
+no_vdb() { ! on_vm "$1" 'test -e /sys/block/vdb'; }
+wait_for "the disk is gone from the running guest" 30 no_vdb "$ip1"
+check_eq "vm1 was not rebooted (same boot id)" "$boot_id" "$(on_vm "$ip1" cat /proc/sys/kernel/random/boot_id 2>&1)"
+
+ip2=$(boot vm2)
+check "vm2 created with floating IP $ip2" test -n "$ip2"
+wait_for "vm2 is ACTIVE" 120 status_is vm2 ACTIVE
+wait_for "SSH into vm2" 120 on_vm "$ip2" true
+check "server add volume vm2 v1" os server add volume vm2 v1
+wait_for "v1 is in-use on vm2" 60 vol_status_is v1 in-use
+wait_for "mounted in vm2" 30 mounted "$ip2"
+check_eq "vm2 reads the file vm1 wrote" "kept-on-the-volume" "$(on_vm "$ip2" cat /mnt/vdb/hello 2>&1)"
+check "server remove volume vm2 v1" os server remove volume vm2 v1
+wait_for "v1 is available after vm2" 60 vol_status_is v1 available
+
+# Extend, snapshot, a volume from the snapshot.
+check "volume set --size 2" os volume set --size 2 v1
+size_is() { [ "$(os volume show "$1" -f value -c size 2>/dev/null)" = "$2" ]; }
+wait_for "v1 is 2 GiB" 30 size_is v1 2
+check_fails "extending to a smaller size is refused" "must be greater\|smaller" os volume set --size 1 v1
+check "volume snapshot create" os volume snapshot create --volume v1 s1
+snap_ok() { [ "$(os volume snapshot show s1 -f value -c status 2>/dev/null)" = available ]; }
+wait_for "s1 is available" 30 snap_ok
+check "volume create --snapshot s1 v2" os volume create --snapshot s1 v2
+wait_for "v2 is available" 30 vol_status_is v2 available
+check "server add volume vm2 v2" os server add volume vm2 v2
+wait_for "v2 mounted in vm2" 60 mounted "$ip2"
+check_eq "the volume made from the snapshot holds the file" "kept-on-the-volume" "$(on_vm "$ip2" cat /mnt/vdb/hello 2>&1)"
+check_eq "the guest sees v2's 2 GiB" "4194304" "$(on_vm "$ip2" cat /sys/block/vdb/size 2>&1)"
+
+# Teardown: a server deleted with a volume attached frees the volume.
+check "server delete vm1 vm2" os server delete --wait vm1 vm2
+wait_for "v2 is available after its server went" 60 vol_status_is v2 available
+check "volume snapshot delete" os volume snapshot delete s1
+no_snapshot() { [ -z "$(os volume snapshot list -f value -c ID 2>/dev/null)" ]; }
+wait_for "no snapshot is left" 30 no_snapshot
+check "volume delete" os volume delete v1 v2
+no_volume() { [ -z "$(os volume list -f value -c ID 2>/dev/null)" ]; }
+wait_for "no volume is left" 30 no_volume
+no_files() { [ -z "$(ls "$state/volumes" 2>/dev/null)" ]; }
+wait_for "no volume file is left" 30 no_files
+no_qemu() { ! ls "$state"/instances/*/qemu.pid >/dev/null 2>&1; }
+wait_for "no qemu is left" 30 no_qemu
+finish
