@@ -268,10 +268,20 @@ async fn pages_sessions_and_the_pass_through() {
             .await;
         assert_eq!(shown.status, StatusCode::OK, "{}", shown.json);
         assert_eq!(shown.json["keypair"]["name"], "my key");
-        let nowhere = d
+        let volumes = d
             .call(
                 Method::GET,
                 "api/volume/v3/volumes",
+                Some(&admin_cookie),
+                None,
+            )
+            .await;
+        assert_eq!(volumes.status, StatusCode::OK, "{}", volumes.json);
+        assert_eq!(volumes.json["volumes"], json!([]));
+        let nowhere = d
+            .call(
+                Method::GET,
+                "api/object-store/v1/containers",
                 Some(&admin_cookie),
                 None,
             )

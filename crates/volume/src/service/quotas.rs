@@ -44,12 +44,12 @@ impl VolumeService {
 
     pub async fn usage(&self, project: &str) -> Result<BTreeMap<String, i64>> {
         let (volumes, vol_gb): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(size) FROM volumes WHERE project_id = $1")
+            sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM volumes WHERE project_id = $1")
                 .bind(project)
                 .fetch_one(self.pool())
                 .await?;
         let (snapshots, snap_gb): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(size) FROM volume_snapshots WHERE project_id = $1",
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM volume_snapshots WHERE project_id = $1",
         )
         .bind(project)
         .fetch_one(self.pool())
