@@ -70,10 +70,32 @@ pub struct InstanceSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
     pub volume_id: String,
-    /// `/dev/vdb`, as the API reported it (the guest may name it otherwise).
+    /// `/dev/vdb`, as the API reported it (the guest may name it otherwise);
+    /// `/dev/vda` is the volume the instance boots from.
     pub device: String,
     pub path: String,
     pub format: String,
+    /// Its size in GiB: a plugged volume smaller than this is grown (an
+    /// attached volume extended); 0 when not known.
+    #[serde(default)]
+    pub size_gb: i64,
+}
+
+impl VolumeSpec {
+    /// The instance boots from it (it has no root disk of its own).
+    pub fn is_root(&self) -> bool {
+        self.device == ROOT_DEVICE
+    }
+}
+
+/// The device name of a boot volume.
+pub const ROOT_DEVICE: &str = "/dev/vda";
+
+impl InstanceSpec {
+    /// The volume it boots from, if it boots from one.
+    pub fn root_volume(&self) -> Option<&VolumeSpec> {
+        self.volumes.iter().find(|v| v.is_root())
+    }
 }
 
 /// One network interface of an instance: a port of the network service.

@@ -68,6 +68,9 @@ pub trait Hypervisor: Send + Sync + 'static {
     async fn attach_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()>;
     /// Unplugs a volume from a running instance; true once it is gone.
     async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<bool>;
+    /// Grows a volume plugged into a running instance to `volume.size_gb`
+    /// (an attached volume extended); nothing when it is that large.
+    async fn grow_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()>;
 }
 
 /// Runs a command to completion; a failure records the command line, the

@@ -16,6 +16,8 @@ pub struct FakeDriver {
     calls: Mutex<Vec<String>>,
     /// Volumes plugged into each instance.
     plugged: Mutex<HashMap<String, Vec<String>>>,
+    /// The size each volume was last seen at (GiB).
+    sizes: Mutex<HashMap<String, i64>>,
     /// Spawns of instances whose display name contains this fail.
     pub fail_spawn_matching: Option<String>,
 }
@@ -166,6 +168,21 @@ impl Hypervisor for FakeDriver {
             if !v.contains(&volume.volume_id) {
                 v.push(volume.volume_id.clone());
             }
+        }
+        Ok(())
+    }
+
+    async fn grow_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()> {
+        let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+        let had = sizes.entry(volume.volume_id.clone()).or_insert(0);
+        if volume.size_gb > *had {
+            if *had > 0 {
+                self.record(format!(
+                    "grow {} of {id} to {}G",
+                    volume.volume_id, volume.size_gb
+                ));
+            }
+            *had = volume.size_gb;
         }
         Ok(())
     }

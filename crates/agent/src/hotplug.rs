@@ -46,12 +46,16 @@ fn blockdev(v: &VolumeSpec) -> Value {
 /// The command-line arguments that start a VM with its volumes.
 pub fn launch_args(volumes: &[VolumeSpec]) -> Vec<String> {
     let mut args = Vec::new();
-    for v in volumes {
+    // The boot volume first: the guest names it vda.
+    let root = volumes.iter().filter(|v| v.is_root());
+    for v in root.chain(volumes.iter().filter(|v| !v.is_root())) {
         args.push("-blockdev".into());
         args.push(blockdev(v).to_string());
         args.push("-device".into());
+        // The boot volume is the disk the firmware boots from.
+        let boot = if v.is_root() { ",bootindex=0" } else { "" };
         args.push(format!(
-            "virtio-blk-pci,drive={},id={},serial={}",
+            "virtio-blk-pci,drive={},id={},serial={}{boot}",
             node_name(&v.volume_id),
             device_id(&v.volume_id),
             serial(&v.volume_id)
@@ -109,6 +113,34 @@ pub async fn plug(sock: &Path, v: &VolumeSpec) -> Result<()> {
     Ok(())
 }
 
+/// Grows a plugged volume to its size in the spec (QMP `block_resize`:
+/// QEMU grows the file and tells the guest); never shrinks one.
+pub async fn grow(sock: &Path, v: &VolumeSpec) -> Result<()> {
+    if v.size_gb <= 0 {
+        return Ok(());
+    }
+    let want = v.size_gb << 30;
+    let node = node_name(&v.volume_id);
+    let nodes = qmp::execute(sock, "query-named-block-nodes", Some(json!({"flat": true}))).await?;
+    let have = nodes
+        .as_array()
+        .and_then(|all| all.iter().find(|n| n["node-name"] == node.as_str()))
+        .and_then(|n| n["image"]["virtual-size"].as_i64());
+    match have {
+        Some(size) if size < want => {
+            qmp::execute(
+                sock,
+                "block_resize",
+                Some(json!({"node-name": node, "size": want})),
+            )
+            .await?;
+            tracing::info!(volume_id = %v.volume_id, size_gb = v.size_gb, "plugged volume grown");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Asks the guest to let the volume go and waits for it; true once gone
 /// (false: the guest hasn't yet, the next pass looks again).
 pub async fn unplug(sock: &Path, volume_id: &str) -> Result<bool> {
@@ -160,13 +192,24 @@ mod tests {
             device: "/dev/vdb".into(),
             path: "/s/volume.qcow2".into(),
             format: "qcow2".into(),
+            size_gb: 1,
         };
-        let args = launch_args(&[v]);
+        let args = launch_args(std::slice::from_ref(&v));
         assert_eq!(args[0], "-blockdev");
         assert!(args[1].contains("\"filename\":\"/s/volume.qcow2\""));
         assert_eq!(
             args[3],
             format!("virtio-blk-pci,drive=vol0f16981d54234dce8f70e0deb093,id=vol-{id},serial=0f16981d-5423-4dce-8")
         );
+        // A boot volume comes first, and the firmware boots from it.
+        let root = VolumeSpec {
+            volume_id: "11111111-2222-3333-4444-555555555555".into(),
+            device: "/dev/vda".into(),
+            ..v.clone()
+        };
+        let args = launch_args(&[v, root]);
+        assert!(args[3].ends_with(",bootindex=0"), "{}", args[3]);
+        assert!(args[3].contains("id=vol-11111111-"), "{}", args[3]);
+        assert!(!args[7].contains("bootindex"), "{}", args[7]);
     }
 }

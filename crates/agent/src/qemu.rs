@@ -37,6 +37,9 @@ use crate::qmp;
 use crate::spec::{InstanceSpec, VolumeSpec};
 
 const QEMU: &str = "qemu-system-x86_64";
+/// In an instance's directory instead of `disk.qcow2`: it boots from this
+/// volume (the file holds its id).
+const ROOT_VOLUME: &str = "root-volume";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -308,12 +311,20 @@ impl QemuDriver {
             "-chardev".into(), format!("file,id=console,path={},append=on", p("console.log")),
             "-serial".into(), "chardev:console".into(),
             "-qmp".into(), format!("unix:{},server=on,wait=off", p("qmp.sock")),
-            "-drive".into(), format!("file={},if=virtio,format=qcow2,discard=unmap", p("disk.qcow2")),
             "-drive".into(), format!("file={},if=ide,media=cdrom,readonly=on,format=raw", p("config.iso")),
             "-object".into(), "rng-random,filename=/dev/urandom,id=rng0".into(),
             "-device".into(), "virtio-rng-pci,rng=rng0".into(),
             "-daemonize".into(), "-pidfile".into(), p("qemu.pid"),
         ];
+        // The root disk: the instance's own, or the volume it boots from
+        // (first among the volumes).
+        if spec.root_volume().is_none() {
+            args.push("-drive".into());
+            args.push(format!(
+                "file={},if=virtio,format=qcow2,discard=unmap",
+                p("disk.qcow2")
+            ));
+        }
         args.extend(crate::hotplug::launch_args(&spec.volumes));
         // The dataplane made each tap and plugged it into its network's bridge.
         for (i, nic) in spec.nics.iter().enumerate() {
@@ -355,9 +366,9 @@ impl Hypervisor for QemuDriver {
     }
 
     async fn power(&self, id: &str) -> PowerState {
-        if tokio::fs::metadata(self.dir(id).join("disk.qcow2"))
-            .await
-            .is_err()
+        let dir = self.dir(id);
+        if tokio::fs::metadata(dir.join("disk.qcow2")).await.is_err()
+            && tokio::fs::metadata(dir.join(ROOT_VOLUME)).await.is_err()
         {
             return PowerState::Absent;
         }
@@ -379,9 +390,17 @@ impl Hypervisor for QemuDriver {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(io("creating the instance directory"))?;
-        let base = self.base_image(&spec.image_id, image, image_format).await?;
-        if tokio::fs::metadata(dir.join("disk.qcow2")).await.is_err() {
-            self.create_disk(spec, &base).await?;
+        if let Some(root) = spec.root_volume() {
+            // Booted from a volume: no disk of its own; the marker says the
+            // instance exists here.
+            tokio::fs::write(dir.join(ROOT_VOLUME), &root.volume_id)
+                .await
+                .map_err(io("recording the boot volume"))?;
+        } else {
+            let base = self.base_image(&spec.image_id, image, image_format).await?;
+            if tokio::fs::metadata(dir.join("disk.qcow2")).await.is_err() {
+                self.create_disk(spec, &base).await?;
+            }
         }
         self.config_drive(spec).await?;
         self.launch(spec).await
@@ -456,6 +475,13 @@ impl Hypervisor for QemuDriver {
         let was_running = self.pid(&spec.id).is_some();
         self.stop(&spec.id, Duration::from_secs(60)).await?;
         let disk = self.dir(&spec.id).join("disk.qcow2");
+        if spec.root_volume().is_some() {
+            // Its disk is a volume: a resize changes CPUs and memory only.
+            if was_running {
+                self.start(spec).await?;
+            }
+            return Ok(());
+        }
         let current = run(
             "reading the root disk",
             "qemu-img",
@@ -526,6 +552,10 @@ impl Hypervisor for QemuDriver {
 
     async fn attach_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()> {
         crate::hotplug::plug(&self.qmp_sock(id), volume).await
+    }
+
+    async fn grow_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()> {
+        crate::hotplug::grow(&self.qmp_sock(id), volume).await
     }
 
     async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<bool> {

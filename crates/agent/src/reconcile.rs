@@ -329,6 +329,11 @@ impl Agent {
                 }
             }
         }
+        for v in spec.volumes.iter().filter(|v| have.contains(&v.volume_id)) {
+            if let Err(e) = d.grow_volume(&spec.id, v).await {
+                tracing::error!(server_id = %spec.id, volume_id = %v.volume_id, error = %e, "growing a volume failed");
+            }
+        }
         for id in have.iter().filter(|h| !wanted.contains(h)) {
             if let Err(e) = d.detach_volume(&spec.id, id).await {
                 tracing::error!(server_id = %spec.id, volume_id = %id, error = %e, "unplugging a volume failed");
@@ -337,7 +342,12 @@ impl Agent {
         d.volumes(&spec.id).await.unwrap_or(have)
     }
 
+    /// The image file to boot from (none for an instance booted from a
+    /// volume).
     async fn image(&self, spec: &InstanceSpec) -> Result<(PathBuf, String), String> {
+        if spec.root_volume().is_some() {
+            return Ok((PathBuf::new(), String::new()));
+        }
         self.cp
             .image_file(&spec.image_id)
             .await

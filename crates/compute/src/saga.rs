@@ -34,6 +34,7 @@ pub const FAILPOINTS: &[&str] = &[
     "server-create.accepted",
     "server-create.port-made",
     "server-create.ports-recorded",
+    "server-create.volume-attached",
     "server-create.claimed",
     "server-create.scheduled",
     "server-delete.accepted",

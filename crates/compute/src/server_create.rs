@@ -7,6 +7,10 @@
 //!  ports: make each port (by its planned id) or take the user's port;
 //!    │    record them in the row, task → scheduling
 //!    ▼
+//!  volumes: make the volumes the block device mappings ask for (by their
+//!    │      planned ids), wait for them, attach each (mapping `attached`);
+//!    │      a refusal puts the server in ERROR
+//!    ▼
 //!  schedule: pick a host, claim, bind the ports to it (task → spawning)
 //!    ▼
 //!  done (the agent takes it from here)
@@ -35,6 +39,7 @@ use crate::executor::Outcome;
 use crate::nics::{from_network, Nic, NicRequest};
 use crate::saga::{self, failpoint, Saga};
 use crate::service::ComputeService;
+use crate::volumes::NewVolume;
 
 /// One interface of the plan: a port to make (its id chosen now) or a
 /// user's port to take.
@@ -47,6 +52,34 @@ pub struct PlannedNic {
     pub taken: bool,
 }
 
+/// A volume a `server create` asks for (`block_device_mapping_v2` with a
+/// `volume` destination).
+#[derive(Clone, Debug)]
+pub struct VolumeRequest {
+    /// The user's volume; `None` when one is made.
+    pub existing: Option<String>,
+    pub make: Option<NewVolume>,
+    /// GiB (`volume_size`).
+    pub size: Option<i64>,
+    /// `boot_index` 0: the server boots from it.
+    pub boot: bool,
+    pub delete_on_termination: bool,
+}
+
+/// One volume of the plan, its ids chosen now.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PlannedVolume {
+    /// The block device mapping's id, and the attachment's.
+    pub attachment_id: String,
+    pub volume_id: String,
+    /// What to make it from; `None` for the user's own volume.
+    pub make: Option<NewVolume>,
+    pub size: Option<i64>,
+    /// `/dev/vda` for the one the server boots from.
+    pub device: String,
+    pub delete_on_termination: bool,
+}
+
 /// The saga's parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
@@ -55,6 +88,8 @@ pub struct Plan {
     pub hostname: String,
     pub nics: Vec<PlannedNic>,
     pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub volumes: Vec<PlannedVolume>,
 }
 
 impl Plan {
@@ -63,7 +98,31 @@ impl Plan {
         hostname: &str,
         wanted: &[NicRequest],
         security_groups: &[String],
+        disks: &[VolumeRequest],
     ) -> Plan {
+        let mut taken: Vec<String> = Vec::new();
+        let mut volumes = Vec::new();
+        // The boot volume first: it is /dev/vda.
+        for d in disks
+            .iter()
+            .filter(|d| d.boot)
+            .chain(disks.iter().filter(|d| !d.boot))
+        {
+            let device = if d.boot {
+                "/dev/vda".to_owned()
+            } else {
+                crate::volumes::next_device(&taken).unwrap_or_default()
+            };
+            taken.push(device.clone());
+            volumes.push(PlannedVolume {
+                attachment_id: ids::uuid_id(),
+                volume_id: d.existing.clone().unwrap_or_else(ids::uuid_id),
+                make: d.make.clone(),
+                size: d.size,
+                device,
+                delete_on_termination: d.delete_on_termination,
+            });
+        }
         let nics = wanted
             .iter()
             .map(|w| match w {
@@ -89,6 +148,7 @@ impl Plan {
             hostname: hostname.to_owned(),
             nics,
             security_groups: security_groups.to_vec(),
+            volumes,
         }
     }
 }
@@ -158,6 +218,22 @@ impl ComputeService {
         .bind(n.access_ipv6.unwrap_or(""))
         .execute(&mut *tx)
         .await?;
+        // Every volume the server will have is recorded with it from the
+        // start (`pending`), so a delete or the collector finds them.
+        for v in &plan.volumes {
+            sqlx::query(
+                "INSERT INTO block_device_mappings (id, server_id, volume_id, device, state, delete_on_termination, created_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+            )
+            .bind(&v.attachment_id)
+            .bind(n.id)
+            .bind(&v.volume_id)
+            .bind(&v.device)
+            .bind(i64::from(v.delete_on_termination))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(g) = n.server_group {
             sqlx::query("INSERT INTO server_group_members (group_id, server_id) VALUES ($1, $2)")
                 .bind(g)
@@ -202,6 +278,7 @@ impl ComputeService {
         let id = saga.resource_id.as_str();
         match saga.step.as_str() {
             "ports" => self.make_ports(saga, id, &plan).await,
+            "volumes" => self.make_volumes(id, &plan).await,
             "schedule" => {
                 self.schedule_built(id).await?;
                 failpoint("server-create.scheduled");
@@ -238,7 +315,7 @@ impl ComputeService {
             match self.task_state(id).await?.as_deref() {
                 Some("networking") => {}
                 // Recorded before a crash that came ahead of the step's end.
-                Some("scheduling") => return Ok(Outcome::Next("schedule")),
+                Some("scheduling") => return Ok(Outcome::Next("volumes")),
                 _ => {
                     tracing::info!(server_id = %id, "the server is being deleted; the create stops");
                     return Ok(Outcome::Done);
@@ -313,12 +390,102 @@ impl ComputeService {
         .rows_affected();
         if moved == 0 {
             return Ok(match self.task_state(id).await?.as_deref() {
-                Some("scheduling") => Outcome::Next("schedule"),
+                Some("scheduling") => Outcome::Next("volumes"),
                 _ => Outcome::Done,
             });
         }
         failpoint("server-create.ports-recorded");
+        Ok(Outcome::Next("volumes"))
+    }
+
+    /// Makes and attaches the plan's volumes, one after the other; waits
+    /// while one is being made. A volume the volume service refuses or
+    /// fails to make puts the server in ERROR with the reason (the API has
+    /// answered already); its delete releases what was attached.
+    async fn make_volumes(&self, id: &str, plan: &Plan) -> Result<Outcome> {
+        if plan.volumes.is_empty() {
+            return Ok(Outcome::Next("schedule"));
+        }
+        if self.task_state(id).await?.as_deref() != Some("scheduling") {
+            tracing::info!(server_id = %id, "the server is being deleted; the create stops");
+            return Ok(Outcome::Done);
+        }
+        let api = self.volume_api()?;
+        for v in &plan.volumes {
+            let Some(m) = crate::volumes::mapping(self.pool(), &v.attachment_id).await? else {
+                continue;
+            };
+            if m.state == "attached" {
+                continue;
+            }
+            match self.volume_ready(api.as_ref(), id, plan, v).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Outcome::Wait(500_000)),
+                Err(reason) => {
+                    if let Some(s) = self.server(id).await? {
+                        self.fail(&s, &format!("Build of instance {id} aborted: {reason}"))
+                            .await?;
+                    }
+                    return Ok(Outcome::Done);
+                }
+            }
+            // Attached before the host starts the server: it boots with it.
+            let attach = async {
+                api.reserve(&plan.ctx, &v.attachment_id, &v.volume_id, id)
+                    .await?;
+                api.connect(&v.attachment_id, "", &v.device).await?;
+                api.complete(&v.attachment_id).await
+            };
+            if let Err(e) = attach.await {
+                if let Some(s) = self.server(id).await? {
+                    self.fail(&s, &format!("Build of instance {id} aborted: {e}"))
+                        .await?;
+                }
+                return Ok(Outcome::Done);
+            }
+            sqlx::query("UPDATE block_device_mappings SET state = 'attached' WHERE id = $1")
+                .bind(&v.attachment_id)
+                .execute(self.pool())
+                .await?;
+            tracing::info!(server_id = %id, volume_id = %v.volume_id, device = %v.device, "volume attached for the build");
+            failpoint("server-create.volume-attached");
+        }
         Ok(Outcome::Next("schedule"))
+    }
+
+    /// Makes the volume if the plan makes it; true once it can be attached,
+    /// false while it is being made, the reason if it can't be had.
+    async fn volume_ready(
+        &self,
+        api: &dyn crate::volumes::VolumeApi,
+        id: &str,
+        plan: &Plan,
+        v: &PlannedVolume,
+    ) -> std::result::Result<bool, String> {
+        if let Some(source) = &v.make {
+            let name = format!(
+                "{}-{}",
+                plan.hostname,
+                &v.volume_id[..8.min(v.volume_id.len())]
+            );
+            api.create_for_server(&plan.ctx, &v.volume_id, &name, source, v.size)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let info = api
+            .volume(&plan.ctx, &v.volume_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        match info.status.as_str() {
+            "creating" | "downloading" => Ok(false),
+            "available" => Ok(true),
+            // Reserved or in use by this very server (a step run again).
+            "reserved" | "attaching" | "in-use" => Ok(true),
+            other => Err(format!(
+                "volume {} of instance {id} is {other}",
+                v.volume_id
+            )),
+        }
     }
 
     /// Schedules a server whose ports are made, then binds its ports to the
@@ -372,6 +539,7 @@ impl ComputeService {
             "DELETE FROM allocations WHERE consumer_id = $1",
             "DELETE FROM server_group_members WHERE server_id = $1",
             "DELETE FROM instance_actions WHERE server_id = $1",
+            "DELETE FROM block_device_mappings WHERE server_id = $1",
             "DELETE FROM servers WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;

@@ -337,10 +337,16 @@ impl ComputeService {
             .iter()
             .map(|h| h.state(now, DOWN_AFTER_MICROS))
             .collect();
+        // A server booted from a volume takes no root disk of its host.
+        let root_disk = if s.image_id.is_empty() {
+            0
+        } else {
+            flavor.disk
+        };
         let req = ferro_placement::Request {
             vcpus: flavor.vcpus,
             memory_mb: flavor.ram,
-            disk_gb: flavor.disk,
+            disk_gb: root_disk,
             availability_zone: s.availability_zone.clone(),
             hypervisor_type,
             tried: s.tried(),
@@ -377,7 +383,7 @@ impl ComputeService {
                 host: &candidate.name,
                 vcpus: flavor.vcpus,
                 memory_mb: flavor.ram,
-                disk_gb: flavor.disk,
+                disk_gb: root_disk,
                 project_id: &s.project_id,
                 user_id: &s.user_id,
             };
@@ -465,7 +471,7 @@ impl ComputeService {
     }
 
     /// Puts a server in ERROR with a fault.
-    async fn fail(&self, s: &Server, message: &str) -> Result<()> {
+    pub(crate) async fn fail(&self, s: &Server, message: &str) -> Result<()> {
         let fault = json!({"code": 500, "message": message, "created": time::iso_seconds(time::now_micros())});
         sqlx::query(
             "UPDATE servers SET state_generation = state_generation + 1, vm_state = 'error', task_state = NULL, power_state = $1, fault = $2, updated_at = $3 WHERE id = $4",
@@ -1017,6 +1023,17 @@ impl ControlPlane for LocalLink {
             .await
             .map_err(link)?;
         let api = c.volumes.get();
+        let sizes = match api {
+            Some(api) if !disks.is_empty() => {
+                let ids: Vec<String> = disks
+                    .values()
+                    .flatten()
+                    .map(|m| m.volume_id.clone())
+                    .collect();
+                api.sizes(&ids).await.map_err(link)?
+            }
+            _ => HashMap::new(),
+        };
         let instances = {
             let mut nics = nics_by_server(&network);
             rows.iter()
@@ -1030,6 +1047,7 @@ impl ControlPlane for LocalLink {
                             .map(|m| {
                                 let conn = api.connection(&m.volume_id);
                                 VolumeSpec {
+                                    size_gb: sizes.get(&m.volume_id).copied().unwrap_or(0),
                                     volume_id: m.volume_id,
                                     device: m.device,
                                     path: conn.path,

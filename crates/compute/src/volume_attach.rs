@@ -52,7 +52,7 @@ pub struct AttachPlan {
 }
 
 impl ComputeService {
-    fn volume_api(&self) -> Result<Arc<dyn volumes::VolumeApi>> {
+    pub(crate) fn volume_api(&self) -> Result<Arc<dyn volumes::VolumeApi>> {
         self.volumes.get().cloned().ok_or_else(|| {
             ComputeError::Conflict("This cloud has no block storage service.".into())
         })

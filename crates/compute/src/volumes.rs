@@ -59,8 +59,29 @@ pub struct VolumeConnection {
     pub format: String,
 }
 
+/// What a volume made for a server is made from (a block device mapping
+/// of `server create`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "id")]
+pub enum NewVolume {
+    Image(String),
+    Snapshot(String),
+    Blank,
+}
+
 #[async_trait::async_trait]
 pub trait VolumeApi: Send + Sync + 'static {
+    /// Makes volume `volume_id` for a server, on behalf of `ctx` (making
+    /// the same id again is a no-op). `size` in GiB; `None` takes the
+    /// source's.
+    async fn create_for_server(
+        &self,
+        ctx: &AuthContext,
+        volume_id: &str,
+        name: &str,
+        source: &NewVolume,
+        size: Option<i64>,
+    ) -> Result<(), VolumeCallError>;
     /// The volume, if `ctx` may see it.
     async fn volume(&self, ctx: &AuthContext, id: &str) -> Result<VolumeInfo, VolumeCallError>;
     /// Reserves the volume for the server under attachment `attachment_id`
@@ -81,6 +102,11 @@ pub trait VolumeApi: Send + Sync + 'static {
     ) -> Result<VolumeConnection, VolumeCallError>;
     /// How a host opens the volume (no state change).
     fn connection(&self, volume_id: &str) -> VolumeConnection;
+    /// The sizes in GiB of these volumes (those that exist).
+    async fn sizes(
+        &self,
+        volume_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>, VolumeCallError>;
     async fn complete(&self, attachment_id: &str) -> Result<(), VolumeCallError>;
     async fn begin_detaching(&self, attachment_id: &str) -> Result<(), VolumeCallError>;
     /// Ends the attachment (absent is fine).

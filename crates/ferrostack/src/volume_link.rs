@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use ferro_common::AuthContext;
-use ferro_compute::volumes::{VolumeApi, VolumeCallError, VolumeConnection, VolumeInfo};
+use ferro_compute::volumes::{NewVolume, VolumeApi, VolumeCallError, VolumeConnection, VolumeInfo};
+use ferro_volume::service::VolumeCreate;
 use ferro_volume::{Connection, VolumeError, VolumeService};
 
 pub struct VolumeLink(pub Arc<VolumeService>);
@@ -31,6 +32,32 @@ fn connection(c: Connection) -> VolumeConnection {
 
 #[async_trait::async_trait]
 impl VolumeApi for VolumeLink {
+    async fn create_for_server(
+        &self,
+        ctx: &AuthContext,
+        volume_id: &str,
+        name: &str,
+        source: &NewVolume,
+        size: Option<i64>,
+    ) -> Result<(), VolumeCallError> {
+        let mut req = VolumeCreate {
+            id: Some(volume_id.to_owned()),
+            name: Some(name.to_owned()),
+            size: size.map(serde_json::Value::from),
+            ..Default::default()
+        };
+        match source {
+            NewVolume::Image(id) => req.image_ref = Some(id.clone()),
+            NewVolume::Snapshot(id) => req.snapshot_id = Some(id.clone()),
+            NewVolume::Blank => {}
+        }
+        self.0
+            .create_volume(ctx, req)
+            .await
+            .map(|_| ())
+            .map_err(call_error)
+    }
+
     async fn volume(&self, ctx: &AuthContext, id: &str) -> Result<VolumeInfo, VolumeCallError> {
         let v = self.0.visible(ctx, id).await.map_err(call_error)?;
         Ok(VolumeInfo {
@@ -70,6 +97,13 @@ impl VolumeApi for VolumeLink {
 
     fn connection(&self, volume_id: &str) -> VolumeConnection {
         connection(self.0.connection(volume_id))
+    }
+
+    async fn sizes(
+        &self,
+        volume_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>, VolumeCallError> {
+        self.0.sizes(volume_ids).await.map_err(call_error)
     }
 
     async fn complete(&self, attachment_id: &str) -> Result<(), VolumeCallError> {

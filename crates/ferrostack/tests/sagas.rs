@@ -385,8 +385,16 @@ async fn crash_at(backend: Backend, failpoint: &str) {
     let url = database_url.as_deref();
     let mut p = start(&dir, url, Some(failpoint)).await;
     let (flavor, image, [net_a, net_b]) = p.setup().await;
-    let boot = json!({"server": {"name": "crash", "imageRef": image, "flavorRef": flavor,
+    let mut boot = json!({"server": {"name": "crash", "imageRef": image, "flavorRef": flavor,
         "networks": [{"uuid": net_a}, {"uuid": net_b}]}});
+    // Booted from a volume made from the image.
+    let from_volume = failpoint == "server-create.volume-attached";
+    if from_volume {
+        boot["server"]["imageRef"] = json!("");
+        boot["server"]["block_device_mapping_v2"] = json!([{"boot_index": 0, "uuid": image,
+            "source_type": "image", "destination_type": "volume", "volume_size": 1,
+            "delete_on_termination": true}]);
+    }
     let creating = failpoint.starts_with("server-create.");
     let (st, created) = p
         .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
@@ -476,6 +484,22 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         )
         .await;
         assert_eq!(claims, 1, "one claim for the server");
+    }
+    if from_volume {
+        let attached = count(
+            &db,
+            "SELECT COUNT(*) FROM block_device_mappings WHERE server_id = $1 AND state = 'attached' AND device = '/dev/vda'",
+            &id,
+        )
+        .await;
+        assert_eq!(attached, 1, "the boot volume is attached");
+        let in_use = count(
+            &db,
+            "SELECT COUNT(*) FROM volumes WHERE status = 'in-use' AND id IN (SELECT volume_id FROM block_device_mappings WHERE server_id = $1)",
+            &id,
+        )
+        .await;
+        assert_eq!(in_use, 1, "the boot volume is in use");
     }
     let leaks = ferro_compute::gc::leaks(db.pool()).await.unwrap();
     assert!(leaks.is_empty(), "after a crash at {failpoint}: {leaks:?}");

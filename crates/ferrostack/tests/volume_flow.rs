@@ -26,6 +26,25 @@ async fn volume(
         .await
 }
 
+/// A volume action at microversion `version`; returns the status.
+async fn action_at(
+    tc: &TestCloud,
+    token: &str,
+    id: &str,
+    version: &str,
+    body: Value,
+) -> StatusCode {
+    tc.http
+        .post(format!("{}/volumes/{id}/action", tc.cloud.volume_url))
+        .header("X-Auth-Token", token)
+        .header("OpenStack-API-Version", format!("volume {version}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
 async fn wait_volume(tc: &TestCloud, token: &str, id: &str, want: &str) -> Value {
     let start = Instant::now();
     loop {
@@ -379,10 +398,39 @@ async fn attach_detach(backend: Backend) {
     )
     .await;
     assert_eq!(shrink.status, StatusCode::BAD_REQUEST, "{}", shrink.json);
+    let early = action_at(
+        &tc,
+        &admin,
+        &vol,
+        "3.41",
+        json!({"os-extend": {"new_size": 2}}),
+    )
+    .await;
+    assert_eq!(
+        early,
+        StatusCode::BAD_REQUEST,
+        "an in-use volume is extended from 3.42 only"
+    );
     assert_eq!(
         before,
         snapshot(&tc.cloud).await,
         "refusals changed nothing"
+    );
+    let grown = action_at(
+        &tc,
+        &admin,
+        &vol,
+        "3.42",
+        json!({"os-extend": {"new_size": 2}}),
+    )
+    .await;
+    assert_eq!(grown, StatusCode::ACCEPTED);
+    let v = wait_volume(&tc, &admin, &vol, "in-use").await;
+    assert_eq!(v["size"], 2, "{v}");
+    assert_eq!(
+        v["attachments"][0]["server_id"],
+        json!(srv),
+        "still attached"
     );
 
     let other = create(&tc, &admin, json!({"size": 1, "name": "other"})).await;
@@ -571,5 +619,180 @@ async fn bad_input(backend: Backend) {
         "{}",
         all.json
     );
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn boot_from_volume_on_every_backend() {
+    for backend in backends() {
+        boot_from_volume(backend).await;
+    }
+}
+
+async fn boot_from_volume(backend: Backend) {
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1", "ram": 512, "vcpus": 1, "disk": 1}})),
+            V,
+        )
+        .await;
+    let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let boot = |name: &str, bdm: Value| {
+        json!({"server": {"name": name, "flavorRef": flavor, "networks": "none", "imageRef": "",
+            "block_device_mapping_v2": bdm}})
+    };
+
+    // --boot-from-volume: a volume made from the image, removed with the server.
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot(
+                "bfv",
+                json!([{"boot_index": 0, "uuid": image,
+            "source_type": "image", "destination_type": "volume", "volume_size": 1,
+            "delete_on_termination": true}]),
+            )),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let srv = r.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_server(&tc, &admin, &srv, "ACTIVE").await;
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{srv}"), &admin, None, V)
+        .await;
+    assert_eq!(
+        shown.json["server"]["image"], "",
+        "a volume-backed server has no image"
+    );
+    let attached = shown.json["server"]["os-extended-volumes:volumes_attached"].clone();
+    assert_eq!(attached.as_array().unwrap().len(), 1, "{attached}");
+    assert_eq!(attached[0]["delete_on_termination"], true);
+    let vol = attached[0]["id"].as_str().unwrap().to_owned();
+    let v = wait_volume(&tc, &admin, &vol, "in-use").await;
+    assert_eq!(v["bootable"], "true");
+    assert_eq!(v["attachments"][0]["device"], "/dev/vda");
+    assert_eq!(v["attachments"][0]["server_id"], json!(srv));
+    assert_eq!(v["volume_image_metadata"]["image_id"], json!(image));
+    let old = tc
+        .compute(Method::GET, &format!("servers/{srv}"), &admin, None, "2.1")
+        .await;
+    assert!(
+        old.json["server"]["os-extended-volumes:volumes_attached"][0]
+            .get("delete_on_termination")
+            .is_none(),
+        "delete_on_termination only from 2.3: {}",
+        old.json
+    );
+    let path = format!("servers/{srv}/os-volume_attachments");
+    let root = tc
+        .compute(Method::DELETE, &format!("{path}/{vol}"), &admin, None, V)
+        .await;
+    assert_eq!(root.status, StatusCode::BAD_REQUEST, "{}", root.json);
+    let rebuild = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{srv}/action"),
+            &admin,
+            Some(json!({"rebuild": {"imageRef": image}})),
+            V,
+        )
+        .await;
+    assert_eq!(rebuild.status, StatusCode::BAD_REQUEST, "{}", rebuild.json);
+    let gone = tc
+        .compute(Method::DELETE, &format!("servers/{srv}"), &admin, None, V)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.json);
+    wait_server_gone(&tc, &admin, &srv).await;
+    let start = Instant::now();
+    loop {
+        let r = volume(&tc, Method::GET, &format!("volumes/{vol}"), &admin, None).await;
+        if r.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "delete_on_termination: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // --volume: the user's bootable volume, kept when the server goes.
+    let bv = create(
+        &tc,
+        &admin,
+        json!({"size": 1, "imageRef": image, "name": "bv"}),
+    )
+    .await;
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(boot(
+                "onvol",
+                json!([{"boot_index": 0, "uuid": bv,
+            "source_type": "volume", "destination_type": "volume"}]),
+            )),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let srv = r.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_server(&tc, &admin, &srv, "ACTIVE").await;
+    wait_volume(&tc, &admin, &bv, "in-use").await;
+    let before = snapshot(&tc.cloud).await;
+    for (bdm, why) in [
+        (
+            json!([{"boot_index": 0, "uuid": bv, "source_type": "volume", "destination_type": "volume"}]),
+            "in use",
+        ),
+        (
+            json!([{"boot_index": 0, "uuid": "00000000-0000-0000-0000-000000000000", "source_type": "volume", "destination_type": "volume"}]),
+            "unknown volume",
+        ),
+        (
+            json!([{"boot_index": 0, "source_type": "blank", "destination_type": "volume"}]),
+            "blank without a size",
+        ),
+        (
+            json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 0}]),
+            "size 0",
+        ),
+        (
+            json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1},
+                {"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1}]),
+            "two boot volumes",
+        ),
+    ] {
+        let r = tc
+            .compute(Method::POST, "servers", &admin, Some(boot("bad", bdm)), V)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}: {}", r.json);
+        assert_eq!(r.json["badRequest"]["code"], 400, "{why}: {}", r.json);
+    }
+    assert_eq!(
+        before,
+        snapshot(&tc.cloud).await,
+        "refusals changed nothing"
+    );
+    let gone = tc
+        .compute(Method::DELETE, &format!("servers/{srv}"), &admin, None, V)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.json);
+    wait_server_gone(&tc, &admin, &srv).await;
+    let v = wait_volume(&tc, &admin, &bv, "available").await;
+    assert_eq!(v["attachments"], json!([]));
+    let leaks = ferro_compute::gc::leaks(tc.cloud.db.pool()).await.unwrap();
+    assert!(leaks.is_empty(), "{leaks:?}");
     tc.stop().await;
 }

@@ -68,6 +68,14 @@ pub struct ImageRef<'a> {
     links: [Link; 1],
 }
 
+/// A server's image: a reference, or `""` for one booted from a volume.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ImageField<'a> {
+    Ref(ImageRef<'a>),
+    None(&'static str),
+}
+
 /// The flavor: embedded from 2.47, a reference before.
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -113,7 +121,7 @@ pub struct ServerBody<'a> {
     metadata: Map<String, Value>,
     #[serde(rename = "hostId")]
     host_id: String,
-    image: ImageRef<'a>,
+    image: ImageField<'a>,
     flavor: FlavorBody,
     created: String,
     updated: String,
@@ -288,16 +296,20 @@ pub fn server_body<'a>(view: &ServerView<'a>) -> ServerBody<'a> {
         user_id: &s.user_id,
         metadata: s.meta(),
         host_id,
-        image: ImageRef {
-            id: &s.image_id,
-            links: [Link {
-                rel: "bookmark",
-                href: format!(
-                    "{}/images/{}",
-                    view.base.trim_end_matches("/v2.1"),
-                    s.image_id
-                ),
-            }],
+        image: if s.image_id.is_empty() {
+            ImageField::None("")
+        } else {
+            ImageField::Ref(ImageRef {
+                id: &s.image_id,
+                links: [Link {
+                    rel: "bookmark",
+                    href: format!(
+                        "{}/images/{}",
+                        view.base.trim_end_matches("/v2.1"),
+                        s.image_id
+                    ),
+                }],
+            })
         },
         flavor: flavor_body(s.flavor(), v.at_least(47), view.base),
         created: ts(s.created_at),

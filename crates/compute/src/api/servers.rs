@@ -18,9 +18,10 @@ use crate::error::{ComputeError, Result};
 use crate::executor::Ended;
 use crate::model::Server;
 use crate::nics;
-use crate::server_create::{NewServer, Plan};
+use crate::server_create::{NewServer, Plan, VolumeRequest};
 use crate::server_resize::ResizePlan;
 use crate::service::{host_is_up, stale_unless, ComputeService};
+use crate::volumes::NewVolume;
 
 const CREATE_KEYS: &[&str] = &[
     "name",
@@ -191,6 +192,128 @@ async fn check_image(s: &ComputeService, c: &Ctx, image_id: &str, flavor: Size) 
     Ok(img.id)
 }
 
+/// One entry of `block_device_mapping_v2`: the image booted onto the local
+/// disk, or a volume.
+enum BlockDevice {
+    Image(String),
+    Volume(VolumeRequest),
+}
+
+fn boot_index_zero(b: &Value) -> bool {
+    b.get("boot_index")
+        .map(|v| v.as_i64() == Some(0) || v.as_str() == Some("0"))
+        .unwrap_or(false)
+}
+
+/// Reads one block device mapping as Nova does (the kinds this cloud has).
+fn block_device(b: &Value) -> Result<BlockDevice> {
+    let invalid = |why: &str| bad(format!("Block Device Mapping is Invalid: {why}"));
+    let boot = boot_index_zero(b);
+    let source = b["source_type"].as_str().unwrap_or("");
+    let uuid = b["uuid"].as_str().map(str::to_owned);
+    let dest =
+        b["destination_type"]
+            .as_str()
+            .unwrap_or(if source == "image" || source == "blank" {
+                "local"
+            } else {
+                "volume"
+            });
+    let size = match b.get("volume_size") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(bad(format!(
+                    "Invalid input for field/attribute volume_size. Value: {v}."
+                )))
+            }
+        },
+    };
+    let delete_on_termination = match b.get("delete_on_termination") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(Value::String(v)) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        Some(_) => {
+            return Err(bad(
+                "Invalid input for field/attribute delete_on_termination.",
+            ))
+        }
+    };
+    let need_uuid = || {
+        uuid.clone()
+            .ok_or_else(|| invalid("a uuid is required for this source."))
+    };
+    let volume = |existing: Option<String>, make: Option<NewVolume>| {
+        BlockDevice::Volume(VolumeRequest {
+            existing,
+            make,
+            size,
+            boot,
+            delete_on_termination,
+        })
+    };
+    Ok(match (source, dest) {
+        ("image", "local") if boot => BlockDevice::Image(need_uuid()?),
+        ("image", "volume") => volume(None, Some(NewVolume::Image(need_uuid()?))),
+        ("snapshot", "volume") => volume(None, Some(NewVolume::Snapshot(need_uuid()?))),
+        ("volume", "volume") => volume(Some(need_uuid()?), None),
+        ("blank", "volume") if size.is_some() => volume(None, Some(NewVolume::Blank)),
+        ("blank", "volume") => return Err(invalid("a blank volume needs a volume_size.")),
+        ("blank", "local") | ("image", "local") => {
+            return Err(bad("Block Device Mapping is Invalid: ephemeral and swap disks are not supported by this cloud."))
+        }
+        (s, d) => return Err(invalid(&format!("source_type '{s}' with destination_type '{d}' is not supported."))),
+    })
+}
+
+/// Checks a create's volumes before anything is written: the user's
+/// volumes exist, are theirs to use and available (and are not asked for
+/// by several servers at once); images to make volumes from are usable.
+async fn check_block_devices(
+    s: &ComputeService,
+    c: &Ctx,
+    disks: &[VolumeRequest],
+    max_count: Option<&Value>,
+) -> Result<()> {
+    if disks.is_empty() {
+        return Ok(());
+    }
+    let api = s.volume_api()?;
+    for d in disks {
+        if let Some(id) = &d.existing {
+            if max_count.and_then(Value::as_i64).unwrap_or(1) > 1 {
+                return Err(bad("Block Device Mapping is Invalid: a volume can't be attached to several servers made at once."));
+            }
+            let v = api.volume(&c.auth, id).await.map_err(|_| {
+                bad(format!(
+                    "Block Device Mapping is Invalid: failed to get volume {id}."
+                ))
+            })?;
+            if v.status != "available" {
+                return Err(bad(format!(
+                    "Invalid volume: volume '{id}' status must be 'available'. Currently in '{}'",
+                    v.status
+                )));
+            }
+        }
+        if let Some(NewVolume::Image(img)) = &d.make {
+            let i = s
+                .images
+                .visible(&c.auth, img)
+                .await
+                .map_err(|_| bad(format!("Image {img} could not be found.")))?;
+            if i.status != "active" {
+                return Err(bad(format!("Image {img} is not active.")));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
     let project = c
         .auth
@@ -231,43 +354,47 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     if flavor.disabled != 0 {
         return Err(bad(format!("Flavor {} is disabled.", flavor.id)));
     }
-    // The image: imageRef, or a block device mapping that boots an image locally.
+    // The image: imageRef, or a block device mapping that boots an image
+    // locally; or a boot volume (block device mappings onto volumes).
     let mut image_ref = srv
         .get("imageRef")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
+    let mut disks: Vec<VolumeRequest> = Vec::new();
+    let mut local_boot = false;
     if let Some(bdms) = srv.get("block_device_mapping_v2") {
         let bdms = bdms
             .as_array()
             .ok_or_else(|| bad("Invalid input for field/attribute block_device_mapping_v2."))?;
         for b in bdms {
-            let boot = b
-                .get("boot_index")
-                .map(|v| v.as_i64() == Some(0) || v.as_str() == Some("0"))
-                .unwrap_or(false);
-            match (
-                b["source_type"].as_str(),
-                b["destination_type"].as_str().unwrap_or("local"),
-            ) {
-                (Some("image"), "local") if boot => {
-                    image_ref = b["uuid"].as_str().map(str::to_owned).or(image_ref)
+            match block_device(b)? {
+                BlockDevice::Image(id) => {
+                    local_boot = true;
+                    image_ref = Some(id)
                 }
-                _ => {
-                    return Err(bad(
-                        "Only booting from an image onto local disk is supported (no volumes yet).",
-                    ))
-                }
+                BlockDevice::Volume(v) => disks.push(v),
             }
         }
     }
-    let image_ref = image_ref
-        .ok_or_else(|| bad("Invalid input for field/attribute imageRef: an image is required."))?;
+    let boot_volumes = disks.iter().filter(|d| d.boot).count();
+    if boot_volumes > 1 || (boot_volumes == 1 && local_boot) {
+        return Err(bad("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."));
+    }
     let size = Size {
         ram: flavor.ram,
         disk: flavor.disk,
     };
-    let image_id = check_image(&s, &c, id_from_ref(&image_ref), size).await?;
+    let image_id = if boot_volumes == 1 {
+        // Booted from a volume: the server has no image (Nova shows "").
+        String::new()
+    } else {
+        let image_ref = image_ref.ok_or_else(|| {
+            bad("Invalid input for field/attribute imageRef: an image is required.")
+        })?;
+        check_image(&s, &c, id_from_ref(&image_ref), size).await?
+    };
+    check_block_devices(&s, &c, &disks, srv.get("max_count")).await?;
 
     let nic_requests =
         nics::requests(&s, &c.auth, srv.get("networks"), c.version.at_least(37)).await?;
@@ -419,7 +546,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         };
         let id = ids::uuid_id();
         let hostname = hostname_of(&display);
-        let plan = Plan::new(&c.auth, &hostname, &nic_requests, &group_ids);
+        let plan = Plan::new(&c.auth, &hostname, &nic_requests, &group_ids, &disks);
         let new = NewServer {
             id: &id,
             name: &display,
@@ -1326,6 +1453,11 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     let image_ref = arg["imageRef"].as_str().ok_or_else(|| {
         bad("Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
     })?;
+    if srv.image_id.is_empty() {
+        return Err(bad(
+            "Rebuilding a volume-backed server is not supported by this cloud.",
+        ));
+    }
     let flavor = srv
         .flavor()
         .ok_or_else(|| ComputeError::Internal("unreadable flavor".into()))?;

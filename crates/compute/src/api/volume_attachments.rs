@@ -173,6 +173,11 @@ pub async fn detach(
 ) -> Result<Response> {
     let srv = changeable(&s, &c, &id, "os_compute_api:os-volumes-attachments:delete").await?;
     let m = find(&s, &id, &volume_id).await?;
+    if m.device == "/dev/vda" {
+        return Err(ComputeError::BadRequest(
+            "Cannot detach a root device volume".into(),
+        ));
+    }
     attachable(&srv, "detach_volume")?;
     s.detach_volume(&srv, &m).await?;
     s.record_action(&id, "detach_volume", &c.auth, &c.request_id)

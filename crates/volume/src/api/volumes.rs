@@ -114,7 +114,9 @@ pub async fn action(S(s): S<State>, ctx: Ctx, p: P, body: Body) -> Result<Respon
     let field = |k: &str| arg.get(k).cloned().unwrap_or(Value::Null);
     match name.as_str() {
         "os-extend" => {
-            s.extend_volume(&ctx.0, id, &field("new_size")).await?;
+            // In-use volumes from 3.42, as Cinder.
+            s.extend_volume(&ctx.0, id, &field("new_size"), ctx.1.at_least(42))
+                .await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-set_bootable" => {

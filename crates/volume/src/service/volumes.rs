@@ -17,6 +17,10 @@ use crate::model::{json_map, Attachment, Volume};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct VolumeCreate {
+    /// The id to give it (compute's block device mappings choose theirs
+    /// first); never read from a request body.
+    #[serde(skip)]
+    pub id: Option<String>,
     #[serde(default)]
     pub size: Option<Value>,
     #[serde(default)]
@@ -127,6 +131,24 @@ impl VolumeService {
             .await?)
     }
 
+    /// The sizes in GiB of these volumes (those that exist), by id.
+    pub async fn sizes(&self, ids: &[String]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, size FROM volumes WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(q.fetch_all(self.pool()).await?);
+        }
+        Ok(out)
+    }
+
     /// The volume if the caller may see it; 404 otherwise.
     pub async fn visible(&self, ctx: &AuthContext, id: &str) -> Result<Volume> {
         match self.get_volume(id).await? {
@@ -226,6 +248,11 @@ impl VolumeService {
     pub async fn create_volume(&self, ctx: &AuthContext, req: VolumeCreate) -> Result<Volume> {
         let project = self.project_of(ctx)?.to_owned();
         self.enforce(ctx, "volume:create", Rule::ProjectMember, Some(&project))?;
+        if let Some(id) = &req.id {
+            if let Some(v) = self.get_volume(id).await? {
+                return Ok(v);
+            }
+        }
         let name = req.name.clone().or(req.display_name.clone());
         check_text("name", &name)?;
         if req.backup_id.is_some() {
@@ -345,7 +372,11 @@ impl VolumeService {
                 )))
             }
             Some(s) => s,
-            None if sources.iter().any(|s| *s) && req.image_ref.is_none() => min_size,
+            // From a snapshot or a volume: its size; from an image, only
+            // for compute's block device mappings (Cinder's API wants one).
+            None if sources.iter().any(|s| *s) && (req.image_ref.is_none() || req.id.is_some()) => {
+                min_size
+            }
             None => {
                 return Err(VolumeError::bad(
                     "Invalid input received: size is required to create a volume.".to_owned(),
@@ -360,7 +391,7 @@ impl VolumeService {
             (None, None) => self.default_type().await?,
         };
         self.check_quota(&project, "volumes", 1, size).await?;
-        let id = ids::uuid_id();
+        let id = req.id.clone().unwrap_or_else(ids::uuid_id);
         let now = time::now_micros();
         let metadata = serde_json::to_string(&req.metadata.unwrap_or_default())
             .map_err(|e| VolumeError::Internal(e.to_string()))?;
@@ -579,14 +610,28 @@ impl VolumeService {
         Ok(())
     }
 
-    pub async fn extend_volume(&self, ctx: &AuthContext, id: &str, new_size: &Value) -> Result<()> {
+    /// Extends a volume; an attached one (`in_use`, from 3.42) is grown by
+    /// the host that has it plugged in (the guest sees the new size).
+    pub async fn extend_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        new_size: &Value,
+        in_use: bool,
+    ) -> Result<()> {
         let v = self
             .changeable(ctx, id, "volume_extension:volume_actions:extend")
             .await?;
         let new = parse_size(new_size)?;
-        if v.status != "available" {
+        let allowed = v.status == "available" || (in_use && v.status == "in-use");
+        if !allowed {
+            let wanted = if in_use {
+                "available or in-use"
+            } else {
+                "available"
+            };
             return Err(VolumeError::invalid_volume(format!(
-                "Volume {id} status must be available to extend, but is {}.",
+                "Volume {id} status must be {wanted} to extend, but is {}.",
                 v.status
             )));
         }
@@ -599,11 +644,12 @@ impl VolumeService {
         self.check_quota(&v.project_id, "extend", 0, new - v.size)
             .await?;
         let n = sqlx::query(
-            "UPDATE volumes SET status = 'extending', size = $1, updated_at = $2 WHERE id = $3 AND status = 'available'",
+            "UPDATE volumes SET status = 'extending', size = $1, updated_at = $2 WHERE id = $3 AND status = $4",
         )
         .bind(new)
         .bind(time::now_micros())
         .bind(id)
+        .bind(&v.status)
         .execute(self.pool())
         .await?
         .rows_affected();

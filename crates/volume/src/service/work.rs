@@ -226,6 +226,19 @@ impl VolumeService {
                 if v.status != "extending" {
                     return Ok(());
                 }
+                let attached = !self
+                    .attachments_of(&[id.as_str()])
+                    .await?
+                    .remove(id.as_str())
+                    .unwrap_or_default()
+                    .is_empty();
+                if attached {
+                    // Its host grows it (QEMU holds the file): the size in
+                    // the row is what the host is asked for.
+                    self.transition(id, "extending", "in-use").await?;
+                    tracing::info!(volume_id = %id, size = v.size, "an attached volume extended; its host grows it");
+                    return Ok(());
+                }
                 match self.backend.extend(id, v.size).await {
                     Ok(()) => {
                         self.transition(id, "extending", "available").await?;
