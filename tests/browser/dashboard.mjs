@@ -374,6 +374,31 @@ await step("the floating IP page shows the address mapped to client", async () =
   await admin.locator('table.data td[data-col="Mapped Fixed IP Address"]', { hasText: /^client 192\.169\.0\.\d+$/ }).waitFor();
 }, admin);
 
+await step("volumes: create one, attach it to client, extend it while attached, detach and delete it", async () => {
+  await nav(admin, "Volumes");
+  await admin.getByRole("button", { name: "Create Volume" }).click();
+  await fill(admin, { "Volume Name": "data", "Size (GiB)": 1 });
+  await submitAndClose(admin, "Create Volume");
+  const r = row(admin, "Name", "data");
+  await r.locator('[data-status="available"]').waitFor({ timeout: 30000 });
+  await rowAction(r, "Attach");
+  await fill(admin, { "Attach to Instance": { select: "client" } });
+  await submitAndClose(admin, "Attach Volume");
+  await r.locator('[data-status="in-use"]').waitFor({ timeout: 60000 });
+  await r.locator('td[data-col="Attached To"]', { hasText: "client on /dev/vdb" }).waitFor();
+  await rowAction(r, "Extend Volume");
+  await fill(admin, { "New Size (GiB)": 2 });
+  await submitAndClose(admin, "Extend Volume");
+  await r.locator('td[data-col="Size"]', { hasText: "2 GiB" }).waitFor({ timeout: 30000 });
+  await r.locator('[data-status="in-use"]').waitFor({ timeout: 30000 });
+  await admin.screenshot({ path: `${SHOTS}/volumes.png`, fullPage: true });
+  await rowAction(r, "Detach");
+  await r.locator('[data-status="available"]').waitFor({ timeout: 90000 });
+  await rowAction(r, "Delete Volume");
+  await admin.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+  await r.waitFor({ state: "detached", timeout: 30000 });
+}, admin);
+
 await step("create a key pair: its private key downloads once; delete it", async () => {
   await nav(admin, "Key Pairs");
   await admin.getByRole("button", { name: "Create Key Pair" }).click();

@@ -36,6 +36,7 @@ static FILES: &[(&str, &[u8])] = embed![
     "js/images.js",
     "js/flavors.js",
     "js/keypairs.js",
+    "js/volumes.js",
     "js/networks.js",
     "js/routers.js",
     "js/floatingips.js",

@@ -4,7 +4,8 @@
 // it rides in an HttpOnly cookie.
 
 const BASE_HEADERS = { "X-Ferro-Dashboard": "1" };
-const MICROVERSIONS = { compute: "compute 2.79" };
+// Volumes at 3.42: an attached volume can be extended.
+const MICROVERSIONS = { compute: "compute 2.79", volume: "volume 3.42" };
 
 export class ApiError extends Error {
   constructor(status, message, requestId) {
@@ -93,6 +94,7 @@ function client(service, root = "") {
 export const compute = client("compute", "/v2.1");
 export const network = client("network");
 export const image = client("image");
+export const volume = client("volume", "/v3");
 export const identity = client("identity");
 
 export const session = {

@@ -10,6 +10,7 @@ import instances from "./instances.js";
 import images from "./images.js";
 import flavors from "./flavors.js";
 import keypairs from "./keypairs.js";
+import { volumesPage, snapshotsPage } from "./volumes.js";
 import { networksPage, networkPage } from "./networks.js";
 import { routersPage, routerPage } from "./routers.js";
 import floatingips from "./floatingips.js";
@@ -20,6 +21,7 @@ import { hypervisors, services, projects, users } from "./admin.js";
 const NAV = [
   ["Compute", [["overview", "Overview", overview], ["instances", "Instances", instances],
     ["images", "Images", images], ["keypairs", "Key Pairs", keypairs]]],
+  ["Volumes", [["volumes", "Volumes", volumesPage], ["volume-snapshots", "Volume Snapshots", snapshotsPage]]],
   ["Network", [["topology", "Network Topology", topology], ["networks", "Networks", networksPage],
     ["routers", "Routers", routersPage], ["floating-ips", "Floating IPs", floatingips],
     ["security-groups", "Security Groups", groupsPage]]],

@@ -68,6 +68,9 @@ const STATUS_CLASS = {
   REBUILD: "busy", saving: "busy", queued: "busy", importing: "busy", uploading: "busy", PENDING_CREATE: "busy",
   SHUTOFF: "off", PAUSED: "off", SUSPENDED: "off", deactivated: "off",
   active: "ok",
+  // Volumes and snapshots (Cinder's lower-case statuses).
+  available: "ok", "in-use": "ok", error: "bad", error_extending: "bad", creating: "busy", attaching: "busy",
+  detaching: "busy", extending: "busy", deleting: "busy", reserved: "busy", downloading: "busy",
 };
 
 export function badge(status, extra) {
