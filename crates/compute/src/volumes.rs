@@ -154,11 +154,10 @@ pub async fn attached_to(
 ) -> Result<std::collections::HashMap<String, Vec<(String, bool)>>> {
     let mut out: std::collections::HashMap<String, Vec<(String, bool)>> = Default::default();
     for chunk in server_ids.chunks(500) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT server_id, volume_id, delete_on_termination FROM block_device_mappings \
              WHERE server_id IN ({}) ORDER BY created_at, id",
-            marks.join(", ")
+            ferro_store::marks(1, chunk.len())
         );
         let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
         for id in chunk {

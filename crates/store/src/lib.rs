@@ -107,7 +107,28 @@ impl Db {
     }
 }
 
+/// `count` numbered placeholders from `$first` (`$2, $3, $4`), for an
+/// `IN (…)` list of bound values.
+pub fn marks(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Booleans are stored as 0/1 BIGINT on both databases.
 pub fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marks;
+
+    #[test]
+    fn marks_count_from_the_first() {
+        assert_eq!(marks(2, 3), "$2, $3, $4");
+        assert_eq!(marks(1, 1), "$1");
+        assert_eq!(marks(1, 0), "");
+    }
 }

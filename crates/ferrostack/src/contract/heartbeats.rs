@@ -42,10 +42,9 @@ impl Heartbeats {
         }
         let now = time::now_micros();
         for chunk in hosts.chunks(BATCH) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE hosts SET heartbeat_at = $1 WHERE name IN ({})",
-                marks.join(", ")
+                ferro_store::marks(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(now);
             for h in chunk {

@@ -49,10 +49,9 @@ impl NetworkService {
             // query (well under every backend's limit on bound values).
             Some(ids) => {
                 for chunk in ids.chunks(500) {
-                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
                     let sql = format!(
                         "{base} AND p.device_id IN ({}) ORDER BY p.seq, a.ip_address",
-                        marks.join(", ")
+                        ferro_store::marks(1, chunk.len())
                     );
                     let mut q = sqlx::query_as::<_, Row>(&sql);
                     for id in chunk {

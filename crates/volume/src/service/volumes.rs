@@ -135,10 +135,9 @@ impl VolumeService {
     pub async fn sizes(&self, ids: &[String]) -> Result<HashMap<String, i64>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT id, size FROM volumes WHERE id IN ({})",
-                marks.join(", ")
+                ferro_store::marks(1, chunk.len())
             );
             let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
             for id in chunk {
@@ -172,27 +171,22 @@ impl VolumeService {
         Ok(v)
     }
 
-    /// Live attachments of these volumes, by volume id.
+    /// Live attachments of these volumes, by volume id (one query per 500).
     pub async fn attachments_of(
         &self,
         volume_ids: &[&str],
     ) -> Result<HashMap<String, Vec<Attachment>>> {
         let mut out: HashMap<String, Vec<Attachment>> = HashMap::new();
-        if volume_ids.is_empty() {
-            return Ok(out);
-        }
-        let rows: Vec<Attachment> = if volume_ids.len() == 1 {
-            sqlx::query_as("SELECT * FROM volume_attachments WHERE volume_id = $1")
-                .bind(volume_ids[0])
-                .fetch_all(self.pool())
-                .await?
-        } else {
-            sqlx::query_as("SELECT * FROM volume_attachments ORDER BY created_at")
-                .fetch_all(self.pool())
-                .await?
-        };
-        for a in rows {
-            if volume_ids.contains(&a.volume_id.as_str()) {
+        for chunk in volume_ids.chunks(500) {
+            let sql = format!(
+                "SELECT * FROM volume_attachments WHERE volume_id IN ({}) ORDER BY created_at, id",
+                ferro_store::marks(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, Attachment>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for a in q.fetch_all(self.pool()).await? {
                 out.entry(a.volume_id.clone()).or_default().push(a);
             }
         }
