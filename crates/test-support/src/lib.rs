@@ -45,14 +45,26 @@ pub struct TestCloud {
     local_agent: bool,
 }
 
-/// The contract port of the cloud in `state_dir`: 0 (the cloud picks a
-/// free one, no race with parallel tests) on first start, then the one it
-/// picked, kept so joined hosts find a restarted controller again.
-fn contract_port(state_dir: &std::path::Path) -> u16 {
+/// The contract port kept for the cloud in `state_dir`, if it started
+/// before: joined hosts must find a restarted controller again.
+fn kept_contract_port(state_dir: &std::path::Path) -> Option<u16> {
     std::fs::read_to_string(state_dir.join("test-contract-port"))
         .ok()
         .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
+}
+
+/// A contract port for a fresh cloud: random, below Linux's ephemeral range
+/// (32768–60999), so no port-0 listener of a parallel test can take it
+/// while this cloud is stopped for a restart.
+fn fresh_contract_port() -> u16 {
+    20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16
+}
+
+fn address_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    })
 }
 
 fn keep_contract_port(state_dir: &std::path::Path, contract_url: &str) {
@@ -188,7 +200,6 @@ impl TestCloud {
         cfg.network_port = 0;
         cfg.dashboard_port = 0;
         cfg.volume_port = 0;
-        cfg.contract_port = contract_port(&state_dir);
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());
@@ -196,7 +207,23 @@ impl TestCloud {
         cfg.tls = tls;
         cfg.max_limit = max_limit;
         cfg.local_agent = local_agent;
-        let cloud = Cloud::start(cfg).await.expect("starting the cloud");
+        let kept = kept_contract_port(&state_dir);
+        // A random fresh port may be another test's: try another. A kept
+        // one is retried (a parallel fresh cloud may hold it briefly).
+        let mut attempts = 0;
+        let cloud = loop {
+            cfg.contract_port = kept.unwrap_or_else(fresh_contract_port);
+            match Cloud::start(cfg.clone()).await {
+                Ok(cloud) => break cloud,
+                Err(e) if address_in_use(&e) && attempts < 40 => {
+                    attempts += 1;
+                    if kept.is_some() {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                }
+                Err(e) => panic!("starting the cloud: {e:?}"),
+            }
+        };
         keep_contract_port(&state_dir, &cloud.contract_url);
         let mut http = reqwest::Client::builder();
         if let Some(ca) = &cloud.ca_cert {
