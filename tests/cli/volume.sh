@@ -7,7 +7,9 @@
 # the same volume attached to a second server still holds the file;
 # extend (a detached volume, and an attached one that the running guest
 # sees grow), snapshot and a volume from it, Cinder's refusals; servers booted
-# from a volume (--volume and --boot-from-volume) reached by SSH; and a
+# from a volume (--volume and --boot-from-volume) reached by SSH; server
+# snapshots (`server image create`) of a running server and of one booted
+# from a volume, each booted again with the data written before; and a
 # teardown that leaves no volume file, qemu process or namespace.
 . "$(dirname "$0")/lib.bash"
 state="$FERRO_WORK/cli-volume"
@@ -43,6 +45,7 @@ vol_status_is() { [ "$(os volume show "$1" -f value -c status 2>/dev/null)" = "$
 # ten minutes.
 cat >"$scratch/disks.sh" <<'EOF'
 #!/bin/sh
+chown cloud /dev/vda
 i=0
 while [ $i -lt 1200 ]; do
     for d in /dev/vd[b-z]; do
@@ -180,6 +183,39 @@ wait_for "SSH into bfv" 120 on_vm "$ip4" true
 check_eq "bfv says its name" "bfv" "$(on_vm "$ip4" hostname 2>&1)"
 bfv_vol=$(os server show bfv -f json -c volumes_attached | python3 -c 'import json,sys; print(json.load(sys.stdin)["volumes_attached"][0]["id"])' 2>/dev/null)
 check_eq "its volume is in use" "in-use" "$(os volume show "$bfv_vol" -f value -c status 2>&1)"
+# Server snapshots (`server image create`): the tiny guest's root is in
+# RAM, so a marker is written on the disk itself, past its boot partition.
+mark() { on_vm "$1" "echo $2 | dd of=/dev/vda bs=1M seek=200 conv=fsync 2>/dev/null"; }
+marker() { on_vm "$1" 'dd if=/dev/vda bs=1M skip=200 count=1 2>/dev/null | head -n 1'; }
+check "a marker on vm1's disk" mark "$ip1" snap-of-vm1
+check "server image create --wait vm1-snap vm1 (running)" os server image create --wait --name vm1-snap vm1
+check_eq "the snapshot is a private qcow2 image" "qcow2 active private" \
+    "$(os image show vm1-snap -f value -c disk_format -c visibility -c status 2>&1 | paste -sd' ')"
+check_eq "vm1 is ACTIVE again" "ACTIVE" "$(os server show vm1 -f value -c status 2>&1)"
+check_eq "vm1 was paused, not rebooted (same boot id)" "$boot_id" "$(on_vm "$ip1" cat /proc/sys/kernel/random/boot_id 2>&1)"
+ip5=$(boot fromsnap --image vm1-snap)
+check "fromsnap created with floating IP $ip5" test -n "$ip5"
+wait_for "fromsnap is ACTIVE" 120 status_is fromsnap ACTIVE
+wait_for "SSH into fromsnap" 120 on_vm "$ip5" true
+check_eq "fromsnap's disk holds the marker written before the snapshot" "snap-of-vm1" "$(marker "$ip5" 2>&1)"
+check "a marker on bfv's volume" mark "$ip4" snap-of-bfv
+check "server image create --wait bfv-snap bfv (booted from a volume)" os server image create --wait --name bfv-snap bfv
+check_eq "its image holds no data, only the volume's mapping" "0 True" \
+    "$(os image show bfv-snap -f json | python3 -c 'import json,sys; i=json.load(sys.stdin); p=i.get("properties",i); print(i["size"], p["bdm_v2"])' 2>&1)"
+snap_of_bfv=$(os volume snapshot list -f value -c ID -c Name 2>/dev/null | awk '/snapshot for bfv-snap/ {print $1}')
+check "the volume service has the volume's snapshot" test -n "$snap_of_bfv"
+ip6=$(boot frombfvsnap --image bfv-snap)
+check "frombfvsnap created with floating IP $ip6" test -n "$ip6"
+wait_for "frombfvsnap is ACTIVE" 120 status_is frombfvsnap ACTIVE
+wait_for "SSH into frombfvsnap" 120 on_vm "$ip6" true
+check_eq "it boots from a new volume holding bfv's marker" "snap-of-bfv" "$(marker "$ip6" 2>&1)"
+check_eq "server show: booted from volume" "N/A (booted from volume)" "$(os server show frombfvsnap -f value -c image 2>&1)"
+check "server delete fromsnap frombfvsnap" os server delete --wait fromsnap frombfvsnap
+check "volume snapshot delete (bfv's)" os volume snapshot delete "$snap_of_bfv"
+snap_gone() { ! os volume snapshot show "$snap_of_bfv" >/dev/null 2>&1; }
+wait_for "bfv's snapshot is gone" 30 snap_gone
+check "image delete vm1-snap bfv-snap" os image delete vm1-snap bfv-snap
+
 check "server delete onvol bfv" os server delete --wait onvol bfv
 wait_for "bv is available after its server went" 60 vol_status_is bv available
 bfv_vol_gone() { ! os volume show "$bfv_vol" >/dev/null 2>&1; }

@@ -215,4 +215,7 @@ pub trait HostAgent: Send + Sync + 'static {
     async fn instances(&self) -> Result<Vec<String>, LinkError>;
     /// The desired state changed: reconcile now rather than at the next tick.
     fn wake(&self);
+    /// Writes a consistent qcow2 copy of the instance's root disk to `to`,
+    /// a path on the caller's host (a joined host's agent streams it).
+    async fn snapshot(&self, id: &str, to: &std::path::Path) -> Result<(), LinkError>;
 }

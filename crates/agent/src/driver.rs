@@ -71,6 +71,10 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Grows a volume plugged into a running instance to `volume.size_gb`
     /// (an attached volume extended); nothing when it is that large.
     async fn grow_volume(&self, id: &str, volume: &VolumeSpec) -> Result<()>;
+    /// Writes a consistent, standalone qcow2 copy of the instance's root
+    /// disk to `to` (Nova's `createImage`). A running guest is paused for
+    /// the copy and resumed after it.
+    async fn snapshot(&self, id: &str, to: &Path) -> Result<()>;
 }
 
 /// Runs a command to completion; a failure records the command line, the

@@ -196,4 +196,23 @@ impl Hypervisor for FakeDriver {
         }
         Ok(true)
     }
+
+    async fn snapshot(&self, id: &str, to: &Path) -> Result<()> {
+        self.record(format!("snapshot {id}"));
+        if self.power(id).await == PowerState::Absent {
+            return Err(DriverError::Failed(format!("no instance {id}")));
+        }
+        // A qcow2 header (version 3, 1 GiB, no backing file): what the
+        // image service checks an upload against.
+        let mut head = vec![0u8; 512];
+        head[..4].copy_from_slice(b"QFI\xfb");
+        head[4..8].copy_from_slice(&3u32.to_be_bytes());
+        head[20..24].copy_from_slice(&16u32.to_be_bytes());
+        head[24..32].copy_from_slice(&(1u64 << 30).to_be_bytes());
+        head[100..104].copy_from_slice(&104u32.to_be_bytes());
+        std::fs::write(to, head).map_err(|e| DriverError::Io {
+            what: format!("writing {}", to.display()),
+            source: e,
+        })
+    }
 }

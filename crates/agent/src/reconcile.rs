@@ -16,7 +16,7 @@
 //! the controller marks the host out of sync.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -429,6 +429,18 @@ impl Agent {
     }
 }
 
+/// Takes an instance off the busy set when dropped (also when the task
+/// holding it is cancelled).
+struct Release<'a>(&'a Mutex<HashSet<String>>, &'a str);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.remove(self.1);
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl HostAgent for Agent {
     async fn console_log(&self, id: &str, lines: Option<usize>) -> Result<String, LinkError> {
@@ -446,5 +458,32 @@ impl HostAgent for Agent {
 
     fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    async fn snapshot(&self, id: &str, to: &Path) -> Result<(), LinkError> {
+        // The reconciler leaves a busy instance alone, so it doesn't resume
+        // the guest the copy paused. Wait for a pass on it to end (bounded).
+        let mut taken = false;
+        for _ in 0..1200 {
+            taken = self
+                .busy
+                .lock()
+                .map(|mut b| b.insert(id.to_owned()))
+                .unwrap_or(false);
+            if taken {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !taken {
+            return Err(LinkError(format!(
+                "instance {id} stayed busy for a minute; try the snapshot again"
+            )));
+        }
+        let _release = Release(&self.busy, id);
+        self.driver
+            .snapshot(id, to)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
     }
 }

@@ -42,6 +42,9 @@ pub const FAILPOINTS: &[&str] = &[
     "server-delete.port-removed",
     "server-resize.accepted",
     "server-resize.claimed",
+    "server-snapshot.accepted",
+    "server-snapshot.image-made",
+    "server-snapshot.captured",
     "volume-attach.accepted",
     "volume-attach.reserved",
     "volume-attach.plugged",
@@ -61,6 +64,7 @@ pub enum Kind {
     ServerCreate,
     ServerDelete,
     ServerResize,
+    ServerSnapshot,
     VolumeAttach,
     VolumeDetach,
 }
@@ -71,6 +75,7 @@ impl Kind {
             Kind::ServerCreate => "server-create",
             Kind::ServerDelete => "server-delete",
             Kind::ServerResize => "server-resize",
+            Kind::ServerSnapshot => "server-snapshot",
             Kind::VolumeAttach => "volume-attach",
             Kind::VolumeDetach => "volume-detach",
         }
@@ -82,6 +87,7 @@ impl Kind {
         match self {
             Kind::ServerCreate => Some("unwind-ports"),
             Kind::ServerResize => Some("unwind-claim"),
+            Kind::ServerSnapshot => Some("unwind-image"),
             Kind::VolumeAttach => Some("unwind-plug"),
             Kind::ServerDelete | Kind::VolumeDetach => None,
         }
@@ -92,6 +98,7 @@ impl Kind {
             "server-create" => Some(Kind::ServerCreate),
             "server-delete" => Some(Kind::ServerDelete),
             "server-resize" => Some(Kind::ServerResize),
+            "server-snapshot" => Some(Kind::ServerSnapshot),
             "volume-attach" => Some(Kind::VolumeAttach),
             "volume-detach" => Some(Kind::VolumeDetach),
             _ => None,

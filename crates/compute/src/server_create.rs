@@ -109,7 +109,7 @@ impl Plan {
             .chain(disks.iter().filter(|d| !d.boot))
         {
             let device = if d.boot {
-                "/dev/vda".to_owned()
+                ferro_agent_api::spec::ROOT_DEVICE.to_owned()
             } else {
                 crate::volumes::next_device(&taken).unwrap_or_default()
             };

@@ -107,6 +107,8 @@ pub struct ComputeService {
     pub(crate) driving: std::sync::Mutex<HashMap<String, bool>>,
     /// The block storage service, once the binary wires it.
     pub(crate) volumes: std::sync::OnceLock<Arc<dyn crate::volumes::VolumeApi>>,
+    /// The image service's public URL (`Location` of a snapshot before 2.45).
+    pub(crate) image_url: std::sync::OnceLock<String>,
 }
 
 impl ComputeService {
@@ -131,6 +133,7 @@ impl ComputeService {
             holder,
             driving: std::sync::Mutex::new(HashMap::new()),
             volumes: std::sync::OnceLock::new(),
+            image_url: std::sync::OnceLock::new(),
         })
     }
 
@@ -563,8 +566,14 @@ impl ComputeService {
         let seqs_done = r.applied_reboot_seq >= s.reboot_seq
             && r.applied_rebuild_seq >= s.rebuild_seq
             && r.applied_resize_seq >= s.resize_seq;
+        // A snapshot's task states belong to its saga, which clears them.
+        let snapshotting = s
+            .task_state
+            .as_deref()
+            .is_some_and(crate::server_snapshot::is_snapshot_task);
         let settle = |vm_state: &str, power_state: i64| {
-            let task = if seqs_done && vm_state_matches(&s.desired_power, vm_state) {
+            let task = if !snapshotting && seqs_done && vm_state_matches(&s.desired_power, vm_state)
+            {
                 None
             } else {
                 s.task_state.clone()
@@ -681,6 +690,11 @@ impl ComputeService {
             tracing::info!(server_id = %s.id, vm_state, task_state = ?task_state, "server state changed");
         }
         Ok(())
+    }
+
+    /// Tells compute where the image service answers (once).
+    pub fn set_image_url(&self, url: &str) {
+        let _ = self.image_url.set(url.trim_end_matches('/').to_owned());
     }
 
     /// Wires the block storage service (once).

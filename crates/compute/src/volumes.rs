@@ -111,6 +111,23 @@ pub trait VolumeApi: Send + Sync + 'static {
     async fn begin_detaching(&self, attachment_id: &str) -> Result<(), VolumeCallError>;
     /// Ends the attachment (absent is fine).
     async fn release(&self, attachment_id: &str) -> Result<(), VolumeCallError>;
+    /// Snapshots volume `volume_id` (in use or not: a crash-consistent
+    /// copy) as snapshot `snapshot_id`, for an image of a server; asking
+    /// again for the same id is a no-op. Returns the snapshot's status.
+    async fn snapshot_for_image(
+        &self,
+        ctx: &AuthContext,
+        snapshot_id: &str,
+        volume_id: &str,
+        name: &str,
+    ) -> Result<String, VolumeCallError>;
+    /// Deletes such a snapshot (absent is fine); `false` while it is still
+    /// being made.
+    async fn delete_snapshot(
+        &self,
+        ctx: &AuthContext,
+        snapshot_id: &str,
+    ) -> Result<bool, VolumeCallError>;
     /// Deletes a volume whose server went with `delete_on_termination`
     /// (one still in use elsewhere is kept).
     async fn delete_on_termination(&self, volume_id: &str) -> Result<(), VolumeCallError>;

@@ -343,6 +343,7 @@ impl Cloud {
             controller_id(&cfg.state_dir)?,
         );
         compute.set_volumes(Arc::new(crate::volume_link::VolumeLink(volumes.clone())));
+        compute.set_image_url(&image_url);
         let placement = Arc::new(Placement {
             db: db.clone(),
             auth: auth.clone(),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use ferro_common::AuthContext;
 use ferro_compute::volumes::{NewVolume, VolumeApi, VolumeCallError, VolumeConnection, VolumeInfo};
-use ferro_volume::service::VolumeCreate;
+use ferro_volume::model::Version;
+use ferro_volume::service::{SnapshotCreate, VolumeCreate};
 use ferro_volume::{Connection, VolumeError, VolumeService};
 
 pub struct VolumeLink(pub Arc<VolumeService>);
@@ -126,5 +127,49 @@ impl VolumeApi for VolumeLink {
             .delete_on_termination(volume_id)
             .await
             .map_err(call_error)
+    }
+
+    async fn snapshot_for_image(
+        &self,
+        ctx: &AuthContext,
+        snapshot_id: &str,
+        volume_id: &str,
+        name: &str,
+    ) -> Result<String, VolumeCallError> {
+        if let Some(s) = self.0.get_snapshot(snapshot_id).await.map_err(call_error)? {
+            return Ok(s.status);
+        }
+        let req = SnapshotCreate {
+            id: Some(snapshot_id.to_owned()),
+            volume_id: volume_id.to_owned(),
+            name: Some(name.to_owned()),
+            display_name: None,
+            description: None,
+            force: Some(serde_json::Value::Bool(true)),
+            metadata: None,
+        };
+        self.0
+            .create_snapshot(ctx, req, Version(3, 0))
+            .await
+            .map(|s| s.status)
+            .map_err(call_error)
+    }
+
+    async fn delete_snapshot(
+        &self,
+        ctx: &AuthContext,
+        snapshot_id: &str,
+    ) -> Result<bool, VolumeCallError> {
+        match self.0.get_snapshot(snapshot_id).await.map_err(call_error)? {
+            None => Ok(true),
+            Some(s) if s.status == "creating" => Ok(false),
+            Some(s) if s.status == "deleting" => Ok(true),
+            Some(_) => self
+                .0
+                .delete_snapshot(ctx, snapshot_id)
+                .await
+                .map(|_| true)
+                .map_err(call_error),
+        }
     }
 }

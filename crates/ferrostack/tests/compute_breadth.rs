@@ -2127,3 +2127,136 @@ async fn services(backend: Backend) {
     );
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn create_image_snapshots_a_server_like_nova() {
+    for b in backends() {
+        create_image(b).await;
+    }
+}
+
+async fn wait_image(tc: &TestCloud, token: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let url = format!("{}/v2/images/{id}", tc.cloud.image_url);
+        let r = tc.send(Method::GET, &url, Some(token), None).await;
+        if r.json["status"] == "active" {
+            return r.json;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "image {id} never became active: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_image(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let id = boot(&tc, &member, server("snap-me", &image, &flavor)).await;
+    wait_status(&tc, &member, &id, "ACTIVE").await;
+    let action = format!("servers/{id}/action");
+    let ask = |body: Value, token: &str, version: &str| {
+        let (tc, action, token, version) =
+            (&tc, action.clone(), token.to_owned(), version.to_owned());
+        async move {
+            tc.compute(Method::POST, &action, &token, Some(body), &version)
+                .await
+        }
+    };
+
+    // Refusals change nothing: Nova's schema, another project, a bad state.
+    for bad in [
+        json!({"createImage": {}}),
+        json!({"createImage": {"name": ""}}),
+        json!({"createImage": {"name": "x", "extra": 1}}),
+        json!({"createImage": {"name": "x", "metadata": {"k": 1}}}),
+    ] {
+        let r = ask(bad.clone(), &member, V).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.json);
+        assert!(r.json["badRequest"]["message"].is_string(), "{}", r.json);
+    }
+    let r = ask(json!({"createImage": {"name": "x"}}), &other, V).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+
+    // 2.45 and later: the image id in the body.
+    let r = ask(
+        json!({"createImage": {"name": "snap-1", "metadata": {"purpose": "test"}}}),
+        &member,
+        "2.45",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert!(r.headers.get("location").is_none());
+    let snap = r.json["image_id"].as_str().unwrap().to_owned();
+    let img = wait_image(&tc, &member, &snap).await;
+    assert_eq!(img["name"], "snap-1");
+    assert_eq!(img["image_type"], "snapshot");
+    assert_eq!(img["instance_uuid"], json!(id));
+    assert_eq!(img["base_image_ref"], json!(image));
+    assert_eq!(img["purpose"], "test");
+    assert_eq!(img["disk_format"], "qcow2");
+    assert_eq!(img["visibility"], "private");
+    assert_eq!(img["min_disk"], 1);
+    assert!(img["size"].as_i64().unwrap() > 0, "{img}");
+    let srv = wait_status(&tc, &member, &id, "ACTIVE").await;
+    assert_eq!(srv["OS-EXT-STS:task_state"], Value::Null, "{srv}");
+    let other_sees = tc
+        .send(
+            Method::GET,
+            &format!("{}/v2/images/{snap}", tc.cloud.image_url),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(
+        other_sees.status,
+        StatusCode::NOT_FOUND,
+        "a private snapshot"
+    );
+
+    // Before 2.45: no body, the image's URL in Location. A stopped server
+    // can be snapshotted too.
+    let r = ask(json!({"os-stop": null}), &member, V).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    wait_status(&tc, &member, &id, "SHUTOFF").await;
+    let r = ask(json!({"createImage": {"name": "snap-2"}}), &member, "2.1").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert_eq!(r.json, Value::Null);
+    let location = r.headers["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&tc.cloud.image_url) && location.contains("/images/"),
+        "{location}"
+    );
+    let snap2 = location.rsplit('/').next().unwrap().to_owned();
+    wait_image(&tc, &member, &snap2).await;
+    let srv = wait_status(&tc, &member, &id, "SHUTOFF").await;
+    assert_eq!(srv["OS-EXT-STS:task_state"], Value::Null, "{srv}");
+
+    // A server boots from the snapshot.
+    let copy = boot(&tc, &member, server("from-snap", &snap, &flavor)).await;
+    let shown = wait_status(&tc, &member, &copy, "ACTIVE").await;
+    assert_eq!(shown["image"]["id"], json!(snap));
+    let actions = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{id}/os-instance-actions"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    assert!(
+        actions.json["instanceActions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "createImage"),
+        "{}",
+        actions.json
+    );
+    tc.stop().await;
+}

@@ -222,6 +222,35 @@ async fn three_hosts(backend: Backend) {
         [2, 2, 2],
         "servers spread over the hosts: {per_host:?}"
     );
+    // A snapshot's disk copy is streamed from the server's host to the
+    // controller over mutual TLS, and becomes an active image.
+    let snap = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{}/action", ids[0]),
+            &admin,
+            Some(json!({"createImage": {"name": "from-a-joined-host"}})),
+            "2.45",
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::ACCEPTED, "{}", snap.json);
+    let snap_id = snap.json["image_id"].as_str().unwrap().to_owned();
+    let start = std::time::Instant::now();
+    loop {
+        let url = format!("{}/v2/images/{snap_id}", tc.cloud.image_url);
+        let r = tc.send(Method::GET, &url, Some(&admin), None).await;
+        if r.json["status"] == "active" {
+            assert_eq!(r.json["instance_uuid"], json!(ids[0]));
+            assert!(r.json["size"].as_i64().unwrap() > 0, "{}", r.json);
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the snapshot never became active: {}",
+            r.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     for h in hypervisors(&tc, &admin).await {
         assert_eq!(h["running_vms"], 2, "{h}");
     }

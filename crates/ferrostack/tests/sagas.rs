@@ -400,6 +400,12 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
         .await;
     let resizing = failpoint.starts_with("server-resize.");
+    if failpoint.starts_with("server-snapshot.") {
+        assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+        let id = created["server"]["id"].as_str().unwrap().to_owned();
+        p.wait_for(&id, "ACTIVE", &dir).await;
+        return crash_in_snapshot_saga(p, &dir, url, failpoint, &id).await;
+    }
     if failpoint.starts_with("volume-") {
         assert_eq!(st, StatusCode::ACCEPTED, "{created}");
         let id = created["server"]["id"].as_str().unwrap().to_owned();
@@ -568,6 +574,67 @@ async fn crash_in_volume_saga(
         .await;
         assert_eq!(held, 1, "one attachment after a crash at {failpoint}");
     }
+    let leaks = ferro_compute::gc::leaks(db.pool()).await.unwrap();
+    assert!(leaks.is_empty(), "after a crash at {failpoint}: {leaks:?}");
+    db.close().await;
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Snapshot a server with the process armed; after the restart the saga
+/// has gone forward: one active snapshot image, the server without a task,
+/// no copy of the disk left behind.
+async fn crash_in_snapshot_saga(
+    mut p: Proc,
+    dir: &Path,
+    url: Option<&str>,
+    failpoint: &str,
+    server: &str,
+) {
+    let (st, r) = p
+        .call(
+            Method::POST,
+            &format!("{}/servers/{server}/action", p.compute),
+            Some(json!({"createImage": {"name": "crash-snap"}})),
+        )
+        .await;
+    assert!(
+        matches!(st, StatusCode::ACCEPTED | StatusCode::BAD_GATEWAY),
+        "{st} {r}"
+    );
+    p.wait_aborted(failpoint, dir).await;
+
+    let p = start(dir, url, None).await;
+    let db = open_db(dir, url).await;
+    wait_sagas_done(&db, dir).await;
+    let (st, shown) = p.server(server).await;
+    assert_eq!(st, StatusCode::OK, "{shown}");
+    assert_eq!(shown["server"]["status"], "ACTIVE", "{shown}");
+    assert_eq!(
+        shown["server"]["OS-EXT-STS:task_state"],
+        Value::Null,
+        "{shown}"
+    );
+    let images: Vec<(String,)> =
+        sqlx::query_as("SELECT status FROM images WHERE name = 'crash-snap'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        images,
+        vec![("active".to_owned(),)],
+        "after a crash at {failpoint}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snapshot") || n.ends_with(".part"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "copies left after a crash at {failpoint}: {left:?}"
+    );
     let leaks = ferro_compute::gc::leaks(db.pool()).await.unwrap();
     assert!(leaks.is_empty(), "after a crash at {failpoint}: {leaks:?}");
     db.close().await;

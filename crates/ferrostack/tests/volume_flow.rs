@@ -143,6 +143,24 @@ async fn server(tc: &TestCloud, admin: &str, name: &str) -> String {
     id
 }
 
+/// Waits for an image to be active; returns it.
+async fn wait_image(tc: &TestCloud, token: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let url = format!("{}/v2/images/{id}", tc.cloud.image_url);
+        let r = tc.send(Method::GET, &url, Some(token), None).await;
+        if r.json["status"] == "active" {
+            return r.json;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "image {id} never became active: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn fault_message(r: &Reply, fault: &str) -> String {
     r.json[fault]["message"]
         .as_str()
@@ -707,6 +725,106 @@ async fn boot_from_volume(backend: Backend) {
         )
         .await;
     assert_eq!(rebuild.status, StatusCode::BAD_REQUEST, "{}", rebuild.json);
+
+    // A snapshot of a volume-backed server snapshots its volume, and the
+    // image (no data) carries the mapping: a server made from it boots from
+    // a new volume made from that snapshot.
+    let snap = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{srv}/action"),
+            &admin,
+            Some(json!({"createImage": {"name": "bfv-snap", "metadata": {"k": "v"}}})),
+            V,
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::ACCEPTED, "{}", snap.json);
+    let snap_image = snap.json["image_id"].as_str().unwrap().to_owned();
+    let img = wait_image(&tc, &admin, &snap_image).await;
+    assert_eq!(img["size"], 0, "{img}");
+    assert_eq!(img["bdm_v2"], "True", "{img}");
+    assert_eq!(img["root_device_name"], "/dev/vda", "{img}");
+    assert_eq!(img["image_type"], "snapshot", "{img}");
+    assert_eq!(img["k"], "v", "{img}");
+    let mapping: Value =
+        serde_json::from_str(img["block_device_mapping"].as_str().unwrap()).unwrap();
+    assert_eq!(mapping[0]["source_type"], "snapshot", "{mapping}");
+    assert_eq!(mapping[0]["boot_index"], 0, "{mapping}");
+    let snapshot_id = mapping[0]["snapshot_id"].as_str().unwrap().to_owned();
+    let vs = volume(
+        &tc,
+        Method::GET,
+        &format!("snapshots/{snapshot_id}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(vs.status, StatusCode::OK, "{}", vs.json);
+    assert_eq!(vs.json["snapshot"]["volume_id"], json!(vol));
+    assert_eq!(vs.json["snapshot"]["status"], "available");
+    wait_server(&tc, &admin, &srv, "ACTIVE").await;
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            // As the CLI sends it: the image mapped onto the local disk too.
+            Some(
+                json!({"server": {"name": "from-snap", "flavorRef": flavor, "networks": "none",
+                "imageRef": snap_image, "block_device_mapping_v2": [{"uuid": snap_image,
+                "boot_index": 0, "source_type": "image", "destination_type": "local",
+                "delete_on_termination": true}]}}),
+            ),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let copy = r.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_server(&tc, &admin, &copy, "ACTIVE").await;
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{copy}"), &admin, None, V)
+        .await;
+    let attached = shown.json["server"]["os-extended-volumes:volumes_attached"].clone();
+    assert_eq!(attached.as_array().unwrap().len(), 1, "{attached}");
+    let copy_vol = attached[0]["id"].as_str().unwrap().to_owned();
+    assert_ne!(copy_vol, vol, "a new volume");
+    let cv = wait_volume(&tc, &admin, &copy_vol, "in-use").await;
+    assert_eq!(cv["snapshot_id"], json!(snapshot_id), "{cv}");
+    assert_eq!(cv["attachments"][0]["device"], "/dev/vda");
+    let gone = tc
+        .compute(Method::DELETE, &format!("servers/{copy}"), &admin, None, V)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    wait_server_gone(&tc, &admin, &copy).await;
+    // Cinder keeps a volume that has snapshots: the snapshot goes first.
+    let del = volume(
+        &tc,
+        Method::DELETE,
+        &format!("snapshots/{snapshot_id}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED, "{}", del.json);
+    let start = Instant::now();
+    while volume(
+        &tc,
+        Method::GET,
+        &format!("snapshots/{snapshot_id}"),
+        &admin,
+        None,
+    )
+    .await
+    .status
+        != StatusCode::NOT_FOUND
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "snapshot never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let gone = tc
         .compute(Method::DELETE, &format!("servers/{srv}"), &admin, None, V)
         .await;

@@ -513,18 +513,7 @@ async fn delete(St(s): St<State>, Caller(c): Caller, Path(id): Path<String>) -> 
             "Image {id} is protected and cannot be deleted."
         )));
     }
-    let mut tx = s.pool().begin().await?;
-    sqlx::query("DELETE FROM image_members WHERE image_id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM images WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    s.store.delete(&id)?;
-    tracing::info!(image_id = %id, "image deleted");
+    s.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -108,6 +108,23 @@ impl ImageService {
         Ok(())
     }
 
+    /// Deletes an image, its members and its data; an absent one is fine.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM image_members WHERE image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.store.delete(id)?;
+        tracing::info!(image_id = %id, "image deleted");
+        Ok(())
+    }
+
     pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
         sqlx::query("UPDATE images SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status)
@@ -116,6 +133,26 @@ impl ImageService {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Makes a queued image active with no data: the image of a server
+    /// booted from a volume (Nova's), which holds only the volumes'
+    /// mapping in its properties. `false` if it was not queued.
+    pub async fn activate_empty(&self, id: &str) -> Result<bool> {
+        let md5 = format!("{:x}", Md5::new().finalize());
+        let sha512 = format!("{:x}", Sha512::new().finalize());
+        let n = sqlx::query(
+            "UPDATE images SET status = 'active', size = 0, virtual_size = NULL, checksum = $1, \
+             os_hash_algo = 'sha512', os_hash_value = $2, updated_at = $3 WHERE id = $4 AND status = 'queued'",
+        )
+        .bind(md5)
+        .bind(sha512)
+        .bind(time::now_micros())
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// Streams `body` into storage, hashing and inspecting as it goes. On

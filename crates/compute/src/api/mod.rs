@@ -8,6 +8,7 @@ mod keypairs;
 mod render;
 mod server_body;
 mod server_groups;
+mod server_images;
 mod server_metadata;
 mod server_network;
 mod server_password;

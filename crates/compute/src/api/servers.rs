@@ -270,6 +270,40 @@ fn block_device(b: &Value) -> Result<BlockDevice> {
     })
 }
 
+/// The volumes an image's block device mapping asks for (`bdm_v2`, as a
+/// snapshot of a server booted from a volume has); none for other images.
+async fn image_block_devices(
+    s: &ComputeService,
+    c: &Ctx,
+    image: &str,
+) -> Result<Vec<VolumeRequest>> {
+    let Ok(img) = s.images.visible(&c.auth, image).await else {
+        return Ok(Vec::new());
+    };
+    let props = img.props();
+    let Some(mapping) = props.get("block_device_mapping") else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<Value> = match mapping {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
+        Value::Array(a) => a.clone(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for mut e in entries {
+        if e.get("uuid").is_none_or(Value::is_null) {
+            let id = ["snapshot_id", "volume_id", "image_id"]
+                .iter()
+                .find_map(|k| e.get(*k).and_then(Value::as_str).map(str::to_owned));
+            e["uuid"] = id.map(Value::from).unwrap_or(Value::Null);
+        }
+        if let BlockDevice::Volume(v) = block_device(&e)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 /// Checks a create's volumes before anything is written: the user's
 /// volumes exist, are theirs to use and available (and are not asked for
 /// by several servers at once); images to make volumes from are usable.
@@ -376,6 +410,17 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
                 BlockDevice::Volume(v) => disks.push(v),
             }
         }
+    }
+    // An image made from a server booted from a volume carries its
+    // mapping: the server boots from a new volume made from the snapshot.
+    // As in Nova, the image's boot volume replaces the request's mapping
+    // of the image onto the local disk (the CLI always sends one).
+    if let (Some(r), false) = (&image_ref, disks.iter().any(|d| d.boot)) {
+        let from_image = image_block_devices(&s, &c, id_from_ref(r)).await?;
+        if from_image.iter().any(|d| d.boot) {
+            local_boot = false;
+        }
+        disks.splice(0..0, from_image);
     }
     let boot_volumes = disks.iter().filter(|d| d.boot).count();
     if boot_volumes > 1 || (boot_volumes == 1 && local_boot) {
@@ -1227,6 +1272,7 @@ async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Re
         // server is ever soft-deleted: Nova's answer for any other state.
         "restore" | "forceDelete" => return Err(conflict(&name, &srv)),
         "resize" => return resize(&s, c, srv, arg).await,
+        "createImage" => return super::server_images::create_image(&s, c, srv, arg).await,
         "confirmResize" => return confirm_resize(&s, c, srv).await,
         "revertResize" => return revert_resize(&s, c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),

@@ -13,6 +13,7 @@ use axum::{Extension, Json, Router};
 use ferro_agent_api::{HostAgent, LinkError};
 use ferro_compute::ComputeService;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
 
 use super::pki;
 use super::ContractError;
@@ -84,6 +85,30 @@ impl HostAgent for RemoteAgent {
         resp.json().await.map_err(link_err)
     }
 
+    async fn snapshot(&self, id: &str, to: &std::path::Path) -> Result<(), LinkError> {
+        let mut resp = self
+            .client
+            .post(format!("{}/agent/v1/snapshot/{id}", self.url))
+            .timeout(std::time::Duration::from_secs(3600))
+            .send()
+            .await
+            .map_err(link_err)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body: Option<ContractError> = resp.json().await.ok();
+            return Err(LinkError(match body {
+                Some(b) => b.error,
+                None => format!("host {} answered {status}", self.host),
+            }));
+        }
+        let mut file = tokio::fs::File::create(to).await.map_err(link_err)?;
+        while let Some(chunk) = resp.chunk().await.map_err(link_err)? {
+            file.write_all(&chunk).await.map_err(link_err)?;
+        }
+        file.flush().await.map_err(link_err)?;
+        Ok(())
+    }
+
     fn wake(&self) {
         if self.waking.swap(true, Ordering::AcqRel) {
             self.again.store(true, Ordering::Release);
@@ -116,6 +141,10 @@ impl HostAgent for RemoteAgent {
 
 type St = State<Arc<dyn HostAgent>>;
 
+/// Where a snapshot is written before it is streamed to the controller.
+#[derive(Clone)]
+struct Scratch(Arc<std::path::PathBuf>);
+
 fn refuse(status: StatusCode, msg: &str) -> Response {
     (
         status,
@@ -133,12 +162,45 @@ fn from_controller(peer: &PeerCert) -> bool {
         .is_some_and(|cn| cn == pki::CONTROLLER_CN)
 }
 
-pub fn router(agent: Arc<dyn HostAgent>) -> Router {
+/// The agent's endpoint; snapshots pass through `scratch` (on the host's
+/// state disk, as they may be large).
+pub fn router(agent: Arc<dyn HostAgent>, scratch: std::path::PathBuf) -> Router {
     Router::new()
         .route("/agent/v1/wake", post(wake))
         .route("/agent/v1/console/{id}", get(console))
         .route("/agent/v1/instances", get(instances))
+        .route("/agent/v1/snapshot/{id}", post(snapshot))
+        .layer(Extension(Scratch(Arc::new(scratch))))
         .with_state(agent)
+}
+
+async fn snapshot(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Extension(Scratch(dir)): Extension<Scratch>,
+    Path(id): Path<String>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    if let Err(e) = tokio::fs::create_dir_all(&*dir).await {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    let path = dir.join(format!("{}.qcow2", ferro_common::ids::uuid_id()));
+    if let Err(LinkError(e)) = agent.snapshot(&id, &path).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        return refuse(StatusCode::CONFLICT, &e);
+    }
+    // Unlinked once open: the stream holds the data, nothing is left
+    // behind however the transfer ends.
+    let file = tokio::fs::File::open(&path).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    match file {
+        Ok(f) => {
+            axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f)).into_response()
+        }
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn wake(State(agent): St, Extension(peer): Extension<PeerCert>) -> Response {

@@ -204,7 +204,7 @@ pub async fn run(j: JoinConfig, shutdown: watch::Receiver<bool>) -> anyhow::Resu
     let tls = super::server_config(&identity, &ca_der, false)?;
     let serving = tokio::spawn(crate::serve::serve_tls_with_peer(
         listener,
-        agent_http::router(agent.clone()),
+        agent_http::router(agent.clone(), j.cfg.state_dir.join("snapshots")),
         tls,
         shutdown.clone(),
     ));

@@ -18,6 +18,10 @@ use crate::model::{Snapshot, Version};
 
 #[derive(Debug, Deserialize)]
 pub struct SnapshotCreate {
+    /// Set by other services (compute plans a snapshot's id); a request
+    /// can't choose it.
+    #[serde(skip)]
+    pub id: Option<String>,
     pub volume_id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -158,7 +162,7 @@ impl VolumeService {
         }
         self.check_quota(&v.project_id, "snapshots", 1, v.size)
             .await?;
-        let id = ids::uuid_id();
+        let id = req.id.unwrap_or_else(ids::uuid_id);
         let metadata = serde_json::to_string(&req.metadata.unwrap_or_default())
             .map_err(|e| VolumeError::Internal(e.to_string()))?;
         sqlx::query(
