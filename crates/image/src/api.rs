@@ -323,6 +323,30 @@ async fn create(St(s): St<State>, Caller(c): Caller, JsonBody(body): JsonBody) -
     Ok(json_ok(StatusCode::CREATED, img.render()))
 }
 
+/// The query parameters of an image list that are not property filters.
+const LIST_PARAMS: &[&str] = &[
+    "name",
+    "status",
+    "owner",
+    "tag",
+    "os_hidden",
+    "id",
+    "limit",
+    "marker",
+    "visibility",
+    "member_status",
+    "sort",
+    "sort_key",
+    "sort_dir",
+    "size_min",
+    "size_max",
+    "protected",
+    "disk_format",
+    "container_format",
+    "created_at",
+    "updated_at",
+];
+
 async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<Response> {
     let mut rows: Vec<Image> =
         sqlx::query_as("SELECT * FROM images ORDER BY created_at DESC, id DESC")
@@ -381,6 +405,30 @@ async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<
         rows.retain(|i| (i.os_hidden != 0) == want);
     } else {
         rows.retain(|i| i.os_hidden == 0);
+    }
+    for key in ["disk_format", "container_format"] {
+        if let Some(want) = p.get(key) {
+            rows.retain(|i| {
+                let have = if key == "disk_format" {
+                    &i.disk_format
+                } else {
+                    &i.container_format
+                };
+                have.as_deref() == Some(want)
+            });
+        }
+    }
+    if let Some(want) = p.get("protected") {
+        let want = want == "true";
+        rows.retain(|i| (i.protected != 0) == want);
+    }
+    // Any other key filters on a property of that name, as in Glance.
+    for (k, v) in p.iter().filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str())) {
+        rows.retain(|i| match i.props().get(k) {
+            Some(Value::String(s)) => s == v,
+            Some(other) => other.to_string() == *v,
+            None => false,
+        });
     }
     if let Some(idf) = p.get("id") {
         let ids: Vec<&str> = match idf.strip_prefix("in:") {
