@@ -3,7 +3,8 @@
 # CLI, on a cloud with the fake hypervisor (what is checked here is the API
 # the client sees, not a guest): server properties, a server's security
 # groups, server groups (anti-affinity refused on a one-host cloud),
-# aggregates with a zone, hypervisor show and stats, usage list and show.
+# aggregates with a zone, hypervisor show and stats, usage list and show,
+# server backups with rotation.
 . "$(dirname "$0")/lib.bash"
 trap ferro_stop EXIT
 
@@ -85,6 +86,15 @@ check "usage list shows the admin project" bash -c \
     "openstack usage list --start 2000-01-01 --end 2100-01-01 -f value -c Project | grep -qx $admin_project"
 check "usage show --project admin has server hours" bash -c \
     "openstack usage show --project admin --start 2000-01-01 --end 2100-01-01 -f value -c Servers | grep -q '[1-9]'"
+
+# Backups with rotation (the fake host's disk copy is a small qcow2).
+check "server backup create (1)" openstack server backup create --name b1 --type daily --rotate 1 --wait p1
+check "server backup create (2)" openstack server backup create --name b2 --type daily --rotate 1 --wait p1
+backups_are() { [ "$(openstack image list --property image_type=backup -f value -c Name 2>/dev/null | paste -sd' ')" = "$1" ]; }
+wait_for "rotation 1 keeps the newest backup only" 30 backups_are b2
+check_eq "it says what it backs up" "daily" \
+    "$(openstack image show b2 -f json | python3 -c 'import json,sys; i=json.load(sys.stdin); print(i.get("properties", i)["backup_type"])' 2>&1)"
+check "image delete b2" openstack image delete b2
 
 check "server delete" openstack server delete --wait p1 g1 z1
 finish

@@ -9,7 +9,8 @@
 # sees grow), snapshot and a volume from it, Cinder's refusals; servers booted
 # from a volume (--volume and --boot-from-volume) reached by SSH; server
 # snapshots (`server image create`) of a running server and of one booted
-# from a volume, each booted again with the data written before; and a
+# from a volume, each booted again with the data written before; shelve
+# (offloaded from the host) and unshelve keeping the disk; and a
 # teardown that leaves no volume file, qemu process or namespace.
 . "$(dirname "$0")/lib.bash"
 state="$FERRO_WORK/cli-volume"
@@ -198,6 +199,20 @@ check "fromsnap created with floating IP $ip5" test -n "$ip5"
 wait_for "fromsnap is ACTIVE" 120 status_is fromsnap ACTIVE
 wait_for "SSH into fromsnap" 120 on_vm "$ip5" true
 check_eq "fromsnap's disk holds the marker written before the snapshot" "snap-of-vm1" "$(marker "$ip5" 2>&1)"
+# Shelve offloads vm1 from its host (its disk kept as an image); unshelve
+# boots it again from that image, with the marker.
+check "server shelve vm1" os server shelve vm1
+wait_for "vm1 is SHELVED_OFFLOADED" 120 status_is vm1 SHELVED_OFFLOADED
+vm1_id=$(os server show vm1 -f value -c id)
+off_host() { [ ! -e "$state/instances/$vm1_id" ]; }
+wait_for "vm1's VM and disk are gone from the host" 60 off_host
+check_eq "its disk is kept as the image vm1-shelved" "active" "$(os image show vm1-shelved -f value -c status 2>&1)"
+check "server unshelve vm1" os server unshelve vm1
+wait_for "vm1 is ACTIVE after unshelve" 120 status_is vm1 ACTIVE
+wait_for "SSH into vm1 after unshelve" 120 on_vm "$ip1" true
+check_eq "vm1's disk kept the marker through shelve and unshelve" "snap-of-vm1" "$(marker "$ip1" 2>&1)"
+shelved_gone() { ! os image show vm1-shelved >/dev/null 2>&1; }
+wait_for "the shelved image is removed once vm1 runs" 30 shelved_gone
 check "a marker on bfv's volume" mark "$ip4" snap-of-bfv
 check "server image create --wait bfv-snap bfv (booted from a volume)" os server image create --wait --name bfv-snap bfv
 check_eq "its image holds no data, only the volume's mapping" "0 True" \

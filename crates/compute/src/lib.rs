@@ -18,6 +18,7 @@ pub mod server_create;
 pub mod server_delete;
 pub mod server_groups;
 pub mod server_resize;
+pub mod server_shelve;
 pub mod server_snapshot;
 pub mod service;
 pub mod usage;

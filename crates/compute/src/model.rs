@@ -109,6 +109,8 @@ pub struct Server {
     pub access_ipv6: String,
     /// Bumped by every write to the row: what compare-and-set compares.
     pub state_generation: i64,
+    /// Shelved: the image of its disk, which an unshelve boots from.
+    pub shelved_image_id: Option<String>,
 }
 
 /// Nova's power states.
@@ -172,6 +174,8 @@ impl Server {
             },
             "paused" => "PAUSED",
             "suspended" => "SUSPENDED",
+            "shelved" => "SHELVED",
+            "shelved_offloaded" => "SHELVED_OFFLOADED",
             "error" => "ERROR",
             "deleted" => "DELETED",
             _ => "UNKNOWN",

@@ -45,6 +45,8 @@ pub const FAILPOINTS: &[&str] = &[
     "server-snapshot.accepted",
     "server-snapshot.image-made",
     "server-snapshot.captured",
+    "server-shelve.accepted",
+    "server-shelve.stopped",
     "volume-attach.accepted",
     "volume-attach.reserved",
     "volume-attach.plugged",
@@ -65,6 +67,7 @@ pub enum Kind {
     ServerDelete,
     ServerResize,
     ServerSnapshot,
+    ServerShelve,
     VolumeAttach,
     VolumeDetach,
 }
@@ -76,6 +79,7 @@ impl Kind {
             Kind::ServerDelete => "server-delete",
             Kind::ServerResize => "server-resize",
             Kind::ServerSnapshot => "server-snapshot",
+            Kind::ServerShelve => "server-shelve",
             Kind::VolumeAttach => "volume-attach",
             Kind::VolumeDetach => "volume-detach",
         }
@@ -87,7 +91,7 @@ impl Kind {
         match self {
             Kind::ServerCreate => Some("unwind-ports"),
             Kind::ServerResize => Some("unwind-claim"),
-            Kind::ServerSnapshot => Some("unwind-image"),
+            Kind::ServerSnapshot | Kind::ServerShelve => Some("unwind-image"),
             Kind::VolumeAttach => Some("unwind-plug"),
             Kind::ServerDelete | Kind::VolumeDetach => None,
         }
@@ -99,6 +103,7 @@ impl Kind {
             "server-delete" => Some(Kind::ServerDelete),
             "server-resize" => Some(Kind::ServerResize),
             "server-snapshot" => Some(Kind::ServerSnapshot),
+            "server-shelve" => Some(Kind::ServerShelve),
             "volume-attach" => Some(Kind::VolumeAttach),
             "volume-detach" => Some(Kind::VolumeDetach),
             _ => None,

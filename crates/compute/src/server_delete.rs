@@ -136,6 +136,19 @@ impl ComputeService {
             }
             "purge" => {
                 self.release_volumes(id).await?;
+                // A shelved server's image of its disk goes with it, as in Nova.
+                let shelved: Option<(Option<String>,)> =
+                    sqlx::query_as("SELECT shelved_image_id FROM servers WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await?;
+                if let Some((Some(img),)) = shelved {
+                    self.images.remove(&img).await.map_err(|e| {
+                        crate::error::ComputeError::Internal(format!(
+                            "removing the shelved image: {e}"
+                        ))
+                    })?;
+                }
                 let mut tx = self.pool().begin().await?;
                 sqlx::query("DELETE FROM allocations WHERE consumer_id = $1 OR consumer_id = $2")
                     .bind(id)

@@ -1,5 +1,6 @@
-//! The server-snapshot saga (`createImage`): the server's root disk becomes
-//! a new image, as Nova's does.
+//! The server-snapshot saga (`createImage`, and `createBackup`, a
+//! snapshot with a type and a rotation): the server's root disk becomes a
+//! new image, as Nova's does.
 //!
 //! ```text
 //!  accept: task → image_snapshot (compare-and-set) + saga, one transaction
@@ -12,7 +13,9 @@
 //!           task → image_uploading
 //!    ▼
 //!  upload: the copy streamed into the image service (checked and hashed
-//!          as any upload), the copy removed, task cleared
+//!          as any upload), the copy removed; for a backup, the server's
+//!          oldest backups of its type beyond the rotation deleted; task
+//!          cleared
 //!
 //!  a refusal (the server went away, the host failed the copy) unwinds:
 //!  unwind-image: the copy and the image removed, task cleared
@@ -28,6 +31,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ferro_agent_api::spec::ROOT_DEVICE;
 use ferro_common::{ids, time, AuthContext};
 use ferro_image::model::Image;
 use serde::{Deserialize, Serialize};
@@ -39,12 +43,36 @@ use crate::model::Server;
 use crate::saga::{self, failpoint, Saga};
 use crate::service::{stale_unless, ComputeService};
 
-/// The task states a snapshot passes through (Nova's names).
+/// The task states a snapshot (or backup) passes through (Nova's names).
 pub fn is_snapshot_task(t: &str) -> bool {
-    matches!(
-        t,
-        "image_snapshot" | "image_pending_upload" | "image_uploading"
-    )
+    SNAPSHOT_TASKS.contains(&t)
+}
+
+const SNAPSHOT_TASKS: [&str; 7] = [
+    "image_snapshot",
+    "image_backup",
+    "image_pending_upload",
+    "image_uploading",
+    "shelving",
+    "shelving_image_pending_upload",
+    "shelving_image_uploading",
+];
+
+/// The task states above as an SQL list.
+fn task_list() -> String {
+    SNAPSHOT_TASKS
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A backup's type (`daily`, `weekly`, …) and how many of that type the
+/// server keeps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Backup {
+    pub backup_type: String,
+    pub rotation: i64,
 }
 
 /// Image properties a snapshot never takes over from the server's image
@@ -83,6 +111,13 @@ pub struct SnapshotPlan {
     /// Who asked (the volume service's snapshots are theirs).
     #[serde(default)]
     pub ctx: Option<AuthContext>,
+    /// Set for `createBackup`.
+    #[serde(default)]
+    pub backup: Option<Backup>,
+    /// A shelve: after the upload the server is stopped and offloaded.
+    /// (No image — an empty `image_id` — for a server booted from a volume.)
+    #[serde(default)]
+    pub shelve: bool,
 }
 
 /// One volume of a server booted from a volume, snapshotted for its image.
@@ -99,7 +134,7 @@ impl VolumeSnapshot {
     /// The mapping a server created from the image gets (Nova's image
     /// block device mapping).
     fn image_mapping(&self) -> Value {
-        let root = self.device == ferro_agent_api::spec::ROOT_DEVICE;
+        let root = self.device == ROOT_DEVICE;
         serde_json::json!({
             "source_type": "snapshot",
             "destination_type": "volume",
@@ -121,6 +156,15 @@ impl VolumeSnapshot {
 }
 
 impl SnapshotPlan {
+    /// A step's task state: Nova's shelve names its own.
+    fn task(&self, snapshot_task: &'static str) -> &'static str {
+        match (self.shelve, snapshot_task) {
+            (true, "image_pending_upload") => "shelving_image_pending_upload",
+            (true, "image_uploading") => "shelving_image_uploading",
+            (_, t) => t,
+        }
+    }
+
     fn image(&self) -> Image {
         let now = time::now_micros();
         Image {
@@ -170,18 +214,60 @@ impl ComputeService {
             .with_extension("snapshot")
     }
 
-    /// `createImage`: plans the image, takes the server, writes the saga
-    /// and makes the image before answering. Returns the image's id.
+    /// `createImage` (and `createBackup` with `backup`): plans the image,
+    /// takes the server, writes the saga and makes the image before
+    /// answering. Returns the image's id.
     pub async fn create_image(
         self: &Arc<Self>,
         ctx: &AuthContext,
         srv: &Server,
         name: &str,
         metadata: Map<String, Value>,
+        backup: Option<Backup>,
     ) -> Result<String> {
+        let plan = self.plan_image(ctx, srv, name, metadata, backup).await?;
+        if plan.backup.is_some() && !plan.volumes.is_empty() {
+            return Err(ComputeError::BadRequest(
+                "It is not possible to backup volume backed instance.".into(),
+            ));
+        }
+        let task = if plan.backup.is_some() {
+            "image_backup"
+        } else {
+            "image_snapshot"
+        };
+        let saga_id = self
+            .accept_snapshot(
+                srv,
+                &plan,
+                saga::Kind::ServerSnapshot,
+                task,
+                "image",
+                &["active", "stopped", "paused", "suspended"],
+            )
+            .await?;
+        failpoint("server-snapshot.accepted");
+        // The image exists when the request answers; the copy goes on.
+        match self.drive(&saga_id, Some("capture")).await? {
+            Ended::Undone(e) => return Err(e),
+            Ended::Paused => self.kick(saga_id),
+            _ => {}
+        }
+        Ok(plan.image_id)
+    }
+
+    /// The image a snapshot of `srv` makes, with Nova's properties.
+    pub(crate) async fn plan_image(
+        &self,
+        ctx: &AuthContext,
+        srv: &Server,
+        name: &str,
+        metadata: Map<String, Value>,
+        backup: Option<Backup>,
+    ) -> Result<SnapshotPlan> {
         let Some(host) = srv.host.clone() else {
             return Err(ComputeError::Conflict(format!(
-                "Cannot 'createImage' instance {} while it has no host",
+                "Cannot snapshot instance {} while it has no host",
                 srv.id
             )));
         };
@@ -193,7 +279,15 @@ impl ComputeService {
             .into_iter()
             .filter(|(k, _)| !NOT_INHERITED.contains(&k.as_str()))
             .collect();
-        properties.insert("image_type".into(), "snapshot".into());
+        let kind = if backup.is_some() {
+            "backup"
+        } else {
+            "snapshot"
+        };
+        properties.insert("image_type".into(), kind.into());
+        if let Some(b) = &backup {
+            properties.insert("backup_type".into(), b.backup_type.clone().into());
+        }
         properties.insert("instance_uuid".into(), srv.id.clone().into());
         properties.insert("base_image_ref".into(), srv.image_id.clone().into());
         properties.insert("user_id".into(), ctx.user_id.clone().into());
@@ -201,10 +295,7 @@ impl ComputeService {
         if !volumes.is_empty() {
             properties.remove("base_image_ref");
             properties.insert("bdm_v2".into(), "True".into());
-            properties.insert(
-                "root_device_name".into(),
-                ferro_agent_api::spec::ROOT_DEVICE.into(),
-            );
+            properties.insert("root_device_name".into(), ROOT_DEVICE.into());
             let mappings: Vec<Value> = volumes.iter().map(VolumeSnapshot::image_mapping).collect();
             properties.insert(
                 "block_device_mapping".into(),
@@ -212,7 +303,7 @@ impl ComputeService {
             );
         }
         properties.extend(metadata);
-        let plan = SnapshotPlan {
+        Ok(SnapshotPlan {
             image_id: ids::uuid_id(),
             name: name.to_owned(),
             host,
@@ -222,14 +313,38 @@ impl ComputeService {
             properties,
             ctx: (!volumes.is_empty()).then(|| ctx.clone()),
             volumes,
-        };
-        let params = serde_json::to_string(&plan)
+            backup,
+            shelve: false,
+        })
+    }
+
+    /// Takes the server (`task`, compare-and-set, from one of `vm_states`)
+    /// and writes the saga, in one transaction. Returns the saga's id.
+    pub(crate) async fn accept_snapshot(
+        &self,
+        srv: &Server,
+        plan: &SnapshotPlan,
+        kind: saga::Kind,
+        task: &str,
+        first_step: &str,
+        vm_states: &[&str],
+    ) -> Result<String> {
+        if !vm_states.contains(&srv.vm_state.as_str()) {
+            return Err(ComputeError::Conflict(format!(
+                "Cannot '{}' instance {} while it is in vm_state {}",
+                kind.as_str(),
+                srv.id,
+                srv.vm_state
+            )));
+        }
+        let params = serde_json::to_string(plan)
             .map_err(|e| ComputeError::Internal(format!("encoding a saga: {e}")))?;
         let mut tx = self.pool().begin().await?;
         let taken = sqlx::query(
-            "UPDATE servers SET state_generation = state_generation + 1, task_state = 'image_snapshot', updated_at = $1 \
-             WHERE id = $2 AND state_generation = $3 AND task_state IS NULL",
+            "UPDATE servers SET state_generation = state_generation + 1, task_state = $1, updated_at = $2 \
+             WHERE id = $3 AND state_generation = $4 AND task_state IS NULL",
         )
+        .bind(task)
         .bind(time::now_micros())
         .bind(&srv.id)
         .bind(srv.state_generation)
@@ -237,25 +352,11 @@ impl ComputeService {
         .await?
         .rows_affected();
         stale_unless(taken, &srv.id)?;
-        let saga_id = saga::insert(
-            &mut tx,
-            saga::Kind::ServerSnapshot,
-            &srv.id,
-            &params,
-            "image",
-            &self.holder,
-        )
-        .await?;
+        let saga_id =
+            saga::insert(&mut tx, kind, &srv.id, &params, first_step, &self.holder).await?;
         tx.commit().await?;
-        tracing::info!(server_id = %srv.id, image_id = %plan.image_id, saga_id = %saga_id, "snapshot accepted");
-        failpoint("server-snapshot.accepted");
-        // The image exists when the request answers; the copy goes on.
-        match self.drive(&saga_id, Some("capture")).await? {
-            Ended::Undone(e) => return Err(e),
-            Ended::Paused => self.kick(saga_id),
-            _ => {}
-        }
-        Ok(plan.image_id)
+        tracing::info!(server_id = %srv.id, image_id = %plan.image_id, saga_id = %saga_id, kind = kind.as_str(), "snapshot accepted");
+        Ok(saga_id)
     }
 
     /// Runs one step of a snapshot saga.
@@ -280,7 +381,8 @@ impl ComputeService {
                         .map_err(image_error)?;
                 }
                 failpoint("server-snapshot.image-made");
-                self.set_snapshot_task(id, "image_pending_upload").await?;
+                self.set_snapshot_task(id, plan.task("image_pending_upload"))
+                    .await?;
                 Ok(Outcome::Next("capture"))
             }
             "capture" if !plan.volumes.is_empty() => {
@@ -310,7 +412,8 @@ impl ComputeService {
                     return Ok(Outcome::Wait(500_000));
                 }
                 failpoint("server-snapshot.captured");
-                self.set_snapshot_task(id, "image_uploading").await?;
+                self.set_snapshot_task(id, plan.task("image_uploading"))
+                    .await?;
                 Ok(Outcome::Next("upload"))
             }
             "capture" => {
@@ -337,7 +440,8 @@ impl ComputeService {
                     });
                 }
                 failpoint("server-snapshot.captured");
-                self.set_snapshot_task(id, "image_uploading").await?;
+                self.set_snapshot_task(id, plan.task("image_uploading"))
+                    .await?;
                 Ok(Outcome::Next("upload"))
             }
             "upload" => {
@@ -380,8 +484,71 @@ impl ComputeService {
                     }
                 }
                 let _ = tokio::fs::remove_file(&copy).await;
+                if let Some(b) = &plan.backup {
+                    self.rotate_backups(id, &plan.owner, b).await?;
+                }
+                if plan.shelve {
+                    sqlx::query(&format!(
+                        "UPDATE servers SET state_generation = state_generation + 1, shelved_image_id = $1, \
+                         task_state = 'shelving', updated_at = $2 WHERE id = $3 AND task_state IN ({})",
+                        task_list()
+                    ))
+                    .bind(&plan.image_id)
+                    .bind(time::now_micros())
+                    .bind(id)
+                    .execute(self.pool())
+                    .await?;
+                    return Ok(Outcome::Next("stop"));
+                }
                 self.end_snapshot_task(id).await?;
                 tracing::info!(server_id = %id, image_id = %plan.image_id, "snapshot uploaded");
+                Ok(Outcome::Done)
+            }
+            // A shelve: the server stops, then leaves its host.
+            "stop" => {
+                let Some(srv) = self.server(id).await?.filter(|s| !s.deleting()) else {
+                    return Err(ComputeError::Conflict(format!(
+                        "Instance {id} was deleted while it was shelved."
+                    )));
+                };
+                if srv.desired_power != "stopped" {
+                    sqlx::query(
+                        "UPDATE servers SET state_generation = state_generation + 1, desired_power = 'stopped', \
+                         updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(time::now_micros())
+                    .bind(id)
+                    .execute(self.pool())
+                    .await?;
+                    self.wake(srv.host.as_deref());
+                }
+                if srv.vm_state != "stopped" {
+                    return Ok(Outcome::Wait(500_000));
+                }
+                failpoint("server-shelve.stopped");
+                Ok(Outcome::Next("offload"))
+            }
+            "offload" => {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&format!(
+                    "UPDATE servers SET state_generation = state_generation + 1, host = NULL, \
+                     vm_state = 'shelved_offloaded', task_state = NULL, power_state = $1, updated_at = $2 \
+                     WHERE id = $3 AND task_state IN ({})",
+                    task_list()
+                ))
+                .bind(crate::model::power::SHUTDOWN)
+                .bind(time::now_micros())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                // Its host, no longer asked to run it, removes the VM.
+                self.wake(Some(&plan.host));
+                tracing::info!(server_id = %id, host = %plan.host, "server shelved and offloaded");
                 Ok(Outcome::Done)
             }
             "unwind-image" => {
@@ -398,7 +565,9 @@ impl ComputeService {
                     }
                 }
                 let img = self.images.get(&plan.image_id).await.map_err(image_error)?;
-                if img.is_some_and(|i| i.status != "active") {
+                // A shelve's image goes even when it was made: the server
+                // was not shelved.
+                if img.is_some_and(|i| i.status != "active" || plan.shelve) {
                     self.images
                         .remove(&plan.image_id)
                         .await
@@ -440,11 +609,35 @@ impl ComputeService {
             .collect())
     }
 
+    /// Keeps the newest `rotation` backups of the server of this type
+    /// (Nova's rotation; 0 keeps none, not even the new one).
+    async fn rotate_backups(&self, server_id: &str, owner: &str, b: &Backup) -> Result<()> {
+        let backups: Vec<Image> = self
+            .images
+            .owned_with(owner, "instance_uuid", server_id)
+            .await
+            .map_err(image_error)?
+            .into_iter()
+            .filter(|i| {
+                let p = i.props();
+                p.get("image_type").and_then(Value::as_str) == Some("backup")
+                    && p.get("backup_type").and_then(Value::as_str) == Some(b.backup_type.as_str())
+                    && i.status == "active"
+            })
+            .collect();
+        for old in backups.iter().skip(b.rotation.max(0) as usize) {
+            self.images.remove(&old.id).await.map_err(image_error)?;
+            tracing::info!(server_id, image_id = %old.id, backup_type = %b.backup_type, "old backup rotated out");
+        }
+        Ok(())
+    }
+
     async fn set_snapshot_task(&self, id: &str, task: &str) -> Result<()> {
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE servers SET state_generation = state_generation + 1, task_state = $1, updated_at = $2 \
-             WHERE id = $3 AND task_state IN ('image_snapshot', 'image_pending_upload', 'image_uploading')",
-        )
+             WHERE id = $3 AND task_state IN ({})",
+            task_list()
+        ))
         .bind(task)
         .bind(time::now_micros())
         .bind(id)
@@ -454,10 +647,11 @@ impl ComputeService {
     }
 
     async fn end_snapshot_task(&self, id: &str) -> Result<()> {
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE servers SET state_generation = state_generation + 1, task_state = NULL, updated_at = $1 \
-             WHERE id = $2 AND task_state IN ('image_snapshot', 'image_pending_upload', 'image_uploading')",
-        )
+             WHERE id = $2 AND task_state IN ({})",
+            task_list()
+        ))
         .bind(time::now_micros())
         .bind(id)
         .execute(self.pool())

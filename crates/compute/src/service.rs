@@ -689,6 +689,13 @@ impl ComputeService {
         if s.vm_state != vm_state || s.task_state != task_state {
             tracing::info!(server_id = %s.id, vm_state, task_state = ?task_state, "server state changed");
         }
+        if let (Some(img), "shelved_offloaded", "active") =
+            (&s.shelved_image_id, s.vm_state.as_str(), vm_state.as_str())
+        {
+            if let Err(e) = self.unshelved(&s.id, img).await {
+                tracing::warn!(server_id = %s.id, error = %e, "removing a shelved image failed");
+            }
+        }
         Ok(())
     }
 
@@ -710,7 +717,11 @@ impl ComputeService {
             display_name: s.name.clone(),
             hostname: s.hostname.clone(),
             project_id: s.project_id.clone(),
-            image_id: s.image_id.clone(),
+            // An unshelved server boots from the image of its shelved disk.
+            image_id: s
+                .shelved_image_id
+                .clone()
+                .unwrap_or_else(|| s.image_id.clone()),
             vcpus: flavor.as_ref().map(|f| f.vcpus).unwrap_or(1),
             memory_mb: flavor.as_ref().map(|f| f.ram).unwrap_or(512),
             disk_gb: flavor.as_ref().map(|f| f.disk).unwrap_or(0),

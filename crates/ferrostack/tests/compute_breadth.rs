@@ -2236,6 +2236,60 @@ async fn create_image(backend: Backend) {
     let srv = wait_status(&tc, &member, &id, "SHUTOFF").await;
     assert_eq!(srv["OS-EXT-STS:task_state"], Value::Null, "{srv}");
 
+    // Backups: snapshots with a type, rotated (the newest `rotation` kept).
+    for bad in [
+        json!({"createBackup": {"name": "b", "rotation": 1}}),
+        json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": -1}}),
+        json!({"createBackup": {"name": "b", "backup_type": "daily"}}),
+    ] {
+        let r = ask(bad.clone(), &member, V).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.json);
+    }
+    let mut backups = Vec::new();
+    for i in 0..3 {
+        let r = ask(
+            json!({"createBackup": {"name": format!("b{i}"), "backup_type": "daily", "rotation": "2"}}),
+            &member,
+            "2.45",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+        let b = r.json["image_id"].as_str().unwrap().to_owned();
+        let img = wait_image(&tc, &member, &b).await;
+        assert_eq!(img["image_type"], "backup", "{img}");
+        assert_eq!(img["backup_type"], "daily", "{img}");
+        let start = Instant::now();
+        while !wait_status(&tc, &member, &id, "SHUTOFF").await["OS-EXT-STS:task_state"].is_null() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the backup never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        backups.push(b);
+    }
+    let listed = tc
+        .send(
+            Method::GET,
+            &format!("{}/v2/images?image_type=backup", tc.cloud.image_url),
+            Some(&member),
+            None,
+        )
+        .await;
+    let mut kept: Vec<String> = listed.json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    let mut newest = backups[1..].to_vec();
+    newest.sort();
+    assert_eq!(
+        kept, newest,
+        "rotation 2 keeps the two newest backups (listed by property, as Glance filters)"
+    );
+
     // A server boots from the snapshot.
     let copy = boot(&tc, &member, server("from-snap", &snap, &flavor)).await;
     let shown = wait_status(&tc, &member, &copy, "ACTIVE").await;
@@ -2258,5 +2312,143 @@ async fn create_image(backend: Backend) {
         "{}",
         actions.json
     );
+    tc.stop().await;
+}
+
+#[tokio::test]
+async fn shelve_offloads_and_unshelve_boots_the_shelved_disk() {
+    for b in backends() {
+        shelve(b).await;
+    }
+}
+
+async fn shelved_image(tc: &TestCloud, token: &str, name: &str) -> Option<Value> {
+    let url = format!("{}/v2/images?name={name}", tc.cloud.image_url);
+    let r = tc.send(Method::GET, &url, Some(token), None).await;
+    r.json["images"].as_array().unwrap().first().cloned()
+}
+
+async fn vcpus_used(tc: &TestCloud, admin: &str) -> i64 {
+    let r = tc
+        .compute(Method::GET, "os-hypervisors/statistics", admin, None, "2.1")
+        .await;
+    r.json["hypervisor_statistics"]["vcpus_used"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn shelve(backend: Backend) {
+    let (tc, admin, image, flavor) = setup(backend).await;
+    let (_, member) = tc.project_user(&admin, "p1", "member").await;
+    let id = boot(&tc, &member, server("shelf", &image, &flavor)).await;
+    wait_status(&tc, &member, &id, "ACTIVE").await;
+    assert_eq!(vcpus_used(&tc, &admin).await, 1);
+    let action = format!("servers/{id}/action");
+    let act = |body: Value, version: &'static str| {
+        let (tc, action, member) = (&tc, action.clone(), member.clone());
+        async move {
+            tc.compute(Method::POST, &action, &member, Some(body), version)
+                .await
+        }
+    };
+    let r = act(json!({"unshelve": null}), V).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "unshelve of an active server: {}",
+        r.json
+    );
+
+    let r = act(json!({"shelve": null}), V).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let srv = wait_status(&tc, &member, &id, "SHELVED_OFFLOADED").await;
+    assert_eq!(srv["OS-EXT-STS:vm_state"], "shelved_offloaded", "{srv}");
+    assert_eq!(srv["OS-EXT-STS:task_state"], Value::Null, "{srv}");
+    let admin_view = tc
+        .compute(Method::GET, &format!("servers/{id}"), &admin, None, V)
+        .await;
+    assert_eq!(
+        admin_view.json["server"]["OS-EXT-SRV-ATTR:host"],
+        Value::Null,
+        "offloaded from its host"
+    );
+    assert_eq!(
+        vcpus_used(&tc, &admin).await,
+        0,
+        "its allocation is released"
+    );
+    let img = shelved_image(&tc, &member, "shelf-shelved")
+        .await
+        .expect("the shelved image");
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["instance_uuid"], json!(id), "{img}");
+    let shelved_id = img["id"].as_str().unwrap().to_owned();
+
+    let r = act(json!({"shelve": null}), V).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "shelve twice: {}", r.json);
+    let r = act(json!({"shelveOffload": null}), V).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
+    let r = act(json!({"unshelve": {"availability_zone": "nova"}}), "2.76").await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a body before 2.77: {}",
+        r.json
+    );
+
+    let r = act(json!({"unshelve": null}), V).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let srv = wait_status(&tc, &member, &id, "ACTIVE").await;
+    assert_eq!(
+        srv["image"]["id"],
+        json!(image),
+        "the server keeps its image"
+    );
+    assert_eq!(vcpus_used(&tc, &admin).await, 1);
+    let start = Instant::now();
+    while shelved_image(&tc, &member, "shelf-shelved").await.is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the shelved image {shelved_id} was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let actions = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{id}/os-instance-actions"),
+            &member,
+            None,
+            V,
+        )
+        .await;
+    let names: Vec<&str> = actions.json["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"shelve") && names.contains(&"unshelve"),
+        "{names:?}"
+    );
+
+    // A shelved server deleted takes its shelved image with it.
+    let r = act(json!({"shelve": null}), V).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    wait_status(&tc, &member, &id, "SHELVED_OFFLOADED").await;
+    assert!(shelved_image(&tc, &member, "shelf-shelved").await.is_some());
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{id}"), &member, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    let start = Instant::now();
+    while shelved_image(&tc, &member, "shelf-shelved").await.is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the shelved image stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tc.stop().await;
 }

@@ -400,7 +400,7 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         .call(Method::POST, &format!("{}/servers", p.compute), Some(boot))
         .await;
     let resizing = failpoint.starts_with("server-resize.");
-    if failpoint.starts_with("server-snapshot.") {
+    if failpoint.starts_with("server-snapshot.") || failpoint.starts_with("server-shelve.") {
         assert_eq!(st, StatusCode::ACCEPTED, "{created}");
         let id = created["server"]["id"].as_str().unwrap().to_owned();
         p.wait_for(&id, "ACTIVE", &dir).await;
@@ -581,9 +581,9 @@ async fn crash_in_volume_saga(
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Snapshot a server with the process armed; after the restart the saga
-/// has gone forward: one active snapshot image, the server without a task,
-/// no copy of the disk left behind.
+/// Snapshot (or shelve) a server with the process armed; after the restart
+/// the saga has gone forward: one active image, the server without a task
+/// (shelved: offloaded, no allocation), no copy of the disk left behind.
 async fn crash_in_snapshot_saga(
     mut p: Proc,
     dir: &Path,
@@ -591,11 +591,17 @@ async fn crash_in_snapshot_saga(
     failpoint: &str,
     server: &str,
 ) {
+    let shelving = failpoint.starts_with("server-shelve.");
+    let (action, image) = if shelving {
+        (json!({"shelve": null}), "crash-shelved")
+    } else {
+        (json!({"createImage": {"name": "crash-snap"}}), "crash-snap")
+    };
     let (st, r) = p
         .call(
             Method::POST,
             &format!("{}/servers/{server}/action", p.compute),
-            Some(json!({"createImage": {"name": "crash-snap"}})),
+            Some(action),
         )
         .await;
     assert!(
@@ -609,17 +615,31 @@ async fn crash_in_snapshot_saga(
     wait_sagas_done(&db, dir).await;
     let (st, shown) = p.server(server).await;
     assert_eq!(st, StatusCode::OK, "{shown}");
-    assert_eq!(shown["server"]["status"], "ACTIVE", "{shown}");
+    let want = if shelving {
+        "SHELVED_OFFLOADED"
+    } else {
+        "ACTIVE"
+    };
+    assert_eq!(shown["server"]["status"], want, "{shown}");
     assert_eq!(
         shown["server"]["OS-EXT-STS:task_state"],
         Value::Null,
         "{shown}"
     );
-    let images: Vec<(String,)> =
-        sqlx::query_as("SELECT status FROM images WHERE name = 'crash-snap'")
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
+    if shelving {
+        let claims = count(
+            &db,
+            "SELECT COUNT(*) FROM allocations WHERE consumer_id = $1",
+            server,
+        )
+        .await;
+        assert_eq!(claims, 0, "an offloaded server holds no allocation");
+    }
+    let images: Vec<(String,)> = sqlx::query_as("SELECT status FROM images WHERE name = $1")
+        .bind(image)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
     assert_eq!(
         images,
         vec![("active".to_owned(),)],

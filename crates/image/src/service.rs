@@ -108,6 +108,20 @@ impl ImageService {
         Ok(())
     }
 
+    /// The images a project owns whose property `key` is `value`, newest
+    /// first (a server's backups).
+    pub async fn owned_with(&self, owner: &str, key: &str, value: &str) -> Result<Vec<Image>> {
+        let rows: Vec<Image> =
+            sqlx::query_as("SELECT * FROM images WHERE owner = $1 ORDER BY created_at DESC, id")
+                .bind(owner)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|i| i.props().get(key).and_then(serde_json::Value::as_str) == Some(value))
+            .collect())
+    }
+
     /// Deletes an image, its members and its data; an absent one is fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_volumes",
         include_str!("../migrations/0012_volumes.sql"),
     ),
+    ("0013_shelve", include_str!("../migrations/0013_shelve.sql")),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -1,6 +1,6 @@
-//! `createImage`: a server's disk becomes a new image (the work is the
-//! `server_snapshot` saga). Answers 202 with the image's id in the body
-//! from 2.45, in a `Location` header before.
+//! `createImage` and `createBackup`: a server's disk becomes a new image
+//! (the work is the `server_snapshot` saga). Answers 202 with the image's
+//! id in the body from 2.45, in a `Location` header before.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
@@ -13,27 +13,28 @@ use crate::model::Server;
 /// Nova's `maxImageMeta`.
 const MAX_IMAGE_META: usize = 128;
 
-fn invalid(why: impl std::fmt::Display) -> ComputeError {
-    ComputeError::BadRequest(format!(
-        "Invalid input for field/attribute createImage. {why}"
-    ))
+fn invalid(action: &str, why: impl std::fmt::Display) -> ComputeError {
+    ComputeError::BadRequest(format!("Invalid input for field/attribute {action}. {why}"))
 }
 
-/// The image's name and extra properties, checked as Nova's schema does.
-fn parse(arg: &Value) -> Result<(String, Map<String, Value>)> {
+/// The image's name and extra properties, checked as Nova's schema for
+/// `action` does (the body may have `keys`); returns the body too.
+fn parse<'a>(
+    action: &str,
+    arg: &'a Value,
+    keys: &[&str],
+) -> Result<(String, Map<String, Value>, &'a Map<String, Value>)> {
+    let invalid = |why: String| invalid(action, why);
     let o = arg
         .as_object()
-        .ok_or_else(|| invalid("Value: must be an object."))?;
-    if let Some(k) = o
-        .keys()
-        .find(|k| !["name", "metadata"].contains(&k.as_str()))
-    {
+        .ok_or_else(|| invalid("Value: must be an object.".into()))?;
+    if let Some(k) = o.keys().find(|k| !keys.contains(&k.as_str())) {
         return Err(invalid(format!(
             "Additional properties are not allowed ('{k}' was unexpected)"
         )));
     }
     let name = match o.get("name") {
-        None => return Err(invalid("'name' is a required property")),
+        None => return Err(invalid("'name' is a required property".into())),
         Some(Value::String(n)) => n.clone(),
         Some(other) => return Err(invalid(format!("{other} is not of type 'string'"))),
     };
@@ -63,14 +64,54 @@ fn parse(arg: &Value) -> Result<(String, Map<String, Value>)> {
             "Quota exceeded for metadata_items: at most {MAX_IMAGE_META} image properties are allowed."
         )));
     }
-    Ok((name, metadata))
+    Ok((name, metadata, o))
 }
 
 pub async fn create_image(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
-    let (name, metadata) = parse(arg)?;
+    let (name, metadata, _) = parse("createImage", arg, &["name", "metadata"])?;
+    start(s, c, srv, "createImage", name, metadata, None).await
+}
+
+pub async fn create_backup(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    let keys = ["name", "backup_type", "rotation", "metadata"];
+    let (name, metadata, o) = parse("createBackup", arg, &keys)?;
+    let invalid = |why: &str| invalid("createBackup", why);
+    let backup_type = match o.get("backup_type") {
+        Some(Value::String(t)) if !t.is_empty() && t.len() <= 255 => t.clone(),
+        None => return Err(invalid("'backup_type' is a required property")),
+        Some(_) => return Err(invalid("'backup_type' must be a string.")),
+    };
+    let rotation = match o.get("rotation") {
+        None => return Err(invalid("'rotation' is a required property")),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                invalid(&format!(
+                    "Value: {v}. 'rotation' must be a non-negative integer."
+                ))
+            })?,
+    };
+    let backup = crate::server_snapshot::Backup {
+        backup_type,
+        rotation,
+    };
+    start(s, c, srv, "createBackup", name, metadata, Some(backup)).await
+}
+
+async fn start(
+    s: &State,
+    c: &Ctx,
+    srv: Server,
+    action: &str,
+    name: String,
+    metadata: Map<String, Value>,
+    backup: Option<crate::server_snapshot::Backup>,
+) -> Result<Response> {
     if let Some(t) = &srv.task_state {
         return Err(ComputeError::Conflict(format!(
-            "Cannot 'createImage' instance {} while it is in task_state {t}",
+            "Cannot '{action}' instance {} while it is in task_state {t}",
             srv.id
         )));
     }
@@ -79,12 +120,14 @@ pub async fn create_image(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Resul
         "active" | "stopped" | "paused" | "suspended"
     ) {
         return Err(ComputeError::Conflict(format!(
-            "Cannot 'createImage' instance {} while it is in vm_state {}",
+            "Cannot '{action}' instance {} while it is in vm_state {}",
             srv.id, srv.vm_state
         )));
     }
-    let image_id = s.create_image(&c.auth, &srv, &name, metadata).await?;
-    s.record_action(&srv.id, "createImage", &c.auth, &c.request_id)
+    let image_id = s
+        .create_image(&c.auth, &srv, &name, metadata, backup)
+        .await?;
+    s.record_action(&srv.id, action, &c.auth, &c.request_id)
         .await?;
     if c.version.at_least(45) {
         return Ok(reply(

@@ -1273,6 +1273,45 @@ async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Re
         "restore" | "forceDelete" => return Err(conflict(&name, &srv)),
         "resize" => return resize(&s, c, srv, arg).await,
         "createImage" => return super::server_images::create_image(&s, c, srv, arg).await,
+        "createBackup" => return super::server_images::create_backup(&s, c, srv, arg).await,
+        "shelve" => {
+            busy(&srv, "shelve")?;
+            if !matches!(vm, "active" | "stopped" | "paused" | "suspended") {
+                return Err(conflict("shelve", &srv));
+            }
+            s.shelve(&c.auth, &srv).await?;
+            s.record_action(&id, "shelve", &c.auth, &c.request_id)
+                .await?;
+            return Ok(empty(StatusCode::ACCEPTED, c.version));
+        }
+        // Shelving offloads at once (Nova's default offload time, 0), so
+        // no server waits in SHELVED to be offloaded.
+        "shelveOffload" => return Err(conflict("shelveOffload", &srv)),
+        "unshelve" => {
+            let zone = match arg {
+                Value::Null => None,
+                Value::Object(o) if c.version.at_least(77) => {
+                    if let Some(k) = o.keys().find(|k| k.as_str() != "availability_zone") {
+                        return Err(bad(format!(
+                            "Invalid input for field/attribute unshelve. Additional properties are not allowed ('{k}' was unexpected)"
+                        )));
+                    }
+                    match o.get("availability_zone") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(z)) if !z.is_empty() => Some(z.clone()),
+                        Some(_) => {
+                            return Err(bad("Invalid input for field/attribute availability_zone."))
+                        }
+                    }
+                }
+                _ => return Err(bad("Invalid input for field/attribute unshelve.")),
+            };
+            busy(&srv, "unshelve")?;
+            s.unshelve(&srv, zone.as_deref()).await?;
+            s.record_action(&id, "unshelve", &c.auth, &c.request_id)
+                .await?;
+            return Ok(empty(StatusCode::ACCEPTED, c.version));
+        }
         "confirmResize" => return confirm_resize(&s, c, srv).await,
         "revertResize" => return revert_resize(&s, c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),
