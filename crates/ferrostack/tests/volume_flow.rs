@@ -825,6 +825,51 @@ async fn boot_from_volume(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Shelving a server booted from a volume copies nothing: its volume
+    // stays attached while it is offloaded, and it boots from it again.
+    let shelve = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{srv}/action"),
+            &admin,
+            Some(json!({"shelve": null})),
+            V,
+        )
+        .await;
+    assert_eq!(shelve.status, StatusCode::ACCEPTED, "{}", shelve.json);
+    wait_server(&tc, &admin, &srv, "SHELVED_OFFLOADED").await;
+    assert_eq!(
+        wait_volume(&tc, &admin, &vol, "in-use").await["id"],
+        json!(vol)
+    );
+    let images = tc
+        .send(
+            Method::GET,
+            &format!("{}/v2/images?name=bfv-shelved", tc.cloud.image_url),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(images.json["images"], json!([]), "no image of a volume");
+    let unshelve = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{srv}/action"),
+            &admin,
+            Some(json!({"unshelve": null})),
+            V,
+        )
+        .await;
+    assert_eq!(unshelve.status, StatusCode::ACCEPTED, "{}", unshelve.json);
+    wait_server(&tc, &admin, &srv, "ACTIVE").await;
+    let shown = tc
+        .compute(Method::GET, &format!("servers/{srv}"), &admin, None, V)
+        .await;
+    assert_eq!(
+        shown.json["server"]["os-extended-volumes:volumes_attached"][0]["id"],
+        json!(vol)
+    );
+
     let gone = tc
         .compute(Method::DELETE, &format!("servers/{srv}"), &admin, None, V)
         .await;
