@@ -44,14 +44,7 @@ impl ComputeService {
             "stop"
         };
         let saga_id = self
-            .accept_snapshot(
-                srv,
-                &plan,
-                saga::Kind::ServerShelve,
-                "shelving",
-                first,
-                &["active", "stopped", "paused", "suspended"],
-            )
+            .accept_snapshot(srv, &plan, saga::Kind::ServerShelve, "shelving", first)
             .await?;
         failpoint("server-shelve.accepted");
         self.kick(saga_id);

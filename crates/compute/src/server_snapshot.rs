@@ -237,14 +237,7 @@ impl ComputeService {
             "image_snapshot"
         };
         let saga_id = self
-            .accept_snapshot(
-                srv,
-                &plan,
-                saga::Kind::ServerSnapshot,
-                task,
-                "image",
-                &["active", "stopped", "paused", "suspended"],
-            )
+            .accept_snapshot(srv, &plan, saga::Kind::ServerSnapshot, task, "image")
             .await?;
         failpoint("server-snapshot.accepted");
         // The image exists when the request answers; the copy goes on.
@@ -318,8 +311,8 @@ impl ComputeService {
         })
     }
 
-    /// Takes the server (`task`, compare-and-set, from one of `vm_states`)
-    /// and writes the saga, in one transaction. Returns the saga's id.
+    /// Takes the server (`task`, compare-and-set on the row the caller
+    /// checked) and writes the saga, in one transaction. Returns its id.
     pub(crate) async fn accept_snapshot(
         &self,
         srv: &Server,
@@ -327,16 +320,7 @@ impl ComputeService {
         kind: saga::Kind,
         task: &str,
         first_step: &str,
-        vm_states: &[&str],
     ) -> Result<String> {
-        if !vm_states.contains(&srv.vm_state.as_str()) {
-            return Err(ComputeError::Conflict(format!(
-                "Cannot '{}' instance {} while it is in vm_state {}",
-                kind.as_str(),
-                srv.id,
-                srv.vm_state
-            )));
-        }
         let params = serde_json::to_string(plan)
             .map_err(|e| ComputeError::Internal(format!("encoding a saga: {e}")))?;
         let mut tx = self.pool().begin().await?;
