@@ -342,6 +342,18 @@ await step("shut off client and start it again from the table", async () => {
   await r.locator('[data-status="ACTIVE"]').waitFor({ timeout: 120000 });
 }, admin);
 
+await step("snapshot client from its row; the snapshot becomes an active image", async () => {
+  const r = row(admin, "Instance Name", "client");
+  await r.locator('[data-status="ACTIVE"]').waitFor({ timeout: 120000 });
+  await rowAction(r, "Create Snapshot");
+  await fill(admin, { "Snapshot Name": "client-snap" });
+  await submitAndClose(admin, "Create Snapshot");
+  await nav(admin, "Images");
+  await row(admin, "Name", "client-snap").locator('[data-status="active"]').waitFor({ timeout: 120000 });
+  await nav(admin, "Instances");
+  await row(admin, "Instance Name", "client").locator('[data-status="ACTIVE"]').waitFor({ timeout: 120000 });
+}, admin);
+
 await step("the topology shows instance → user1_net → router → ext_net (external)", async () => {
   await nav(admin, "Network Topology");
   const inst = admin.locator('#topology-svg g[data-kind="instance"][data-name="client"]');

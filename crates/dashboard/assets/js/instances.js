@@ -5,9 +5,28 @@
 // without a reload.
 
 import * as api from "./api.js";
-import { h, pageHead, DataTable, badge, act, formDialog, confirmDialog, infoDialog, button, ago, fmtMB, valid } from "./ui.js";
+import { h, pageHead, DataTable, badge, act, formDialog, confirmDialog, infoDialog, button, ago, fmtMB, valid, toast } from "./ui.js";
 
 const POWER = { 0: "No State", 1: "Running", 3: "Paused", 4: "Shut Down", 6: "Crashed", 7: "Suspended" };
+/** What Nova snapshots and shelves. */
+const SNAPSHOTTABLE = new Set(["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"]);
+
+/** Asks for a name and snapshots the instance's disk (createImage). */
+function snapshot(sv) {
+  return formDialog({
+    title: `Create Snapshot of ${sv.name}`,
+    submit: "Create Snapshot",
+    fields: [{ name: "name", label: "Snapshot Name", required: true,
+      validate: (v) => (v.trim() === v && v.length <= 255 ? null : "1 to 255 characters, without blanks around them."),
+      help: "A running instance is paused while its disk is copied, then resumes." }],
+    onSubmit: async (v) => {
+      await api.compute.post(`/servers/${sv.id}/action`, { createImage: { name: v.name } });
+      toast(`Snapshot ${v.name} of ${sv.name} is being made; it appears under Images.`, "info");
+      return true;
+    },
+  });
+}
+
 const CHANGING = new Set(["BUILD", "REBOOT", "HARD_REBOOT", "REBUILD", "RESIZE", "MIGRATING", "DELETED"]);
 
 function addresses(sv) {
@@ -166,6 +185,7 @@ export default {
       actions: (r) => {
         const sv = r.raw;
         const on = r.status === "ACTIVE";
+        const idle = !r.task;
         const hasFip = r.hasFip;
         return [
           { label: "Associate Floating IP", show: on && !hasFip, run: () => associate(sv, reload).catch((e) => act(null, () => { throw e; })) },
@@ -175,6 +195,11 @@ export default {
           { ...action(sv, "Soft Reboot Instance", { reboot: { type: "SOFT" } }, `Rebooting ${sv.name}.`), show: on },
           { ...action(sv, "Hard Reboot Instance", { reboot: { type: "HARD" } }, `Rebooting ${sv.name}.`), show: on || r.status === "ERROR" },
           { ...action(sv, "Shut Off Instance", { "os-stop": null }, `Shutting off ${sv.name}.`), show: on },
+          { label: "Create Snapshot", show: idle && SNAPSHOTTABLE.has(r.status), run: () => snapshot(sv).catch((e) => act(null, () => { throw e; })) },
+          { ...action(sv, "Pause Instance", { pause: null }, `Pausing ${sv.name}.`), show: on && idle },
+          { ...action(sv, "Resume Instance", { unpause: null }, `Resuming ${sv.name}.`), show: r.status === "PAUSED" && idle },
+          { ...action(sv, "Shelve Instance", { shelve: null }, `Shelving ${sv.name}: its disk is kept as an image and the host is freed.`), show: idle && SNAPSHOTTABLE.has(r.status) },
+          { ...action(sv, "Unshelve Instance", { unshelve: null }, `Unshelving ${sv.name}.`), show: idle && r.status === "SHELVED_OFFLOADED" },
           { label: "Delete Instance", danger: true, run: async () => {
             if (await confirmDialog(`Delete instance ${sv.name}? Its disk is deleted with it.`)) {
               await act(`Deleting ${sv.name}.`, async () => { await api.compute.del(`/servers/${sv.id}`); reload(); });
