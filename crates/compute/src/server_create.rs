@@ -421,13 +421,7 @@ impl ComputeService {
             match self.volume_ready(api.as_ref(), id, plan, v).await {
                 Ok(true) => {}
                 Ok(false) => return Ok(Outcome::Wait(500_000)),
-                Err(reason) => {
-                    if let Some(s) = self.server(id).await? {
-                        self.fail(&s, &format!("Build of instance {id} aborted: {reason}"))
-                            .await?;
-                    }
-                    return Ok(Outcome::Done);
-                }
+                Err(reason) => return self.abort_build(id, &reason).await,
             }
             // Attached before the host starts the server: it boots with it.
             let attach = async {
@@ -437,11 +431,7 @@ impl ComputeService {
                 api.complete(&v.attachment_id).await
             };
             if let Err(e) = attach.await {
-                if let Some(s) = self.server(id).await? {
-                    self.fail(&s, &format!("Build of instance {id} aborted: {e}"))
-                        .await?;
-                }
-                return Ok(Outcome::Done);
+                return self.abort_build(id, &e.to_string()).await;
             }
             sqlx::query("UPDATE block_device_mappings SET state = 'attached' WHERE id = $1")
                 .bind(&v.attachment_id)
@@ -451,6 +441,16 @@ impl ComputeService {
             failpoint("server-create.volume-attached");
         }
         Ok(Outcome::Next("schedule"))
+    }
+
+    /// The build can't have its volumes: the server goes to ERROR saying
+    /// why, and the create saga ends there.
+    async fn abort_build(&self, id: &str, reason: &str) -> Result<Outcome> {
+        if let Some(s) = self.server(id).await? {
+            self.fail(&s, &format!("Build of instance {id} aborted: {reason}"))
+                .await?;
+        }
+        Ok(Outcome::Done)
     }
 
     /// Makes the volume if the plan makes it; true once it can be attached,
