@@ -53,6 +53,10 @@ pub struct Agent {
     applied: Mutex<HashMap<String, Applied>>,
     busy: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<String, Report>>,
+    /// Per running instance, the volumes (id, GiB) it was last found to
+    /// have exactly as its spec asked: while the spec asks the same, the
+    /// agent doesn't ask QEMU again.
+    volumes_in: Mutex<HashMap<String, Vec<(String, i64)>>>,
     /// The desired-state generation applied last, and the refusal logged
     /// last (so a refusal is logged once, not at every tick).
     generation: Mutex<(i64, Option<String>)>,
@@ -82,6 +86,7 @@ impl Agent {
             applied: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashMap::new()),
+            volumes_in: Mutex::new(HashMap::new()),
             generation: Mutex::new((generation, None)),
             wake: Notify::new(),
         })
@@ -246,6 +251,7 @@ impl Agent {
     }
 
     fn forget(&self, id: &str) {
+        self.forget_volumes(id);
         let _ = std::fs::remove_file(self.applied_path(id));
         if let Ok(mut m) = self.applied.lock() {
             m.remove(id);
@@ -309,10 +315,32 @@ impl Agent {
     /// starts with the spec's (they are on its command line).
     async fn converge_volumes(&self, spec: &InstanceSpec, observed: &Observed) -> Vec<String> {
         let wanted: Vec<String> = spec.volumes.iter().map(|v| v.volume_id.clone()).collect();
+        let sized: Vec<(String, i64)> = spec
+            .volumes
+            .iter()
+            .map(|v| (v.volume_id.clone(), v.size_gb))
+            .collect();
         match observed {
             Observed::Running | Observed::Paused | Observed::Suspended => {}
-            Observed::Shutdown => return wanted,
-            Observed::Absent | Observed::Failed(_) => return Vec::new(),
+            Observed::Shutdown => {
+                self.forget_volumes(&spec.id);
+                return wanted;
+            }
+            Observed::Absent | Observed::Failed(_) => {
+                self.forget_volumes(&spec.id);
+                return Vec::new();
+            }
+        }
+        // The same volumes at the same sizes as when the VM last had exactly
+        // them: nothing to ask QEMU (a pass would otherwise query every
+        // running VM, and every volume's size).
+        let known = self
+            .volumes_in
+            .lock()
+            .map(|k| k.get(&spec.id) == Some(&sized))
+            .unwrap_or(false);
+        if known {
+            return wanted;
         }
         let d = &self.driver;
         let have = match d.volumes(&spec.id).await {
@@ -339,7 +367,27 @@ impl Agent {
                 tracing::error!(server_id = %spec.id, volume_id = %id, error = %e, "unplugging a volume failed");
             }
         }
-        d.volumes(&spec.id).await.unwrap_or(have)
+        let now = d.volumes(&spec.id).await.unwrap_or(have);
+        let same = {
+            let (mut a, mut b) = (now.clone(), wanted.clone());
+            a.sort();
+            b.sort();
+            a == b
+        };
+        if let Ok(mut k) = self.volumes_in.lock() {
+            if same {
+                k.insert(spec.id.clone(), sized);
+            } else {
+                k.remove(&spec.id);
+            }
+        }
+        now
+    }
+
+    fn forget_volumes(&self, id: &str) {
+        if let Ok(mut k) = self.volumes_in.lock() {
+            k.remove(id);
+        }
     }
 
     /// The image file to boot from (none for an instance booted from a
