@@ -397,6 +397,7 @@ async fn scheduling_failures_quotas_and_isolation() {
         .status,
         StatusCode::NO_CONTENT
     );
+    wait_gone(&tc, &admin, &doomed).await;
 
     // Placement shows the host and what is allocated on it.
     let rps = tc
@@ -513,6 +514,9 @@ async fn scheduling_failures_quotas_and_isolation() {
         V,
     )
     .await;
+    // Deletes finish in the background; until then it counts against the
+    // quota checked below.
+    wait_gone(&tc, &admin, &down_id).await;
     ferro_store::sqlx::query("UPDATE hosts SET heartbeat_at = heartbeat_at + 60000000")
         .execute(tc.cloud.db.pool())
         .await
