@@ -426,7 +426,7 @@ async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<
     for (k, v) in p.iter().filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str())) {
         rows.retain(|i| match i.props().get(k) {
             Some(Value::String(s)) => s == v,
-            Some(other) => other.to_string() == *v,
+            Some(other) => serde_json::from_str::<Value>(v).ok().as_ref() == Some(other),
             None => false,
         });
     }

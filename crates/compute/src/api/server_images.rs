@@ -17,13 +17,16 @@ fn invalid(action: &str, why: impl std::fmt::Display) -> ComputeError {
     ComputeError::BadRequest(format!("Invalid input for field/attribute {action}. {why}"))
 }
 
+/// An image request's name and extra properties, and its whole body.
+struct Asked<'a> {
+    name: String,
+    metadata: Map<String, Value>,
+    body: &'a Map<String, Value>,
+}
+
 /// The image's name and extra properties, checked as Nova's schema for
-/// `action` does (the body may have `keys`); returns the body too.
-fn parse<'a>(
-    action: &str,
-    arg: &'a Value,
-    keys: &[&str],
-) -> Result<(String, Map<String, Value>, &'a Map<String, Value>)> {
+/// `action` does (the body may have `keys`).
+fn parse<'a>(action: &str, arg: &'a Value, keys: &[&str]) -> Result<Asked<'a>> {
     let invalid = |why: String| invalid(action, why);
     let o = arg
         .as_object()
@@ -64,17 +67,25 @@ fn parse<'a>(
             "Quota exceeded for metadata_items: at most {MAX_IMAGE_META} image properties are allowed."
         )));
     }
-    Ok((name, metadata, o))
+    Ok(Asked {
+        name,
+        metadata,
+        body: o,
+    })
 }
 
 pub async fn create_image(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
-    let (name, metadata, _) = parse("createImage", arg, &["name", "metadata"])?;
+    let Asked { name, metadata, .. } = parse("createImage", arg, &["name", "metadata"])?;
     start(s, c, srv, "createImage", name, metadata, None).await
 }
 
 pub async fn create_backup(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
     let keys = ["name", "backup_type", "rotation", "metadata"];
-    let (name, metadata, o) = parse("createBackup", arg, &keys)?;
+    let Asked {
+        name,
+        metadata,
+        body: o,
+    } = parse("createBackup", arg, &keys)?;
     let invalid = |why: &str| invalid("createBackup", why);
     let backup_type = match o.get("backup_type") {
         Some(Value::String(t)) if !t.is_empty() && t.len() <= 255 => t.clone(),
