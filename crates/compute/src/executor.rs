@@ -171,6 +171,29 @@ impl ComputeService {
         Ok(Ended::Later)
     }
 
+    /// Runs `work` (one long step: a disk copy, an upload) while renewing
+    /// the saga's lease every 10 s, so that no other controller takes the
+    /// saga over meanwhile.
+    pub(crate) async fn renewing<T>(
+        &self,
+        saga: &Saga,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    if let Err(e) = saga::advance(self.pool(), &saga.id, &self.holder, &saga.step).await {
+                        tracing::warn!(saga_id = %saga.id, error = %e, "renewing a saga's lease failed");
+                    }
+                }
+            }
+        }
+    }
+
     /// Turns an accepted create round at once (another server of the same
     /// request was refused) and undoes it.
     pub async fn undo_create(self: &Arc<Self>, saga_id: &str, why: &str) -> Result<()> {

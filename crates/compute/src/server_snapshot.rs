@@ -415,7 +415,7 @@ impl ComputeService {
                 };
                 // A host restarting or briefly unreachable gets a few
                 // more tries before the snapshot is given up.
-                if let Err(e) = agent.snapshot(id, &copy).await {
+                if let Err(e) = self.renewing(saga, agent.snapshot(id, &copy)).await {
                     let why = format!("Snapshot of instance {id} failed: {e}");
                     return Err(if saga.attempts < CAPTURE_TRIES {
                         ComputeError::Internal(why)
@@ -450,9 +450,13 @@ impl ComputeService {
                             let body = axum::body::Body::from_stream(
                                 tokio_util::io::ReaderStream::new(file),
                             );
-                            self.images.upload(&img, body).await.map_err(|e| {
-                                ComputeError::Conflict(format!("Storing the snapshot failed: {e}"))
-                            })?;
+                            self.renewing(saga, self.images.upload(&img, body))
+                                .await
+                                .map_err(|e| {
+                                    ComputeError::Conflict(format!(
+                                        "Storing the snapshot failed: {e}"
+                                    ))
+                                })?;
                         } else {
                             self.images
                                 .activate_empty(&img.id)
