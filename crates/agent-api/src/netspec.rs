@@ -28,6 +28,23 @@ pub struct NetSpec {
     pub subnets: Vec<SubnetSpec>,
     /// Fixed addresses DHCP hands out (network node only).
     pub dhcp_hosts: Vec<DhcpHost>,
+    /// A VXLAN network's tunnel to the other hosts that have it.
+    #[serde(default)]
+    pub tunnel: Option<Tunnel>,
+}
+
+/// The overlay of one VXLAN network on one host, as Neutron's l2population
+/// would set it: unicast MACs pinned to their host, and the hosts to copy
+/// broadcasts to. Nothing is learned from floods.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    /// This host's underlay address, where its tunnels start.
+    pub local_ip: String,
+    /// The other hosts with this network (their underlay addresses): each
+    /// gets a copy of broadcast and unknown-destination frames.
+    pub peers: Vec<String>,
+    /// (MAC, underlay address) of every port of this network on another host.
+    pub macs: Vec<(String, String)>,
 }
 
 impl NetSpec {
@@ -151,6 +168,28 @@ pub mod names {
             format!("dh-{}", short(network_id)),
             format!("ns-{}", short(network_id)),
         )
+    }
+
+    /// A VXLAN network's tunnel device.
+    pub fn vxlan(network_id: &str) -> String {
+        format!("vx-{}", short(network_id))
+    }
+
+    /// The MAC of a network's DHCP/metadata leg: fixed, so other hosts can
+    /// pin it to the network node (locally administered, Neutron's
+    /// `fa:16:3e` prefix's neighbour, from the network id's first digits).
+    pub fn dhcp_mac(network_id: &str) -> String {
+        let hex: Vec<char> = network_id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .chain(std::iter::repeat('0'))
+            .take(6)
+            .collect();
+        format!(
+            "fa:16:3f:{}{}:{}{}:{}{}",
+            hex[0], hex[1], hex[2], hex[3], hex[4], hex[5]
+        )
+        .to_ascii_lowercase()
     }
 
     /// The VLAN sub-interface of a provider bridge.

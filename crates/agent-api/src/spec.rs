@@ -180,6 +180,10 @@ pub struct HostInfo {
     /// The host runs routers, DHCP and metadata for the cloud.
     #[serde(default)]
     pub network_node: bool,
+    /// Where the host's VXLAN tunnels start and end (its underlay
+    /// address); none: `host_ip`.
+    #[serde(default)]
+    pub tunnel_ip: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -118,6 +118,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                     disk_gb: 2000,
                     agent_url: None,
                     network_node: false,
+                    tunnel_ip: None,
                 };
                 let r = client
                     .post(format!("{url}/contract/v1/register"))

@@ -998,13 +998,26 @@ impl ControlPlane for LocalLink {
             .await
             .map_err(link)?;
         }
-        sqlx::query("UPDATE hosts SET agent_url = $1, network_node = $2 WHERE name = $3")
-            .bind(&h.agent_url)
-            .bind(ferro_store::flag(h.network_node))
-            .bind(&h.name)
-            .execute(s.pool())
-            .await
-            .map_err(link)?;
+        let mut tx = s.pool().begin().await.map_err(link)?;
+        sqlx::query(
+            "UPDATE hosts SET agent_url = $1, network_node = $2, tunnel_ip = $3 WHERE name = $4",
+        )
+        .bind(&h.agent_url)
+        .bind(ferro_store::flag(h.network_node))
+        .bind(&h.tunnel_ip)
+        .bind(&h.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(link)?;
+        // Every host's tunnels name this one's address: they all look again.
+        sqlx::query(
+            "INSERT INTO host_generations (host, generation) VALUES ('', 1) \
+             ON CONFLICT (host) DO UPDATE SET generation = host_generations.generation + 1",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(link)?;
+        tx.commit().await.map_err(link)?;
         tracing::info!(host = %h.name, hypervisor_type = %h.hypervisor_type, agent_url = ?h.agent_url, "compute host registered");
         Ok(())
     }

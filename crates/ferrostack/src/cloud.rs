@@ -83,6 +83,8 @@ pub struct Config {
     pub hypervisor: Hypervisor,
     /// This host's name as a compute host (default: the system host name).
     pub host_name: Option<String>,
+    /// Where this host's VXLAN tunnels start (default: its address).
+    pub tunnel_ip: Option<IpAddr>,
     /// Fake driver only: spawns of servers whose name contains this fail
     /// (tests of the reschedule path).
     pub fake_fail_spawn: Option<String>,
@@ -123,6 +125,7 @@ impl Config {
             fake_dataplane: None,
             hypervisor: Hypervisor::Qemu,
             host_name: None,
+            tunnel_ip: None,
             fake_fail_spawn: None,
             fake_capacity: None,
             max_limit: 1000,

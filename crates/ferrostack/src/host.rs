@@ -73,5 +73,6 @@ pub fn info(cfg: &Config, hypervisor_type: String) -> HostInfo {
             .unwrap_or_else(|| disk_gb(&cfg.state_dir)),
         agent_url: None,
         network_node: false,
+        tunnel_ip: cfg.tunnel_ip.map(|ip| ip.to_string()),
     }
 }

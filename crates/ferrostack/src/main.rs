@@ -112,6 +112,10 @@ struct UpArgs {
     /// Name of this compute host (default: the system host name).
     #[arg(long)]
     host_name: Option<String>,
+    /// The underlay address this host's VXLAN tunnels to joined hosts start
+    /// and end at (default: --bind).
+    #[arg(long, alias = "underlay-ip")]
+    tunnel_ip: Option<IpAddr>,
     /// Let every API pick a free port (tests; the catalog and openrc say which).
     #[arg(long)]
     ephemeral_ports: bool,
@@ -162,6 +166,10 @@ struct AgentArgs {
     /// Run routers, DHCP and metadata for the cloud on this host.
     #[arg(long)]
     network_node: bool,
+    /// The underlay address this host's VXLAN tunnels start and end at
+    /// (default: the advertised address).
+    #[arg(long, alias = "underlay-ip")]
+    tunnel_ip: Option<IpAddr>,
     /// Hypervisor driver: qemu (real VMs) or fake (tests).
     #[arg(long, default_value = "qemu", value_parser = ["qemu", "fake"])]
     hypervisor: String,
@@ -413,6 +421,7 @@ fn parse_dns(s: &str) -> anyhow::Result<Vec<String>> {
 async fn agent(a: AgentArgs) -> anyhow::Result<()> {
     let mut cfg = Config::new(a.state_dir);
     cfg.host_name = a.host_name;
+    cfg.tunnel_ip = a.tunnel_ip;
     cfg.bridge_mappings = parse_mappings(&a.bridge_mappings)?;
     cfg.dns_servers = parse_dns(&a.dns_servers)?;
     cfg.fake_dataplane = a.dataplane.map(|d| d == "fake");
@@ -485,6 +494,7 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
             Hypervisor::Qemu
         },
         host_name: a.host_name,
+        tunnel_ip: a.tunnel_ip,
         fake_fail_spawn: None,
         fake_capacity: match (a.fake_capacity, a.hypervisor.as_str()) {
             (Some(_), h) if h != "fake" => {

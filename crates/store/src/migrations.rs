@@ -47,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0012_volumes.sql"),
     ),
     ("0013_shelve", include_str!("../migrations/0013_shelve.sql")),
+    (
+        "0014_tunnel_ip",
+        include_str!("../migrations/0014_tunnel_ip.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

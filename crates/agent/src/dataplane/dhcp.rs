@@ -142,6 +142,7 @@ mod tests {
                 ip: "192.169.0.2".into(),
                 hostname: "client".into(),
             }],
+            tunnel: None,
         };
         let a = args(
             &net,

@@ -8,7 +8,9 @@
 //!
 //! A flat network *is* its mapped host bridge (`physnet1:br-ex`); a VLAN
 //! network is a bridge holding a VLAN sub-interface of the mapped bridge;
-//! VXLAN and local networks are a bridge of their own on this host.
+//! VXLAN and local networks are a bridge of their own on this host; a
+//! VXLAN network's bridge also holds its tunnel device (`vx-N`), whose
+//! forwarding entries the control plane computes (see [`Tunnel`]).
 //! Security and NAT are nftables rulesets (see [`super::nft`]).
 //!
 //! Everything made here is recorded in a ledger under the state directory;
@@ -25,7 +27,7 @@ use tokio::sync::Mutex;
 use super::{dhcp, nft, Dataplane};
 use crate::driver::{run, run_with_input, DriverError, Result};
 use crate::metadata::MetadataService;
-use crate::netspec::{names, HostNetwork, NetSpec};
+use crate::netspec::{names, HostNetwork, NetSpec, Tunnel};
 
 /// How this host's dataplane is set up.
 #[derive(Clone, Debug)]
@@ -144,6 +146,63 @@ async fn sync_addresses(ns: &str, dev: &str, want: &[String]) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// The UDP port of VXLAN (IANA's).
+const VXLAN_PORT: &str = "4789";
+/// The all-zero MAC: a VXLAN forwarding entry for it is a flood target.
+const FLOOD: &str = "00:00:00:00:00:00";
+
+/// A VXLAN device's VNI and local address.
+async fn vxlan_params(dev: &str) -> Result<(Option<i64>, Option<String>)> {
+    let out = run(
+        "reading a VXLAN device",
+        "ip",
+        &s(&["-d", "-j", "link", "show", "dev", dev]),
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let d = &v[0]["linkinfo"]["info_data"];
+    Ok((d["id"].as_i64(), d["local"].as_str().map(str::to_owned)))
+}
+
+/// The (MAC, remote address) forwarding entries of a VXLAN device.
+async fn tunnel_entries(dev: &str) -> Result<BTreeSet<(String, String)>> {
+    let out = run(
+        "listing forwarding entries",
+        "bridge",
+        &s(&["-j", "fdb", "show", "dev", dev]),
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e["mac"].as_str()?.to_ascii_lowercase(),
+                e["dst"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// What to change so a device's entries `have` become `want`: the
+/// entries to add (`append` for flood targets, `replace` for a MAC, which
+/// lives on one host) and those to delete.
+#[allow(clippy::type_complexity)]
+fn tunnel_changes(
+    have: &BTreeSet<(String, String)>,
+    want: &BTreeSet<(String, String)>,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let add = want.difference(have).cloned().collect();
+    let del = have
+        .difference(want)
+        // A MAC whose host changed is moved by its `replace`.
+        .filter(|(mac, _)| mac == FLOOD || !want.iter().any(|(m, _)| m == mac))
+        .cloned()
+        .collect();
+    (add, del)
 }
 
 /// A stable hash (FNV-1a), so a restarted agent finds its run directory.
@@ -279,6 +338,94 @@ impl LinuxDataplane {
         Ok(b)
     }
 
+    /// A VXLAN network's tunnel device on its bridge, with exactly the
+    /// forwarding entries the control plane computed. No learning: a MAC
+    /// not pinned here goes to every peer, as a broadcast does.
+    async fn ensure_tunnel(
+        &self,
+        n: &NetSpec,
+        t: &Tunnel,
+        bridge: &str,
+        have: &[(String, Option<String>)],
+        ledger: &mut Ledger,
+    ) -> Result<String> {
+        let vni = n.segmentation_id.ok_or_else(|| {
+            DriverError::Failed(format!("network {}: VXLAN without a segment id", n.id))
+        })?;
+        let dev = names::vxlan(&n.id);
+        let mut exists = have.iter().any(|(l, _)| *l == dev);
+        if exists {
+            let (id, local) = vxlan_params(&dev).await?;
+            if id != Some(vni) || local.as_deref() != Some(t.local_ip.as_str()) {
+                ip("replacing a VXLAN device", &["link", "del", &dev]).await?;
+                exists = false;
+            }
+        }
+        let mtu = n.mtu.to_string();
+        if !exists {
+            let vni = vni.to_string();
+            ip(
+                "creating a VXLAN device",
+                &[
+                    "link",
+                    "add",
+                    &dev,
+                    "mtu",
+                    &mtu,
+                    "type",
+                    "vxlan",
+                    "id",
+                    &vni,
+                    "local",
+                    &t.local_ip,
+                    "dstport",
+                    VXLAN_PORT,
+                    "nolearning",
+                ],
+            )
+            .await?;
+            ledger.links.insert(dev.clone());
+            tracing::info!(network_id = %n.id, device = %dev, vni, local = %t.local_ip, "VXLAN device created");
+        }
+        ip(
+            "plugging a VXLAN device",
+            &["link", "set", &dev, "mtu", &mtu, "master", bridge, "up"],
+        )
+        .await?;
+        let want: BTreeSet<(String, String)> = t
+            .peers
+            .iter()
+            .map(|p| (FLOOD.to_owned(), p.clone()))
+            .chain(
+                t.macs
+                    .iter()
+                    .map(|(m, p)| (m.to_ascii_lowercase(), p.clone())),
+            )
+            .collect();
+        let (add, del) = tunnel_changes(&tunnel_entries(&dev).await?, &want);
+        for (mac, dst) in &del {
+            run(
+                "removing a forwarding entry",
+                "bridge",
+                &s(&["fdb", "del", mac, "dev", &dev, "dst", dst]),
+            )
+            .await?;
+        }
+        for (mac, dst) in &add {
+            let verb = if mac == FLOOD { "append" } else { "replace" };
+            run(
+                "adding a forwarding entry",
+                "bridge",
+                &s(&["fdb", verb, mac, "dev", &dev, "dst", dst]),
+            )
+            .await?;
+        }
+        if !add.is_empty() || !del.is_empty() {
+            tracing::info!(network_id = %n.id, device = %dev, added = add.len(), removed = del.len(), "VXLAN forwarding entries changed");
+        }
+        Ok(dev)
+    }
+
     /// A tap for an instance port, on its network's bridge.
     async fn ensure_tap(
         &self,
@@ -377,7 +524,8 @@ impl LinuxDataplane {
         let ns = names::dhcp_ns(&n.id);
         self.ensure_ns(&ns, present, ledger).await?;
         let (host, inner) = names::dhcp_legs(&n.id);
-        self.ensure_leg(&ns, &host, &inner, None, bridge, n.mtu, have, ledger)
+        let mac = names::dhcp_mac(&n.id);
+        self.ensure_leg(&ns, &host, &inner, Some(&mac), bridge, n.mtu, have, ledger)
             .await?;
         sync_addresses(&ns, &inner, &[format!("{}/32", dhcp::METADATA_IP)]).await?;
         for sub in n.subnets.iter().filter(|s| s.dhcp) {
@@ -606,6 +754,14 @@ impl LinuxDataplane {
                             wanted_links.insert(names::vlan(parent, vid));
                         }
                     }
+                    if let (Some(t), "vxlan") = (&n.tunnel, n.network_type.as_str()) {
+                        match self.ensure_tunnel(n, t, &b, &have, ledger).await {
+                            Ok(dev) => {
+                                wanted_links.insert(dev);
+                            }
+                            Err(e) => note(e),
+                        }
+                    }
                     bridges.insert(n.id.clone(), b);
                 }
                 Err(e) => note(e),
@@ -734,5 +890,57 @@ impl LinuxDataplane {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(v: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        v.iter()
+            .map(|(m, d)| ((*m).to_owned(), (*d).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn tunnel_changes_add_flood_targets_and_move_macs() {
+        let have = e(&[
+            (FLOOD, "10.0.0.2"),
+            (FLOOD, "10.0.0.3"),
+            ("fa:16:3e:00:00:01", "10.0.0.2"),
+            ("fa:16:3e:00:00:02", "10.0.0.3"),
+        ]);
+        let want = e(&[
+            (FLOOD, "10.0.0.2"),
+            (FLOOD, "10.0.0.4"),
+            ("fa:16:3e:00:00:01", "10.0.0.4"),
+        ]);
+        let (add, del) = tunnel_changes(&have, &want);
+        assert_eq!(
+            add,
+            vec![
+                (FLOOD.to_owned(), "10.0.0.4".to_owned()),
+                ("fa:16:3e:00:00:01".to_owned(), "10.0.0.4".to_owned()),
+            ]
+        );
+        // The moved MAC is replaced, not deleted; the gone one is deleted.
+        assert_eq!(
+            del,
+            vec![
+                (FLOOD.to_owned(), "10.0.0.3".to_owned()),
+                ("fa:16:3e:00:00:02".to_owned(), "10.0.0.3".to_owned()),
+            ]
+        );
+        let (add, del) = tunnel_changes(&want, &want);
+        assert!(add.is_empty() && del.is_empty());
+    }
+
+    #[test]
+    fn a_dhcp_leg_mac_is_fixed_and_local() {
+        let m = names::dhcp_mac("5F3C9A10-0000-4000-8000-000000000000");
+        assert_eq!(m, "fa:16:3f:5f:3c:9a");
+        assert_eq!(m, names::dhcp_mac("5f3c9a10-0000-4000-8000-000000000000"));
+        assert_eq!(names::vxlan("5f3c9a10-0000-4000"), "vx-5f3c9a10-00");
     }
 }

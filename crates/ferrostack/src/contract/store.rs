@@ -172,13 +172,15 @@ pub async fn agent_endpoints(db: &Db) -> Result<Vec<(String, String)>, sqlx::Err
         .await
 }
 
-/// Whether `host` was registered as a network node.
+/// Whether `host` is the cloud's network node: the first host registered
+/// with the role (a later one with the flag runs no routers or DHCP, so two
+/// hosts never answer for the same router address).
 pub async fn is_network_node(db: &Db, host: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT network_node FROM hosts WHERE name = $1")
-        .bind(host)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.is_some_and(|(n,)| n != 0))
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM hosts WHERE network_node <> 0 ORDER BY seq, name LIMIT 1")
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.is_some_and(|(n,)| n == host))
 }
 
 /// A host as `ferrostack host list` shows it.

@@ -2,11 +2,11 @@
 //! networks, instance ports and security groups it needs, and (on the
 //! network node) routers, DHCP hosts and floating IPs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferro_agent_api::netspec::{
-    DhcpHost, GroupSpec, HostNetwork, NetSpec, PortSpec, RouterLeg, RouterSpec, RuleSpec,
-    SubnetSpec,
+    names, DhcpHost, GroupSpec, HostNetwork, NetSpec, PortSpec, RouterLeg, RouterSpec, RuleSpec,
+    SubnetSpec, Tunnel,
 };
 use ferro_store::sqlx;
 
@@ -24,7 +24,89 @@ fn with_prefix(ip: &FixedIp, subnets: &HashMap<String, Subnet>) -> Option<String
     Some(format!("{}/{prefix}", ip.ip_address))
 }
 
+/// Where each host's tunnels end, and which host is the network node.
+struct Underlay {
+    /// Host name → underlay address.
+    tunnel_ip: HashMap<String, String>,
+    network_node: Option<String>,
+}
+
+/// Which hosts have each VXLAN network, and where its MACs live: the
+/// l2population view every host's tunnels are built from.
+#[derive(Default)]
+struct Overlay {
+    /// Network → hosts with a port on it (the network node for its DHCP
+    /// and router legs).
+    hosts: HashMap<String, BTreeSet<String>>,
+    /// Network → (MAC, host).
+    macs: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Overlay {
+    fn add(&mut self, network: &str, mac: &str, host: &str) {
+        self.hosts
+            .entry(network.to_owned())
+            .or_default()
+            .insert(host.to_owned());
+        self.macs
+            .entry(network.to_owned())
+            .or_default()
+            .push((mac.to_ascii_lowercase(), host.to_owned()));
+    }
+
+    /// The tunnel of `network` as `host` (at `local_ip`) should build it.
+    fn tunnel(&self, network: &str, host: &str, u: &Underlay) -> Option<Tunnel> {
+        let local_ip = u.tunnel_ip.get(host)?.clone();
+        let remote = |h: &String| {
+            (h != host)
+                .then(|| u.tunnel_ip.get(h).cloned())
+                .flatten()
+                .filter(|ip| *ip != local_ip)
+        };
+        let peers: BTreeSet<String> = self
+            .hosts
+            .get(network)
+            .into_iter()
+            .flatten()
+            .filter_map(remote)
+            .collect();
+        let mut macs: BTreeMap<String, String> = BTreeMap::new();
+        for (mac, h) in self.macs.get(network).into_iter().flatten() {
+            if let Some(ip) = remote(h) {
+                macs.insert(mac.clone(), ip);
+            }
+        }
+        Some(Tunnel {
+            local_ip,
+            peers: peers.into_iter().collect(),
+            macs: macs.into_iter().collect(),
+        })
+    }
+}
+
 impl NetworkService {
+    /// Every host's underlay address, and the network node: the first host
+    /// registered with the role (one host runs routers and DHCP).
+    async fn underlay(&self) -> Result<Underlay> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, COALESCE(tunnel_ip, host_ip), network_node FROM hosts ORDER BY seq, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Underlay {
+            network_node: rows
+                .iter()
+                .find(|(_, _, n)| *n != 0)
+                .map(|(h, _, _)| h.clone()),
+            tunnel_ip: rows.into_iter().map(|(h, ip, _)| (h, ip)).collect(),
+        })
+    }
+
+    /// The host that runs routers, DHCP and metadata, if any joined.
+    pub async fn network_node(&self) -> Result<Option<String>> {
+        Ok(self.underlay().await?.network_node)
+    }
+
     /// What `host`'s dataplane should look like. The network node also
     /// runs every router and every network's DHCP.
     pub async fn host_network(&self, host: &str, network_node: bool) -> Result<HostNetwork> {
@@ -47,6 +129,36 @@ impl NetworkService {
             .iter()
             .filter(|p| is_compute(p) && p.binding_host == host)
             .collect();
+        let underlay = self.underlay().await?;
+        let vxlan: BTreeSet<&str> = networks
+            .iter()
+            .filter(|n| n.network_type == "vxlan")
+            .map(|n| n.id.as_str())
+            .collect();
+        let mut overlay = Overlay::default();
+        for p in ports
+            .iter()
+            .filter(|p| vxlan.contains(p.network_id.as_str()))
+        {
+            let on = if is_compute(p) {
+                Some(p.binding_host.as_str()).filter(|h| !h.is_empty())
+            } else if p.device_owner == owner::ROUTER_INTERFACE {
+                underlay.network_node.as_deref()
+            } else {
+                None
+            };
+            if let Some(h) = on {
+                overlay.add(&p.network_id, &p.mac_address, h);
+            }
+        }
+        if let Some(nn) = &underlay.network_node {
+            for s in subnets
+                .iter()
+                .filter(|s| s.enable_dhcp != 0 && vxlan.contains(s.network_id.as_str()))
+            {
+                overlay.add(&s.network_id, &names::dhcp_mac(&s.network_id), nn);
+            }
+        }
         let mut wanted_nets: BTreeSet<String> =
             local.iter().map(|p| p.network_id.clone()).collect();
         let mut routers = Vec::new();
@@ -154,6 +266,11 @@ impl NetworkService {
                         .collect()
                 } else {
                     Vec::new()
+                },
+                tunnel: if n.network_type == "vxlan" {
+                    overlay.tunnel(&n.id, host, &underlay)
+                } else {
+                    None
                 },
             })
             .collect();
