@@ -175,6 +175,8 @@ pub struct NewServer<'a> {
     pub access_ipv4: Option<&'a str>,
     pub access_ipv6: Option<&'a str>,
     pub server_group: Option<&'a str>,
+    /// The one host the server may go to (`zone:host`, or `host` from 2.74).
+    pub forced_host: Option<&'a str>,
     pub request_id: &'a str,
 }
 
@@ -218,6 +220,20 @@ impl ComputeService {
         .bind(n.access_ipv6.unwrap_or(""))
         .execute(&mut *tx)
         .await?;
+        // A forced host: every other host counts as tried already (as an
+        // evacuation onto one host does), so the scheduler has that one only.
+        if let Some(h) = n.forced_host {
+            let others: Vec<(String,)> = sqlx::query_as("SELECT name FROM hosts WHERE name <> $1")
+                .bind(h)
+                .fetch_all(&mut *tx)
+                .await?;
+            let others: Vec<String> = others.into_iter().map(|(o,)| o).collect();
+            sqlx::query("UPDATE servers SET tried_hosts = $1 WHERE id = $2")
+                .bind(serde_json::to_string(&others).unwrap_or_default())
+                .bind(n.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Every volume the server will have is recorded with it from the
         // start (`pending`), so a delete or the collector finds them.
         for v in &plan.volumes {

@@ -274,6 +274,100 @@ async fn three_hosts(backend: Backend) {
         "{busy:?}"
     );
 
+    // An admin puts a server on one host: `zone:host`, or `host` from 2.74.
+    let boot = |body: Value, token: &str, v: &'static str| {
+        let token = token.to_owned();
+        let tc = &tc;
+        async move {
+            tc.compute(
+                Method::POST,
+                "servers",
+                &token,
+                Some(json!({"server": body})),
+                v,
+            )
+            .await
+        }
+    };
+    let base = json!({"imageRef": image, "flavorRef": flavor, "networks": "none"});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (name, extra, v, host) in [
+        ("on-h3", json!({"availability_zone": "nova:h3"}), V, "h3"),
+        ("on-h1", json!({"availability_zone": ":h1"}), V, "h1"),
+        ("host-h3", json!({"host": "h3"}), "2.74", "h3"),
+    ] {
+        let mut e = extra.clone();
+        e["name"] = json!(name);
+        let r = boot(with(e), &admin, v).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{name}: {}", r.json);
+        let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+        let s = wait_server(&tc, &admin, &id, "ACTIVE").await;
+        assert_eq!(s["OS-EXT-SRV-ATTR:host"], host, "{name}");
+        ids.push(id);
+    }
+    let (_, member) = tc.project_user(&admin, "placer", "member").await;
+    for (extra, v, token, status, says) in [
+        (
+            json!({"availability_zone": "nova:h2"}),
+            V,
+            member.as_str(),
+            StatusCode::FORBIDDEN,
+            "requested_destination",
+        ),
+        (
+            json!({"host": "h2"}),
+            "2.74",
+            member.as_str(),
+            StatusCode::FORBIDDEN,
+            "requested_destination",
+        ),
+        (
+            json!({"availability_zone": "nova:h9"}),
+            V,
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+            "Compute host h9 could not be found.",
+        ),
+        (
+            json!({"host": "h9"}),
+            "2.74",
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+            "Compute host h9 could not be found.",
+        ),
+        (
+            json!({"host": "h2"}),
+            "2.73",
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+            "'host' was unexpected",
+        ),
+        (
+            json!({"availability_zone": "elsewhere:h2"}),
+            V,
+            admin.as_str(),
+            StatusCode::BAD_REQUEST,
+            "availability zone is not available",
+        ),
+    ] {
+        let mut b = with(extra.clone());
+        b["name"] = json!("refused");
+        let r = boot(b, token, v).await;
+        assert_eq!(r.status, status, "{extra}: {}", r.json);
+        assert!(r.json.to_string().contains(says), "{extra}: {}", r.json);
+    }
+    assert_eq!(
+        count(&tc, "SELECT COUNT(*) FROM servers WHERE name = 'refused'").await,
+        0,
+        "a refused boot leaves no server"
+    );
+
     for id in &ids {
         let r = tc
             .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)

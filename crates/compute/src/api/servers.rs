@@ -44,6 +44,8 @@ const CREATE_KEYS: &[&str] = &[
     "accessIPv4",
     "accessIPv6",
     "return_reservation_id",
+    "host",
+    "hypervisor_hostname",
 ];
 
 fn bad(m: impl Into<String>) -> ComputeError {
@@ -370,7 +372,8 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
             bad("Invalid input for field/attribute server. 'server' is a required property.")
         })?;
     for k in srv.keys() {
-        if !CREATE_KEYS.contains(&k.as_str()) {
+        let since_2_74 = k == "host" || k == "hypervisor_hostname";
+        if !CREATE_KEYS.contains(&k.as_str()) || (since_2_74 && !c.version.at_least(74)) {
             return Err(bad(format!("Invalid input for field/attribute server. Additional properties are not allowed ('{k}' was unexpected)")));
         }
     }
@@ -498,7 +501,48 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         None => Map::new(),
         Some(v) => check_metadata(v, quotas.get("metadata_items").copied().unwrap_or(128))?,
     };
-    let az = match srv.get("availability_zone") {
+    // `zone:host` (any version) or `host` (2.74) puts the server on one
+    // host, for admins only, as Nova's policies have it.
+    let mut forced_host: Option<String> = None;
+    let zone = match srv.get("availability_zone") {
+        Some(Value::String(z)) if z.contains(':') => {
+            let mut parts = z.splitn(3, ':');
+            let zone = parts.next().unwrap_or_default();
+            forced_host = parts.next().filter(|h| !h.is_empty()).map(str::to_owned);
+            (!zone.is_empty()).then(|| Value::String(zone.to_owned()))
+        }
+        other => other.cloned(),
+    };
+    for key in ["host", "hypervisor_hostname"] {
+        match srv.get(key) {
+            None => {}
+            Some(Value::String(h)) if !h.is_empty() && h.len() <= 255 => {
+                if forced_host.as_ref().is_some_and(|f| f != h) {
+                    return Err(bad(format!(
+                        "The requested {key} {h} is not the host the availability zone names."
+                    )));
+                }
+                forced_host = Some(h.clone());
+            }
+            Some(_) => return Err(bad(format!("Invalid input for field/attribute {key}."))),
+        }
+    }
+    if let Some(h) = &forced_host {
+        if !c.auth.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow compute:servers:create:requested_destination to be performed."
+                    .into(),
+            ));
+        }
+        let known: Option<(String,)> = sqlx::query_as("SELECT name FROM hosts WHERE name = $1")
+            .bind(h)
+            .fetch_optional(s.pool())
+            .await?;
+        if known.is_none() {
+            return Err(bad(format!("Compute host {h} could not be found.")));
+        }
+    }
+    let az = match zone.as_ref() {
         None | Some(Value::Null) => None,
         Some(Value::String(z)) => {
             let zones: Vec<(String,)> =
@@ -613,6 +657,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
             access_ipv4: access_ipv4.as_deref(),
             access_ipv6: access_ipv6.as_deref(),
             server_group: group.as_deref(),
+            forced_host: forced_host.as_deref(),
             request_id: &c.request_id,
         };
         let saga_id = s.accept_server(&new, &plan).await?;
