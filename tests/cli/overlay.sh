@@ -53,7 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The underlay: controller 10.98.0.1, host i 10.98.0.1i.
+# The underlay: controller 10.98.0.1, host i 10.98.0.1i. (Daemons are
+# started by nsenter itself, not through a function, so $! is their pid.)
 ip netns add "$under" && ip -n "$under" link set lo up \
     && ip -n "$under" link add br0 type bridge && ip -n "$under" link set br0 up || exit 1
 add_machine() { # add_machine NS ADDRESS LEG
@@ -74,7 +75,7 @@ on_host() { local i=$1; shift; nsenter --net="/run/netns/$(host_ns "$i")" "$@"; 
 os() { in_ctl openstack "$@"; }
 
 pg_url=$(in_ctl "$repo/scripts/pg-test-server" start "$pg") || exit 1
-in_ctl "$FERRO_BIN" controller --state-dir "$ctl_state" --database-url "$pg_url" --bind 10.98.0.1 \
+nsenter --net="/run/netns/$ctl" "$FERRO_BIN" controller --state-dir "$ctl_state" --database-url "$pg_url" --bind 10.98.0.1 \
     --ephemeral-ports --bcrypt-cost 4 >>"$ctl_state.log" 2>&1 &
 CTL_PID=$!
 for _ in $(seq 1 200); do [ -f "$ctl_state/openrc" ] && break; sleep 0.05; done
@@ -85,7 +86,7 @@ for i in 1 2 3; do
     token=$(in_ctl "$FERRO_BIN" host add "h$i" --state-dir "$ctl_state" --database-url "$pg_url" 2>/dev/null)
     role=()
     [ "$i" = 1 ] && role=(--network-node)
-    on_host "$i" "$FERRO_BIN" agent --join "$url" --token "$token" --state-dir "$base/h$i" \
+    nsenter --net="/run/netns/$(host_ns "$i")" "$FERRO_BIN" agent --join "$url" --token "$token" --state-dir "$base/h$i" \
         --host-name "h$i" "${role[@]}" >>"$base/h$i.log" 2>&1 &
     AGENT_PID[$i]=$!
 done
