@@ -56,6 +56,11 @@ pub struct InstanceSpec {
     pub resize_seq: i64,
     /// The instance is being deleted: remove everything it owns.
     pub deleted: bool,
+    /// It moved here from another host: its root disk is the copy the
+    /// control plane holds ([`ControlPlane::migration_disk`]), not a new
+    /// one from the image.
+    #[serde(default)]
+    pub migrated: bool,
     /// Its network interfaces, in order.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
@@ -128,6 +133,10 @@ pub struct DesiredState {
     pub instances: Vec<InstanceSpec>,
     #[serde(default)]
     pub network: crate::netspec::HostNetwork,
+    /// Instances that moved to another host and may come back (a resize
+    /// not yet confirmed): kept here, stopped, with their disks.
+    #[serde(default)]
+    pub retained: Vec<String>,
     /// Set when the controller found this host ahead of its database: the
     /// agent applies nothing until an operator resyncs the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +211,12 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError>;
     /// A local file holding the image's data.
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError>;
+    /// A local file holding the root disk (qcow2) of an instance that moved
+    /// to this host.
+    async fn migration_disk(&self, server_id: &str) -> Result<PathBuf, LinkError>;
+    /// The host is done with a file [`ControlPlane::migration_disk`] gave:
+    /// a fetched copy is removed (the controller's own is left alone).
+    async fn done_with(&self, _file: &std::path::Path) {}
     /// The instance holding `ip` on `network_id`, for the metadata service.
     async fn instance_at(
         &self,

@@ -75,6 +75,10 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// disk to `to` (Nova's `createImage`). A running guest is paused for
     /// the copy and resumed after it.
     async fn snapshot(&self, id: &str, to: &Path) -> Result<()>;
+    /// Makes `from` (a standalone qcow2, another host's copy) the root disk
+    /// of instance `id`, grown to `disk_gb` if that is larger; the next
+    /// `spawn` boots it instead of making a disk from the image.
+    async fn adopt_disk(&self, id: &str, from: &Path, disk_gb: i64) -> Result<()>;
 }
 
 /// Runs a command to completion; a failure records the command line, the

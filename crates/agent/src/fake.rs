@@ -197,6 +197,15 @@ impl Hypervisor for FakeDriver {
         Ok(true)
     }
 
+    async fn adopt_disk(&self, id: &str, from: &Path, _disk_gb: i64) -> Result<()> {
+        self.record(format!("adopt {id}"));
+        std::fs::metadata(from).map_err(|e| DriverError::Io {
+            what: format!("reading {}", from.display()),
+            source: e,
+        })?;
+        Ok(())
+    }
+
     async fn snapshot(&self, id: &str, to: &Path) -> Result<()> {
         self.record(format!("snapshot {id}"));
         if self.power(id).await == PowerState::Absent {

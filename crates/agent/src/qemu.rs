@@ -396,11 +396,10 @@ impl Hypervisor for QemuDriver {
             tokio::fs::write(dir.join(ROOT_VOLUME), &root.volume_id)
                 .await
                 .map_err(io("recording the boot volume"))?;
-        } else {
+        } else if tokio::fs::metadata(dir.join("disk.qcow2")).await.is_err() {
+            // (A migrated instance's disk is already here: no image needed.)
             let base = self.base_image(&spec.image_id, image, image_format).await?;
-            if tokio::fs::metadata(dir.join("disk.qcow2")).await.is_err() {
-                self.create_disk(spec, &base).await?;
-            }
+            self.create_disk(spec, &base).await?;
         }
         self.config_drive(spec).await?;
         self.launch(spec).await
@@ -572,6 +571,51 @@ impl Hypervisor for QemuDriver {
             }
         }
         out
+    }
+
+    async fn adopt_disk(&self, id: &str, from: &Path, disk_gb: i64) -> Result<()> {
+        let dir = self.dir(id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io("creating the instance directory"))?;
+        let disk = dir.join("disk.qcow2");
+        let part = dir.join("disk.qcow2.part");
+        // A copy, not a move: the source stays whole until the boot worked.
+        tokio::fs::copy(from, &part)
+            .await
+            .map_err(io("taking in a migrated disk"))?;
+        let current = run(
+            "reading a migrated disk",
+            "qemu-img",
+            &[
+                "info".into(),
+                "--output=json".into(),
+                part.display().to_string(),
+            ],
+        )
+        .await
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["virtual-size"].as_i64())
+        .unwrap_or(0);
+        if (disk_gb << 30) > current {
+            run(
+                "growing a migrated disk",
+                "qemu-img",
+                &[
+                    "resize".into(),
+                    "-q".into(),
+                    part.display().to_string(),
+                    format!("{disk_gb}G"),
+                ],
+            )
+            .await?;
+        }
+        tokio::fs::rename(&part, &disk)
+            .await
+            .map_err(io("taking in a migrated disk"))?;
+        tracing::info!(server_id = %id, "migrated disk taken in");
+        Ok(())
     }
 
     async fn snapshot(&self, id: &str, to: &Path) -> Result<()> {

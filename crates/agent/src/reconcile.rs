@@ -194,6 +194,7 @@ impl Agent {
             tracing::debug!(host = %self.host.name, error = %e, "dataplane not converged");
         }
         let wanted: HashSet<String> = desired.instances.iter().map(|i| i.id.clone()).collect();
+        let retained: HashSet<String> = desired.retained.iter().cloned().collect();
         for spec in desired.instances {
             let fresh = self
                 .busy
@@ -214,6 +215,15 @@ impl Agent {
         // Instances on this host that the control plane no longer knows.
         for id in self.driver.instances().await {
             let idle = self.busy.lock().map(|b| !b.contains(&id)).unwrap_or(false);
+            if retained.contains(&id) && !wanted.contains(&id) && idle {
+                // Moved away, not yet confirmed: kept, off, for a revert.
+                if self.driver.power(&id).await != PowerState::Shutdown {
+                    if let Err(e) = self.driver.stop(&id, STOP_GRACE).await {
+                        tracing::error!(server_id = %id, error = %e, "stopping a moved instance's old copy failed");
+                    }
+                }
+                continue;
+            }
             if !wanted.contains(&id) && idle {
                 tracing::warn!(server_id = %id, "removing an instance the control plane doesn't know");
                 if let Err(e) = self.driver.destroy(&id).await {
@@ -416,7 +426,20 @@ impl Agent {
         }
         let mut state = d.power(&spec.id).await;
         if state == PowerState::Absent {
-            let (path, format) = self.image(spec).await?;
+            let (path, format) = if spec.migrated && spec.root_volume().is_none() {
+                // Moved here: its disk is the copy the control plane holds.
+                let copy = self
+                    .cp
+                    .migration_disk(&spec.id)
+                    .await
+                    .map_err(|LinkError(e)| e)?;
+                let adopted = d.adopt_disk(&spec.id, &copy, spec.disk_gb).await;
+                self.cp.done_with(&copy).await;
+                adopted.map_err(err)?;
+                (PathBuf::new(), String::new())
+            } else {
+                self.image(spec).await?
+            };
             d.spawn(spec, &path, &format).await.map_err(err)?;
             applied = Applied {
                 reboot_seq: spec.reboot_seq,

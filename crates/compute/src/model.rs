@@ -111,6 +111,12 @@ pub struct Server {
     pub state_generation: i64,
     /// Shelved: the image of its disk, which an unshelve boots from.
     pub shelved_image_id: Option<String>,
+    /// Moving to another host: the host it goes to, while its disk is
+    /// copied (it is stopped on its own host meanwhile).
+    pub migration_dest: Option<String>,
+    /// Moved, until confirmed or reverted: the host it came from, which
+    /// keeps its stopped copy.
+    pub migration_source: Option<String>,
 }
 
 /// Nova's power states.
@@ -159,7 +165,14 @@ impl Server {
         let task = self.task_state.as_deref();
         match self.vm_state.as_str() {
             "building" => "BUILD",
-            "active" | "stopped" if task == Some("resize_migrating") => "RESIZE",
+            "active" | "stopped"
+                if matches!(
+                    task,
+                    Some("resize_prep" | "resize_migrating" | "resize_finish")
+                ) =>
+            {
+                "RESIZE"
+            }
             "active" | "stopped" | "resized" if task == Some("resize_reverting") => "REVERT_RESIZE",
             "resized" => "VERIFY_RESIZE",
             "active" => match task {

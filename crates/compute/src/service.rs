@@ -648,7 +648,14 @@ impl ComputeService {
         }
         // A resize waits in VERIFY_RESIZE (vm_state resized) for confirm or revert.
         let (vm_state, task_state) = match (s.task_state.as_deref(), s.vm_state.as_str()) {
-            (Some("resize_migrating"), _) if seqs_done => ("resized".to_owned(), None),
+            // Moving hosts: the source's reports only say the guest is off.
+            (Some("resize_prep" | "resize_migrating"), _) if s.migration_dest.is_some() => {
+                (s.vm_state.clone(), s.task_state.clone())
+            }
+            (Some("resize_migrating" | "resize_finish"), _) if seqs_done => {
+                ("resized".to_owned(), None)
+            }
+            (Some("resize_finish"), _) => (s.vm_state.clone(), s.task_state.clone()),
             (Some("resize_migrating" | "resize_reverting"), _) if !seqs_done => {
                 (s.vm_state.clone(), s.task_state.clone())
             }
@@ -681,6 +688,9 @@ impl ComputeService {
         .await?
         .rows_affected();
         stale_unless(written, &s.id)?;
+        if s.task_state.as_deref() == Some("resize_finish") && task_state.is_none() {
+            self.migration_finished(&s.id).await?;
+        }
         if vm_state == "active" && s.vm_state != "active" {
             if let Err(e) = self.network.set_device_status(&s.id, "ACTIVE").await {
                 tracing::warn!(server_id = %s.id, error = %e, "marking ports active failed");
@@ -736,12 +746,18 @@ impl ComputeService {
             availability_zone: s.availability_zone.clone().unwrap_or_else(|| "nova".into()),
             launch_index: s.launch_index,
             reservation_id: s.reservation_id.clone(),
-            power: Power::parse(&s.desired_power),
+            // Its disk is being copied to another host: off meanwhile.
+            power: if s.migration_dest.is_some() {
+                Power::Stopped
+            } else {
+                Power::parse(&s.desired_power)
+            },
             reboot_seq: s.reboot_seq,
             reboot_hard: s.reboot_hard != 0,
             rebuild_seq: s.rebuild_seq,
             resize_seq: s.resize_seq,
             deleted: s.deleting(),
+            migrated: s.migration_source.is_some() && !s.image_id.is_empty(),
             nics,
             volumes,
         }
@@ -1099,10 +1115,19 @@ impl ControlPlane for LocalLink {
                 })
                 .collect()
         };
+        // Servers moved away but not confirmed: the old host keeps their
+        // stopped copies for a revert.
+        let retained: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM servers WHERE migration_source = $1 ORDER BY id")
+                .bind(host)
+                .fetch_all(c.pool())
+                .await
+                .map_err(link)?;
         Ok(DesiredState {
             generation,
             instances,
             network,
+            retained: retained.into_iter().map(|(id,)| id).collect(),
             out_of_sync: None,
         })
     }
@@ -1170,5 +1195,15 @@ impl ControlPlane for LocalLink {
             self.compute.images.store.data_path(image_id),
             img.disk_format.unwrap_or_else(|| "raw".into()),
         ))
+    }
+
+    async fn migration_disk(&self, server_id: &str) -> Result<PathBuf, LinkError> {
+        let path = self.compute.migration_copy(server_id);
+        if tokio::fs::metadata(&path).await.is_err() {
+            return Err(LinkError(format!(
+                "no disk copy of instance {server_id} is waiting for its new host"
+            )));
+        }
+        Ok(path)
     }
 }

@@ -832,3 +832,319 @@ async fn evacuation(backend: Backend) {
     h2.stop().await;
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn cold_migration_moves_a_server_and_confirm_or_revert_settles_it() {
+    for backend in backends() {
+        cold_migration(backend).await;
+    }
+}
+
+async fn migrations_of(tc: &TestCloud, admin: &str, id: &str) -> Vec<Value> {
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-migrations?instance_uuid={id}"),
+            admin,
+            None,
+            "2.59",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    r.json["migrations"].as_array().cloned().unwrap_or_default()
+}
+
+async fn action(
+    tc: &TestCloud,
+    token: &str,
+    id: &str,
+    body: Value,
+    v: &str,
+) -> reqwest::StatusCode {
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{id}/action"),
+            token,
+            Some(body),
+            v,
+        )
+        .await;
+    r.status
+}
+
+async fn allocations_of(tc: &TestCloud, id: &str) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT consumer_id, host FROM allocations WHERE consumer_id LIKE $1 ORDER BY consumer_id",
+    )
+    .bind(format!("{id}%"))
+    .fetch_all(tc.cloud.db.pool())
+    .await
+    .unwrap();
+    rows
+}
+
+async fn cold_migration(backend: Backend) {
+    let tc = TestCloud::start_controller(backend).await;
+    let admin = tc.admin_token().await;
+    let h1 = run_host(&tc, agent_config("h1"), Some(token_for(&tc, "h1").await));
+    let h2 = run_host(&tc, agent_config("h2"), Some(token_for(&tc, "h2").await));
+    wait_hosts_up(&tc, &admin, 2).await;
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let mut flavors = Vec::new();
+    for (name, ram) in [("m1.small", 4096), ("m1.big", 9000)] {
+        let f = tc
+            .compute(
+                Method::POST,
+                "flavors",
+                &admin,
+                Some(json!({"flavor": {"name": name, "ram": ram, "vcpus": 1, "disk": 5}})),
+                "2.61",
+            )
+            .await;
+        assert_eq!(f.status, StatusCode::OK, "{}", f.json);
+        flavors.push(f.json["flavor"]["id"].as_str().unwrap().to_owned());
+    }
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &admin,
+            Some(json!({"network": {"name": "n"}})),
+        )
+        .await;
+    let net_id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &admin,
+            Some(json!({"subnet": {"network_id": net_id, "cidr": "10.1.0.0/24", "ip_version": 4}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(
+                json!({"server": {"name": "mover", "imageRef": image, "flavorRef": flavors[0],
+                "networks": [{"uuid": net_id}], "availability_zone": "nova:h1"}}),
+            ),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        wait_server(&tc, &admin, &id, "ACTIVE").await["OS-EXT-SRV-ATTR:host"],
+        "h1"
+    );
+    let binding = |tc: &TestCloud| {
+        let id = id.clone();
+        let pool = tc.cloud.db.pool().clone();
+        async move {
+            let (h,): (String,) =
+                sqlx::query_as("SELECT binding_host FROM ports WHERE device_id = $1")
+                    .bind(&id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            h
+        }
+    };
+    assert_eq!(binding(&tc).await, "h1");
+
+    // Refusals: Nova's statuses, nothing taken.
+    let (_, member) = tc.project_user(&admin, "mover-p", "member").await;
+    for (token, body, v, want) in [
+        // Another project's member doesn't see the server at all.
+        (
+            member.as_str(),
+            json!({"migrate": null}),
+            V,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            admin.as_str(),
+            json!({"migrate": {"host": "h1"}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            admin.as_str(),
+            json!({"migrate": {"host": "h9"}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            admin.as_str(),
+            json!({"migrate": {"host": "h2"}}),
+            "2.55",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            admin.as_str(),
+            json!({"migrate": {"host": "h2", "x": 1}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(
+            action(&tc, token, &id, body.clone(), v).await,
+            want,
+            "{body} at {v}"
+        );
+    }
+    assert!(migrations_of(&tc, &admin, &id).await.is_empty());
+    // A member may not move even its own server (admin only, as in Nova).
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &member,
+            Some(json!({"server": {"name": "own", "imageRef": image, "flavorRef": flavors[0], "networks": "none"}})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let own = r.json["server"]["id"].as_str().unwrap().to_owned();
+    wait_server(&tc, &member, &own, "ACTIVE").await;
+    assert_eq!(
+        action(&tc, &member, &own, json!({"migrate": null}), V).await,
+        StatusCode::FORBIDDEN
+    );
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{own}"), &member, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    wait_server(&tc, &admin, &own, "DELETED").await;
+
+    // Migrate to h2: the disk is copied off h1 over the contract, the
+    // server waits in VERIFY_RESIZE on h2, its port follows; h1 keeps its
+    // stopped copy until confirm.
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"migrate": {"host": "h2"}}), V).await,
+        StatusCode::ACCEPTED
+    );
+    let srv = wait_server(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    assert_eq!(srv["OS-EXT-SRV-ATTR:host"], "h2");
+    assert_eq!(binding(&tc).await, "h2");
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"migrate": null}), V).await,
+        StatusCode::CONFLICT,
+        "a second migrate while one waits for confirm"
+    );
+    wait_instances(&tc, "h2", &[&id]).await;
+    wait_instances(&tc, "h1", &[&id]).await;
+    let m = migrations_of(&tc, &admin, &id).await;
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(
+        (
+            &m[0]["source_compute"],
+            &m[0]["dest_compute"],
+            &m[0]["status"],
+            &m[0]["migration_type"]
+        ),
+        (
+            &json!("h1"),
+            &json!("h2"),
+            &json!("finished"),
+            &json!("migration")
+        ),
+        "{}",
+        m[0]
+    );
+    assert!(m[0]["uuid"].is_string());
+    assert_eq!(
+        allocations_of(&tc, &id).await,
+        [
+            (id.clone(), "h1".to_owned()),
+            (format!("{id}-resize"), "h2".to_owned())
+        ]
+    );
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"confirmResize": null}), V).await,
+        StatusCode::NO_CONTENT
+    );
+    wait_server(&tc, &admin, &id, "ACTIVE").await;
+    wait_instances(&tc, "h1", &[]).await;
+    assert_eq!(
+        allocations_of(&tc, &id).await,
+        [(id.clone(), "h2".to_owned())]
+    );
+    assert_eq!(
+        migrations_of(&tc, &admin, &id).await[0]["status"],
+        "confirmed"
+    );
+
+    // Back to h1 by the scheduler's pick, then reverted: it stays on h2.
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"migrate": null}), V).await,
+        StatusCode::ACCEPTED
+    );
+    let srv = wait_server(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    assert_eq!(srv["OS-EXT-SRV-ATTR:host"], "h1");
+    assert_eq!(binding(&tc).await, "h1");
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"revertResize": null}), V).await,
+        StatusCode::ACCEPTED
+    );
+    let srv = wait_server(&tc, &admin, &id, "ACTIVE").await;
+    assert_eq!(srv["OS-EXT-SRV-ATTR:host"], "h2");
+    assert_eq!(binding(&tc).await, "h2");
+    wait_instances(&tc, "h1", &[]).await;
+    wait_instances(&tc, "h2", &[&id]).await;
+    assert_eq!(
+        allocations_of(&tc, &id).await,
+        [(id.clone(), "h2".to_owned())]
+    );
+    let m = migrations_of(&tc, &admin, &id).await;
+    assert_eq!((m.len(), &m[0]["status"]), (2, &json!("reverted")), "{m:?}");
+
+    // A resize h2 has no room for (4096 + 9000 MB > 8192 × 1.5) moves it.
+    assert_eq!(
+        action(
+            &tc,
+            &admin,
+            &id,
+            json!({"resize": {"flavorRef": flavors[1]}}),
+            V
+        )
+        .await,
+        StatusCode::ACCEPTED
+    );
+    let srv = wait_server(&tc, &admin, &id, "VERIFY_RESIZE").await;
+    assert_eq!(srv["OS-EXT-SRV-ATTR:host"], "h1");
+    assert_eq!(srv["flavor"]["original_name"], "m1.big");
+    assert_eq!(
+        migrations_of(&tc, &admin, &id).await[0]["migration_type"],
+        "resize"
+    );
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"confirmResize": null}), V).await,
+        StatusCode::NO_CONTENT
+    );
+    wait_server(&tc, &admin, &id, "ACTIVE").await;
+    wait_instances(&tc, "h2", &[]).await;
+    assert_eq!(
+        allocations_of(&tc, &id).await,
+        [(id.clone(), "h1".to_owned())]
+    );
+
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    wait_server(&tc, &admin, &id, "DELETED").await;
+    wait_instances(&tc, "h1", &[]).await;
+    wait_count(&tc, "SELECT COUNT(*) FROM allocations", 0).await;
+    assert!(
+        !tc.cloud.compute.migration_copy(&id).exists(),
+        "the controller's disk copies are gone"
+    );
+    h1.stop().await;
+    h2.stop().await;
+    tc.stop().await;
+}

@@ -51,6 +51,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_tunnel_ip",
         include_str!("../migrations/0014_tunnel_ip.sql"),
     ),
+    (
+        "0015_migrations",
+        include_str!("../migrations/0015_migrations.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -10,6 +10,7 @@ mod server_body;
 mod server_groups;
 mod server_images;
 mod server_metadata;
+mod server_migrate;
 mod server_network;
 mod server_password;
 mod servers;
@@ -172,6 +173,7 @@ pub fn router(state: State) -> Router {
             "/v2.1/os-hypervisors/{id}/servers",
             get(admin::hypervisor_servers),
         )
+        .route("/v2.1/os-migrations", get(server_migrate::list))
         .route("/v2.1/os-services", get(admin::services))
         .route("/v2.1/os-services/{id}", put(admin::update_service))
         .route("/v2.1/os-availability-zone", get(admin::availability_zones))

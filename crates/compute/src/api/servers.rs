@@ -1357,6 +1357,7 @@ async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Re
                 .await?;
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
+        "migrate" => return super::server_migrate::migrate(&s, c, srv, arg).await,
         "confirmResize" => return confirm_resize(&s, c, srv).await,
         "revertResize" => return revert_resize(&s, c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),
@@ -1677,6 +1678,21 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
             )));
         }
     }
+    // No room next to the old size on its host: it moves to a host with
+    // room (Nova's resize goes through the scheduler too).
+    let needs = crate::server_migrate::Needs {
+        vcpus: new.vcpus,
+        memory_mb: new.ram,
+        disk_gb: if srv.image_id.is_empty() { 0 } else { new.disk },
+        availability_zone: None,
+    };
+    if !s.host_fits(&host, &needs).await? {
+        super::server_migrate::start_move(s, c, &srv, &host, None, &new.snapshot(), "resize")
+            .await?;
+        s.record_action(&srv.id, "resize", &c.auth, &c.request_id)
+            .await?;
+        return Ok(empty(StatusCode::ACCEPTED, c.version));
+    }
     // The server is taken for the resize (compare-and-set) with the saga
     // that claims room and applies it; no room is this request's 400.
     let plan = ResizePlan {
@@ -1699,6 +1715,9 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
 async fn confirm_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
     if srv.vm_state != "resized" || srv.task_state.is_some() {
         return Err(conflict("confirmResize", &srv));
+    }
+    if let Some(source) = srv.migration_source.clone() {
+        return super::server_migrate::confirm_moved(s, c, srv, &source).await;
     }
     let mut tx = s.pool().begin().await?;
     sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")
@@ -1732,6 +1751,9 @@ async fn confirm_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
 async fn revert_resize(s: &State, c: &Ctx, srv: Server) -> Result<Response> {
     if srv.vm_state != "resized" || srv.task_state.is_some() || srv.old_flavor.is_none() {
         return Err(conflict("revertResize", &srv));
+    }
+    if let Some(source) = srv.migration_source.clone() {
+        return super::server_migrate::revert_moved(s, c, srv, &source).await;
     }
     let mut tx = s.pool().begin().await?;
     sqlx::query("DELETE FROM allocations WHERE consumer_id = $1")

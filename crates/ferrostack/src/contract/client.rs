@@ -52,10 +52,13 @@ impl RemoteLink {
         check(resp).await.map(|_| ())
     }
 
-    async fn download(&self, image_id: &str, path: &PathBuf) -> Result<String, LinkError> {
+    /// Fetches `what` (`images/ID`, `migrations/ID/disk`) into `path`;
+    /// returns the disk format the controller named.
+    async fn download(&self, what: &str, path: &PathBuf) -> Result<String, LinkError> {
+        let image_id = what;
         let resp = self
             .client
-            .get(self.url(&format!("images/{image_id}")))
+            .get(self.url(what))
             .timeout(std::time::Duration::from_secs(3600))
             .send()
             .await
@@ -136,8 +139,29 @@ impl ControlPlane for RemoteLink {
                 return Ok((path, format));
             }
         }
-        let format = self.download(image_id, &path).await?;
+        let format = self.download(&format!("images/{image_id}"), &path).await?;
         Ok((path, format))
+    }
+
+    async fn migration_disk(&self, server_id: &str) -> Result<PathBuf, LinkError> {
+        if server_id.is_empty()
+            || !server_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(LinkError(format!("{server_id:?} is not a server id")));
+        }
+        let dir = self.image_cache.with_file_name("migration-cache");
+        tokio::fs::create_dir_all(&dir).await.map_err(link_err)?;
+        let path = dir.join(server_id);
+        self.download(&format!("migrations/{server_id}/disk"), &path)
+            .await?;
+        Ok(path)
+    }
+
+    async fn done_with(&self, file: &std::path::Path) {
+        let _ = tokio::fs::remove_file(file).await;
+        let _ = tokio::fs::remove_file(file.with_extension("format")).await;
     }
 
     async fn instance_at(

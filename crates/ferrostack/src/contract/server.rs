@@ -106,6 +106,7 @@ pub fn router(state: Arc<ContractState>) -> Router {
         .route("/contract/v1/desired", get(desired))
         .route("/contract/v1/reports", post(reports))
         .route("/contract/v1/images/{id}", get(image))
+        .route("/contract/v1/migrations/{id}/disk", get(migration_disk))
         .route("/contract/v1/instance-at", get(instance_at))
         .with_state(state)
 }
@@ -264,6 +265,54 @@ async fn image(
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, len.to_string()),
             (header::HeaderName::from_static("x-disk-format"), format),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
+}
+
+/// The disk copy of a server moving to the asking host: only the host the
+/// server now runs on gets it.
+async fn migration_disk(
+    State(st): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+) -> Response {
+    let host = match host_of(&st, &peer).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let on = st
+        .compute
+        .server(&id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.host);
+    if on.as_deref() != Some(host.as_str()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("instance {id} is not moving to host {host}"),
+        );
+    }
+    let path = match link(&st, false).migration_disk(&id).await {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => return failed(format!("opening the disk copy of {id}: {e}")),
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    tracing::info!(host = %host, server_id = %id, bytes = len, "sending a migrated disk to its new host");
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::HeaderName::from_static("x-disk-format"),
+                "qcow2".to_owned(),
+            ),
         ],
         Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )

@@ -477,6 +477,26 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Moves every instance port of a device to another host (a migrated
+    /// server's): the dataplane and the overlay follow the binding.
+    pub async fn rebind_device(&self, device_id: &str, host: &str) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE ports SET binding_host = $1, revision = revision + 1, updated_at = $2 \
+             WHERE device_id = $3 AND device_owner LIKE 'compute:%' AND binding_host <> $1",
+        )
+        .bind(host)
+        .bind(time::now_micros())
+        .bind(device_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if n > 0 {
+            tracing::info!(device_id, host, ports = n, "ports rebound");
+            self.changed();
+        }
+        Ok(())
+    }
+
     /// Sets the status of every port of a device (ACTIVE once its VM runs).
     pub async fn set_device_status(&self, device_id: &str, status: &str) -> Result<()> {
         let n = sqlx::query(
