@@ -236,7 +236,15 @@ impl ComputeService {
                 self.wake(Some(&plan.source));
                 Ok(Outcome::Done)
             }
-            // Already past this step (a crash after its write).
+            // Already past this step (a crash after its write, before the
+            // saga moved on): go on from the next.
+            "stop"
+                if task == Some("resize_migrating")
+                    && srv.migration_dest.as_deref() == Some(plan.dest.as_str()) =>
+            {
+                Ok(Outcome::Next("copy"))
+            }
+            // Taken back by someone else (a reset): nothing left to do.
             "claim" | "stop" if task != Some("resize_prep") => Ok(Outcome::Done),
             "copy" | "move" if task != Some("resize_migrating") => Ok(Outcome::Done),
             _ if srv.deleting() => Err(ComputeError::Conflict(format!(

@@ -122,9 +122,10 @@ struct UpArgs {
     /// Serve HTTPS with a CA made on first start (plain HTTP stays open to loopback).
     #[arg(long)]
     tls: bool,
-    /// Port joined hosts reach the controller on (mutual TLS; 0 picks a free one).
-    #[arg(long, default_value_t = ferrostack::contract::DEFAULT_PORT)]
-    contract_port: u16,
+    /// Port joined hosts reach the controller on (mutual TLS; 0 picks a
+    /// free one). Default: 8790, or a free one with --ephemeral-ports.
+    #[arg(long)]
+    contract_port: Option<u16>,
     /// bcrypt cost for passwords (4..=31).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
     bcrypt_cost: u32,
@@ -505,11 +506,13 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
         max_limit: a.max_limit as usize,
         tls: a.tls,
         local_agent,
-        contract_port: if a.ephemeral_ports {
+        // Joined hosts need the same port after a restart: one given
+        // explicitly is kept even with --ephemeral-ports.
+        contract_port: a.contract_port.unwrap_or(if a.ephemeral_ports {
             0
         } else {
-            a.contract_port
-        },
+            ferrostack::contract::DEFAULT_PORT
+        }),
         bcrypt_cost: a.bcrypt_cost,
         token_ttl_secs: a.token_ttl,
     };
