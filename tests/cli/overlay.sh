@@ -11,7 +11,8 @@
 # the other host while the default group's members reach each other. A
 # second project on the same CIDR (10.0.0.0/24) over the same hosts: its
 # servers reach each other and nothing of the first project, and its
-# network has a VNI of its own. Deleting everything leaves no VXLAN device,
+# network has a VNI of its own. Cold migration with its disk (confirm and
+# revert), keeping fixed and floating IPs. Deleting everything leaves no VXLAN device,
 # forwarding entry, bridge, tap, namespace or dnsmasq on any host.
 . "$(dirname "$0")/lib.bash"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -122,6 +123,7 @@ check "sshonly: icmp" os security group rule create --proto icmp sshonly
 serve_name() {
     cat >"$scratch/$1.sh" <<EOS
 #!/bin/sh
+chown cloud /dev/vda
 mkdir -p /tmp/www/cgi-bin && echo $1 >/tmp/www/who
 cat >/tmp/www/cgi-bin/ping <<'CGI'
 #!/bin/sh
@@ -241,6 +243,52 @@ for vm in vm1 vm3; do
         check_eq "user1: $vm (${HOST_OF[$vm]}) does not reach p2's $a" lost "$(ping_from "$vm" "$a")"
     done
 done
+
+# Cold migration: vm1 moves from h2 to h3 and stays (confirm); vm3 moves
+# from h3 to h2 and comes back (revert). Their disks go with them (a marker
+# written on the disk, past its boot partition, since the root is in RAM).
+mark() { on_vm "$1" "echo $2 | dd of=/dev/vda bs=1M seek=200 conv=fsync 2>/dev/null"; }
+marker() { on_vm "$1" 'dd if=/dev/vda bs=1M skip=200 count=1 2>/dev/null | head -n 1'; }
+host_is() { [ "$(os server show "$1" -f value -c OS-EXT-SRV-ATTR:host 2>/dev/null)" = "$2" ]; }
+id_of() { os server show "$1" -f value -c id 2>/dev/null; }
+vm1_id=$(id_of vm1)
+vm3_id=$(id_of vm3)
+check "a marker on vm1's disk" mark vm1 went-with-vm1
+check_fails "server migrate --host to its own host is refused" "to current host" \
+    os --os-compute-api-version 2.56 server migrate --host h2 vm1
+check "server migrate --host h3 vm1" os --os-compute-api-version 2.56 server migrate --host h3 vm1
+wait_for "vm1 waits in VERIFY_RESIZE" 240 status_is vm1 VERIFY_RESIZE
+check "vm1 is on h3" host_is vm1 h3
+check "h2 keeps vm1's stopped copy until confirm" test -e "$base/h2/instances/$vm1_id/disk.qcow2"
+check "server resize confirm vm1" os server resize confirm vm1
+wait_for "vm1 is ACTIVE on h3" 60 status_is vm1 ACTIVE
+gone_from() { [ ! -e "$base/$1/instances/$2" ]; }
+wait_for "h2 removed its copy of vm1" 60 gone_from h2 "$vm1_id"
+check_eq "vm1 kept its fixed IP" "${FIXED[vm1]}" \
+    "$(os server show vm1 -f json -c addresses | python3 -c 'import json,sys; print(json.load(sys.stdin)["addresses"]["user1_net"][0])' 2>&1)"
+wait_for "vm1 answers SSH on its floating IP ${FIP[vm1]} from h3" 240 on_vm vm1 true
+marker_is() { [ "$(marker "$1" 2>/dev/null)" = "$2" ]; }
+wait_for "vm1's disk kept the marker" 60 marker_is vm1 went-with-vm1
+wait_for "vm1's page is up again" 60 on_vm vm1 wget -q -O /dev/null http://127.0.0.1:8080/who
+check "vm1 (now on h3) pings vm2 (h2)" pings_from vm1 "${FIXED[vm2]}"
+check "vm2 (h2) pings vm1 (now on h3)" pings_from vm2 "${FIXED[vm1]}"
+check "h2 no longer pins vm1's MAC to itself: h2 sends it to h3" bash -c \
+    "nsenter --net=/run/netns/$(host_ns 2) bridge fdb show dev vx-${net1:0:11} | grep -q '^$(os port list --server vm1 -f value -c 'MAC Address') dst 10.98.0.13 '"
+
+check "a marker on vm3's disk" mark vm3 stayed-with-vm3
+check "server migrate --host h2 vm3" os --os-compute-api-version 2.56 server migrate --host h2 vm3
+wait_for "vm3 waits in VERIFY_RESIZE" 240 status_is vm3 VERIFY_RESIZE
+check "vm3 is on h2" host_is vm3 h2
+check "server resize revert vm3" os server resize revert vm3
+wait_for "vm3 is ACTIVE" 120 status_is vm3 ACTIVE
+check "vm3 is back on h3" host_is vm3 h3
+wait_for "h2 removed its copy of vm3" 60 gone_from h2 "$vm3_id"
+wait_for "vm3 answers SSH on its floating IP again" 240 on_vm vm3 true
+wait_for "vm3's disk is the one it had (the marker)" 60 marker_is vm3 stayed-with-vm3
+check "h3 kept vm3's qemu disk through the revert (not made anew)" bash -c \
+    "! grep -q 'removing an instance the control plane doesn.t know.*$vm3_id' '$base/h3.log'"
+check_eq "server migration list: vm1's confirmed, vm3's reverted" "confirmed $vm1_id|reverted $vm3_id" \
+    "$(os server migration list -f value -c 'Server UUID' -c Status 2>&1 | sort | paste -sd'|')"
 
 # Everything goes.
 made_ns=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["namespaces"]))' "$base/h1/dataplane/ledger.json" 2>/dev/null)

@@ -1063,11 +1063,20 @@ impl ControlPlane for LocalLink {
                 ..Default::default()
             });
         }
-        let rows: Vec<Server> = sqlx::query_as("SELECT * FROM servers WHERE host = $1 AND (task_state IS NULL OR task_state <> 'scheduling') ORDER BY id")
-            .bind(host)
-            .fetch_all(c.pool())
-            .await
-            .map_err(link)?;
+        // One read for the servers on the host and those it keeps for a
+        // revert: read apart, a revert between the two would make its
+        // server neither, and the host would remove the copy it kept.
+        let all: Vec<Server> = sqlx::query_as(
+            "SELECT * FROM servers WHERE (host = $1 AND (task_state IS NULL OR task_state <> 'scheduling')) \
+             OR migration_source = $1 ORDER BY id",
+        )
+        .bind(host)
+        .fetch_all(c.pool())
+        .await
+        .map_err(link)?;
+        let (rows, kept): (Vec<Server>, Vec<Server>) = all
+            .into_iter()
+            .partition(|s| s.host.as_deref() == Some(host));
         let network = c
             .network
             .host_network(host, self.network_node)
@@ -1117,17 +1126,11 @@ impl ControlPlane for LocalLink {
         };
         // Servers moved away but not confirmed: the old host keeps their
         // stopped copies for a revert.
-        let retained: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM servers WHERE migration_source = $1 ORDER BY id")
-                .bind(host)
-                .fetch_all(c.pool())
-                .await
-                .map_err(link)?;
         Ok(DesiredState {
             generation,
             instances,
             network,
-            retained: retained.into_iter().map(|(id,)| id).collect(),
+            retained: kept.into_iter().map(|s| s.id).collect(),
             out_of_sync: None,
         })
     }
