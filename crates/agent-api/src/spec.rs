@@ -137,6 +137,10 @@ pub struct DesiredState {
     /// not yet confirmed): kept here, stopped, with their disks.
     #[serde(default)]
     pub retained: Vec<String>,
+    /// Instances being live-migrated to or from this host: the migration
+    /// drives them, the reconciler neither converges nor removes them.
+    #[serde(default)]
+    pub hands_off: Vec<String>,
     /// Set when the controller found this host ahead of its database: the
     /// agent applies nothing until an operator resyncs the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +229,27 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> Result<Option<MetadataTarget>, LinkError>;
 }
 
+/// Where a host waits for a live migration: the NBD server its new disk is
+/// exported on (for the source's mirror) and the port its QEMU listens on
+/// for the migration stream, both on `ip`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incoming {
+    pub ip: String,
+    pub nbd_port: u16,
+    pub migration_port: u16,
+}
+
+/// How a live migration went, as QEMU reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveStats {
+    /// From the start of the disk mirror to the end of the migration.
+    pub total_ms: i64,
+    /// QEMU's own measure of the time the guest was stopped.
+    pub downtime_ms: i64,
+    /// Memory transferred.
+    pub ram_bytes: i64,
+}
+
 /// What the control plane asks of an agent directly.
 #[async_trait::async_trait]
 pub trait HostAgent: Send + Sync + 'static {
@@ -237,4 +262,22 @@ pub trait HostAgent: Send + Sync + 'static {
     /// Writes a consistent qcow2 copy of the instance's root disk to `to`,
     /// a path on the caller's host (a joined host's agent streams it).
     async fn snapshot(&self, id: &str, to: &std::path::Path) -> Result<(), LinkError>;
+    /// Live migration, destination side: starts the instance paused,
+    /// waiting for its memory (QEMU `-incoming`), with a new disk on the
+    /// same image exported over NBD on `listen_ip` for the source's mirror.
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        listen_ip: &str,
+    ) -> Result<Incoming, LinkError>;
+    /// Live migration, source side: mirrors the disk to `to`'s NBD export,
+    /// then migrates the running guest; returns once the destination has it
+    /// (the source's copy stopped).
+    async fn migrate_out(&self, id: &str, to: &Incoming) -> Result<LiveStats, LinkError>;
+    /// Live migration, destination side, after the source finished: the
+    /// export ends and the guest runs here.
+    async fn finish_incoming(&self, id: &str) -> Result<(), LinkError>;
+    /// A live migration was given up: the source's guest runs on (the
+    /// mirror and migration cancelled), or the destination's copy goes.
+    async fn cancel_migration(&self, id: &str) -> Result<(), LinkError>;
 }

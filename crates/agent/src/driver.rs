@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::spec::{InstanceSpec, VolumeSpec};
+use crate::spec::{Incoming, InstanceSpec, LiveStats, VolumeSpec};
 
 /// What a driver sees of an instance right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +79,23 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// of instance `id`, grown to `disk_gb` if that is larger; the next
     /// `spawn` boots it instead of making a disk from the image.
     async fn adopt_disk(&self, id: &str, from: &Path, disk_gb: i64) -> Result<()>;
+    /// Live migration in: a new disk on `image`, the instance started
+    /// waiting for its memory, the disk exported for the source's mirror.
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        image: &Path,
+        image_format: &str,
+        listen_ip: &str,
+    ) -> Result<Incoming>;
+    /// Live migration out: disk mirrored, memory migrated, the local copy
+    /// stopped (its files stay until the instance is removed here).
+    async fn migrate_out(&self, id: &str, to: &Incoming) -> Result<LiveStats>;
+    /// Live migration in, done: the disk export ends.
+    async fn finish_incoming(&self, id: &str) -> Result<()>;
+    /// A live migration given up: cancelled, and the guest running again
+    /// where it was (a no-op where there is nothing to cancel).
+    async fn cancel_migration(&self, id: &str) -> Result<()>;
 }
 
 /// Runs a command to completion; a failure records the command line, the

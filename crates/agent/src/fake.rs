@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::driver::{DriverError, Hypervisor, PowerState, Result};
-use crate::spec::{InstanceSpec, VolumeSpec};
+use crate::spec::{Incoming, InstanceSpec, LiveStats, VolumeSpec};
 
 #[derive(Default)]
 pub struct FakeDriver {
@@ -195,6 +195,53 @@ impl Hypervisor for FakeDriver {
             }
         }
         Ok(true)
+    }
+
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        _image: &Path,
+        _image_format: &str,
+        listen_ip: &str,
+    ) -> Result<Incoming> {
+        self.record(format!("prepare-incoming {}", spec.id));
+        self.set(&spec.id, PowerState::Paused);
+        Ok(Incoming {
+            ip: listen_ip.to_owned(),
+            nbd_port: 10809,
+            migration_port: 49152,
+        })
+    }
+
+    async fn migrate_out(&self, id: &str, _to: &Incoming) -> Result<LiveStats> {
+        self.record(format!("migrate-out {id}"));
+        // A real guest outlives its agent; the fake's guests live in this
+        // process's memory, so after a restart one being migrated (which the
+        // reconciler leaves alone) is taken as still running.
+        match self.power(id).await {
+            PowerState::Running | PowerState::Absent => {}
+            _ => return Err(DriverError::Failed(format!("instance {id} is not running"))),
+        }
+        self.set(id, PowerState::Shutdown);
+        Ok(LiveStats {
+            total_ms: 1,
+            downtime_ms: 1,
+            ram_bytes: 0,
+        })
+    }
+
+    async fn finish_incoming(&self, id: &str) -> Result<()> {
+        self.record(format!("finish-incoming {id}"));
+        self.set(id, PowerState::Running);
+        Ok(())
+    }
+
+    async fn cancel_migration(&self, id: &str) -> Result<()> {
+        self.record(format!("cancel-migration {id}"));
+        if self.power(id).await == PowerState::Shutdown {
+            self.set(id, PowerState::Running);
+        }
+        Ok(())
     }
 
     async fn adopt_disk(&self, id: &str, from: &Path, _disk_gb: i64) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod driver;
 pub mod fake;
 pub mod hotplug;
+pub mod live;
 pub mod metadata;
 pub mod qemu;
 pub mod qmp;

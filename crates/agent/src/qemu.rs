@@ -34,7 +34,7 @@ use tokio::sync::Mutex;
 use crate::configdrive;
 use crate::driver::{run, DriverError, Hypervisor, PowerState, Result};
 use crate::qmp;
-use crate::spec::{InstanceSpec, VolumeSpec};
+use crate::spec::{Incoming, InstanceSpec, LiveStats, VolumeSpec};
 
 const QEMU: &str = "qemu-system-x86_64";
 /// In an instance's directory instead of `disk.qcow2`: it boots from this
@@ -290,6 +290,12 @@ impl QemuDriver {
     }
 
     async fn launch(&self, spec: &InstanceSpec) -> Result<()> {
+        self.launch_with(spec, None).await
+    }
+
+    /// Starts QEMU; with `incoming` (a migration URI's listening side,
+    /// `defer`) it waits for a live migration's memory instead of booting.
+    async fn launch_with(&self, spec: &InstanceSpec, incoming: Option<&str>) -> Result<()> {
         if self.pid(&spec.id).is_some() {
             return Ok(());
         }
@@ -321,9 +327,14 @@ impl QemuDriver {
         if spec.root_volume().is_none() {
             args.push("-drive".into());
             args.push(format!(
-                "file={},if=virtio,format=qcow2,discard=unmap",
-                p("disk.qcow2")
+                "file={},if=virtio,format=qcow2,discard=unmap,id={}",
+                p("disk.qcow2"),
+                crate::live::ROOT_DRIVE
             ));
+        }
+        if let Some(uri) = incoming {
+            args.push("-incoming".into());
+            args.push(uri.into());
         }
         args.extend(crate::hotplug::launch_args(&spec.volumes));
         // The dataplane made each tap and plugged it into its network's bridge.
@@ -571,6 +582,55 @@ impl Hypervisor for QemuDriver {
             }
         }
         out
+    }
+
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        image: &Path,
+        image_format: &str,
+        listen_ip: &str,
+    ) -> Result<Incoming> {
+        if spec.root_volume().is_some() {
+            return Err(DriverError::Failed(
+                "live migration of an instance booted from a volume is not supported".into(),
+            ));
+        }
+        // A copy left by an earlier try goes first.
+        if self.pid(&spec.id).is_some() {
+            self.stop(&spec.id, Duration::ZERO).await?;
+        }
+        let dir = self.dir(&spec.id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io("creating the instance directory"))?;
+        let base = self.base_image(&spec.image_id, image, image_format).await?;
+        self.create_disk(spec, &base).await?;
+        self.config_drive(spec).await?;
+        self.launch_with(spec, Some("defer")).await?;
+        crate::live::listen(&self.qmp_sock(&spec.id), listen_ip).await
+    }
+
+    async fn migrate_out(&self, id: &str, to: &Incoming) -> Result<LiveStats> {
+        if self.pid(id).is_none() {
+            return Err(DriverError::Failed(format!("instance {id} is not running")));
+        }
+        let stats = crate::live::migrate_out(&self.qmp_sock(id), to).await?;
+        // The destination has it: this copy ends (its files go when the
+        // instance is removed from this host).
+        self.stop(id, Duration::ZERO).await?;
+        Ok(stats)
+    }
+
+    async fn finish_incoming(&self, id: &str) -> Result<()> {
+        crate::live::finish_incoming(&self.qmp_sock(id)).await
+    }
+
+    async fn cancel_migration(&self, id: &str) -> Result<()> {
+        if self.pid(id).is_none() {
+            return Ok(());
+        }
+        crate::live::cancel(&self.qmp_sock(id)).await
     }
 
     async fn adopt_disk(&self, id: &str, from: &Path, disk_gb: i64) -> Result<()> {

@@ -26,7 +26,8 @@ use tokio::sync::{watch, Notify};
 use crate::dataplane::Dataplane;
 use crate::driver::{Hypervisor, PowerState};
 use crate::spec::{
-    ControlPlane, HostAgent, HostInfo, InstanceSpec, LinkError, Observed, Power, Report,
+    ControlPlane, HostAgent, HostInfo, Incoming, InstanceSpec, LinkError, LiveStats, Observed,
+    Power, Report,
 };
 
 /// How long a graceful shutdown may take before it is forced.
@@ -195,7 +196,13 @@ impl Agent {
         }
         let wanted: HashSet<String> = desired.instances.iter().map(|i| i.id.clone()).collect();
         let retained: HashSet<String> = desired.retained.iter().cloned().collect();
-        for spec in desired.instances {
+        // Being live-migrated: the migration drives them, not this loop.
+        let hands_off: HashSet<String> = desired.hands_off.iter().cloned().collect();
+        for spec in desired
+            .instances
+            .into_iter()
+            .filter(|s| !hands_off.contains(&s.id))
+        {
             let fresh = self
                 .busy
                 .lock()
@@ -215,6 +222,9 @@ impl Agent {
         // Instances on this host that the control plane no longer knows.
         for id in self.driver.instances().await {
             let idle = self.busy.lock().map(|b| !b.contains(&id)).unwrap_or(false);
+            if hands_off.contains(&id) {
+                continue;
+            }
             if retained.contains(&id) && !wanted.contains(&id) && idle {
                 // Moved away, not yet confirmed: kept, off, for a revert.
                 if self.driver.power(&id).await != PowerState::Shutdown {
@@ -500,6 +510,27 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// Marks an instance busy for `what` (waiting, bounded, for a pass on it
+    /// to end); it is free again when the guard drops.
+    async fn take<'a>(&'a self, id: &'a str, what: &str) -> Result<Release<'a>, LinkError> {
+        for _ in 0..1200 {
+            let taken = self
+                .busy
+                .lock()
+                .map(|mut b| b.insert(id.to_owned()))
+                .unwrap_or(false);
+            if taken {
+                return Ok(Release(&self.busy, id));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(LinkError(format!(
+            "instance {id} stayed busy for a minute; try the {what} again"
+        )))
+    }
+}
+
 /// Takes an instance off the busy set when dropped (also when the task
 /// holding it is cancelled).
 struct Release<'a>(&'a Mutex<HashSet<String>>, &'a str);
@@ -533,27 +564,66 @@ impl HostAgent for Agent {
 
     async fn snapshot(&self, id: &str, to: &Path) -> Result<(), LinkError> {
         // The reconciler leaves a busy instance alone, so it doesn't resume
-        // the guest the copy paused. Wait for a pass on it to end (bounded).
-        let mut taken = false;
-        for _ in 0..1200 {
-            taken = self
-                .busy
-                .lock()
-                .map(|mut b| b.insert(id.to_owned()))
-                .unwrap_or(false);
-            if taken {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !taken {
-            return Err(LinkError(format!(
-                "instance {id} stayed busy for a minute; try the snapshot again"
-            )));
-        }
-        let _release = Release(&self.busy, id);
+        // the guest the copy paused.
+        let _release = self.take(id, "snapshot").await?;
         self.driver
             .snapshot(id, to)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
+    }
+
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        listen_ip: &str,
+    ) -> Result<Incoming, LinkError> {
+        let _release = self.take(&spec.id, "live migration").await?;
+        // The port's tap must be on its bridge before QEMU opens it: the
+        // desired state already binds it here too (`migrating_to`).
+        let applied = self.applied_generation();
+        let desired = self.cp.desired(&self.host.name, applied).await?;
+        if self.accept(&desired) {
+            if let Err(e) = self.dataplane.apply(&desired.network).await {
+                tracing::debug!(host = %self.host.name, error = %e, "dataplane not converged");
+            }
+        }
+        let (path, format) = self.image(spec).await.map_err(LinkError)?;
+        let incoming = self
+            .driver
+            .prepare_incoming(spec, &path, &format, listen_ip)
+            .await
+            .map_err(|e| LinkError(e.to_string()))?;
+        // What the source had applied, this copy has too.
+        self.save_applied(
+            &spec.id,
+            Applied {
+                reboot_seq: spec.reboot_seq,
+                rebuild_seq: spec.rebuild_seq,
+                resize_seq: spec.resize_seq,
+            },
+        );
+        Ok(incoming)
+    }
+
+    async fn migrate_out(&self, id: &str, to: &Incoming) -> Result<LiveStats, LinkError> {
+        let _release = self.take(id, "live migration").await?;
+        self.driver
+            .migrate_out(id, to)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
+    }
+
+    async fn finish_incoming(&self, id: &str) -> Result<(), LinkError> {
+        self.driver
+            .finish_incoming(id)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
+    }
+
+    async fn cancel_migration(&self, id: &str) -> Result<(), LinkError> {
+        let _release = self.take(id, "live migration").await?;
+        self.driver
+            .cancel_migration(id)
             .await
             .map_err(|e| LinkError(e.to_string()))
     }

@@ -103,6 +103,7 @@ impl ComputeService {
                 Some(Kind::ServerDelete) => self.delete_step(&s).await,
                 Some(Kind::ServerResize) => self.resize_step(&s).await,
                 Some(Kind::ServerMigrate) => self.migrate_step(&s).await,
+                Some(Kind::ServerLiveMigrate) => self.live_migrate_step(&s).await,
                 Some(Kind::ServerSnapshot | Kind::ServerShelve) => self.snapshot_step(&s).await,
                 Some(Kind::VolumeAttach) => self.attach_step(&s).await,
                 Some(Kind::VolumeDetach) => self.detach_step(&s).await,

@@ -17,6 +17,7 @@ pub mod saga;
 pub mod server_create;
 pub mod server_delete;
 pub mod server_groups;
+pub mod server_live_migrate;
 pub mod server_migrate;
 pub mod server_resize;
 pub mod server_shelve;

@@ -179,6 +179,7 @@ impl Server {
                 Some("rebooting") => "REBOOT",
                 Some("rebooting_hard") => "HARD_REBOOT",
                 Some("rebuilding") => "REBUILD",
+                Some("migrating") => "MIGRATING",
                 _ => "ACTIVE",
             },
             "stopped" => match task {

@@ -46,6 +46,9 @@ pub const FAILPOINTS: &[&str] = &[
     "server-migrate.claimed",
     "server-migrate.stopping",
     "server-migrate.copied",
+    "server-live-migrate.accepted",
+    "server-live-migrate.claimed",
+    "server-live-migrate.migrated",
     "server-snapshot.accepted",
     "server-snapshot.image-made",
     "server-snapshot.captured",
@@ -71,6 +74,7 @@ pub enum Kind {
     ServerDelete,
     ServerResize,
     ServerMigrate,
+    ServerLiveMigrate,
     ServerSnapshot,
     ServerShelve,
     VolumeAttach,
@@ -84,6 +88,7 @@ impl Kind {
             Kind::ServerDelete => "server-delete",
             Kind::ServerResize => "server-resize",
             Kind::ServerMigrate => "server-migrate",
+            Kind::ServerLiveMigrate => "server-live-migrate",
             Kind::ServerSnapshot => "server-snapshot",
             Kind::ServerShelve => "server-shelve",
             Kind::VolumeAttach => "volume-attach",
@@ -96,7 +101,9 @@ impl Kind {
     pub fn undo_from(self) -> Option<&'static str> {
         match self {
             Kind::ServerCreate => Some("unwind-ports"),
-            Kind::ServerResize | Kind::ServerMigrate => Some("unwind-claim"),
+            Kind::ServerResize | Kind::ServerMigrate | Kind::ServerLiveMigrate => {
+                Some("unwind-claim")
+            }
             Kind::ServerSnapshot | Kind::ServerShelve => Some("unwind-image"),
             Kind::VolumeAttach => Some("unwind-plug"),
             Kind::ServerDelete | Kind::VolumeDetach => None,
@@ -109,6 +116,7 @@ impl Kind {
             "server-delete" => Some(Kind::ServerDelete),
             "server-resize" => Some(Kind::ServerResize),
             "server-migrate" => Some(Kind::ServerMigrate),
+            "server-live-migrate" => Some(Kind::ServerLiveMigrate),
             "server-snapshot" => Some(Kind::ServerSnapshot),
             "server-shelve" => Some(Kind::ServerShelve),
             "volume-attach" => Some(Kind::VolumeAttach),

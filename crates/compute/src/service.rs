@@ -719,7 +719,12 @@ impl ComputeService {
         let _ = self.volumes.set(api);
     }
 
-    fn spec_of(&self, s: &Server, nics: Vec<NicSpec>, volumes: Vec<VolumeSpec>) -> InstanceSpec {
+    pub(crate) fn spec_of(
+        &self,
+        s: &Server,
+        nics: Vec<NicSpec>,
+        volumes: Vec<VolumeSpec>,
+    ) -> InstanceSpec {
         let flavor = s.flavor();
         InstanceSpec {
             id: s.id.clone(),
@@ -782,6 +787,11 @@ fn nics_by_server(net: &HostNetwork) -> HashMap<&str, Vec<NicSpec>> {
         });
     }
     out
+}
+
+/// One server's interfaces in a host's desired network.
+pub(crate) fn nics_of(net: &HostNetwork, server_id: &str) -> Vec<NicSpec> {
+    nics_by_server(net).remove(server_id).unwrap_or_default()
 }
 
 /// The outcome of a compare-and-set on a server row: one row written, or
@@ -1068,15 +1078,28 @@ impl ControlPlane for LocalLink {
         // server neither, and the host would remove the copy it kept.
         let all: Vec<Server> = sqlx::query_as(
             "SELECT * FROM servers WHERE (host = $1 AND (task_state IS NULL OR task_state <> 'scheduling')) \
-             OR migration_source = $1 ORDER BY id",
+             OR migration_source = $1 OR migration_dest = $1 ORDER BY id",
         )
         .bind(host)
         .fetch_all(c.pool())
         .await
         .map_err(link)?;
-        let (rows, kept): (Vec<Server>, Vec<Server>) = all
+        let (rows, others): (Vec<Server>, Vec<Server>) = all
             .into_iter()
             .partition(|s| s.host.as_deref() == Some(host));
+        let live =
+            |s: &Server| s.task_state.as_deref() == Some("migrating") && s.migration_dest.is_some();
+        // Live-migrating out of or into this host: the migration drives them.
+        let hands_off: Vec<String> = rows
+            .iter()
+            .chain(others.iter())
+            .filter(|s| live(s))
+            .map(|s| s.id.clone())
+            .collect();
+        let kept: Vec<Server> = others
+            .into_iter()
+            .filter(|s| s.migration_source.as_deref() == Some(host))
+            .collect();
         let network = c
             .network
             .host_network(host, self.network_node)
@@ -1131,6 +1154,7 @@ impl ControlPlane for LocalLink {
             instances,
             network,
             retained: kept.into_iter().map(|s| s.id).collect(),
+            hands_off,
             out_of_sync: None,
         })
     }

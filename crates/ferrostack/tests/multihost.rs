@@ -1148,3 +1148,176 @@ async fn cold_migration(backend: Backend) {
     h2.stop().await;
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn live_migration_moves_a_running_server_and_its_ports() {
+    for backend in backends() {
+        live_migration(backend).await;
+    }
+}
+
+async fn live_migration(backend: Backend) {
+    let tc = TestCloud::start_controller(backend).await;
+    let admin = tc.admin_token().await;
+    let h1 = run_host(&tc, agent_config("h1"), Some(token_for(&tc, "h1").await));
+    let h2 = run_host(&tc, agent_config("h2"), Some(token_for(&tc, "h2").await));
+    wait_hosts_up(&tc, &admin, 2).await;
+    let image = tc.upload_image(&admin, "tiny", "qcow2", tiny_qcow2()).await;
+    let f = tc
+        .compute(
+            Method::POST,
+            "flavors",
+            &admin,
+            Some(json!({"flavor": {"name": "m1.small", "ram": 1024, "vcpus": 1, "disk": 5}})),
+            "2.61",
+        )
+        .await;
+    let flavor = f.json["flavor"]["id"].as_str().unwrap().to_owned();
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &admin,
+            Some(json!({"network": {"name": "n"}})),
+        )
+        .await;
+    let net_id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &admin,
+            Some(json!({"subnet": {"network_id": net_id, "cidr": "10.2.0.0/24", "ip_version": 4}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+    let r = tc
+        .compute(
+            Method::POST,
+            "servers",
+            &admin,
+            Some(
+                json!({"server": {"name": "runner", "imageRef": image, "flavorRef": flavor,
+                "networks": [{"uuid": net_id}], "availability_zone": "nova:h1"}}),
+            ),
+            V,
+        )
+        .await;
+    let id = r.json["server"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        wait_server(&tc, &admin, &id, "ACTIVE").await["OS-EXT-SRV-ATTR:host"],
+        "h1"
+    );
+    let live = |host: Value| json!({"os-migrateLive": {"host": host, "block_migration": "auto"}});
+    for (body, v, want) in [
+        (live(json!("h1")), V, StatusCode::BAD_REQUEST),
+        (live(json!("h9")), V, StatusCode::BAD_REQUEST),
+        (
+            json!({"os-migrateLive": {"block_migration": "auto"}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"os-migrateLive": {"host": null, "block_migration": "yes"}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"os-migrateLive": {"host": null, "block_migration": false, "disk_over_commit": false}}),
+            V,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(
+            action(&tc, &admin, &id, body.clone(), v).await,
+            want,
+            "{body}"
+        );
+    }
+    assert!(migrations_of(&tc, &admin, &id).await.is_empty());
+
+    assert_eq!(
+        action(&tc, &admin, &id, live(json!("h2")), V).await,
+        StatusCode::ACCEPTED
+    );
+    let start = Instant::now();
+    loop {
+        let s = wait_server(&tc, &admin, &id, "ACTIVE").await;
+        if s["OS-EXT-SRV-ATTR:host"] == "h2" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = migrations_of(&tc, &admin, &id).await;
+    assert_eq!(
+        (
+            &m[0]["migration_type"],
+            &m[0]["status"],
+            &m[0]["dest_compute"]
+        ),
+        (&json!("live-migration"), &json!("completed"), &json!("h2")),
+        "{m:?}"
+    );
+    let port = tc
+        .network(Method::GET, &format!("ports?device_id={id}"), &admin, None)
+        .await;
+    assert_eq!(
+        port.json["ports"][0]["binding:host_id"], "h2",
+        "{}",
+        port.json
+    );
+    assert_eq!(
+        port.json["ports"][0]["binding:profile"],
+        json!({}),
+        "{}",
+        port.json
+    );
+    wait_instances(&tc, "h1", &[]).await;
+    wait_instances(&tc, "h2", &[&id]).await;
+    assert_eq!(
+        allocations_of(&tc, &id).await,
+        [(id.clone(), "h2".to_owned())]
+    );
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("servers/{id}/migrations"),
+            &admin,
+            None,
+            V,
+        )
+        .await;
+    assert_eq!(
+        r.json["migrations"],
+        json!([]),
+        "none in progress: {}",
+        r.json
+    );
+
+    // A stopped server is not live-migrated (Nova's 409).
+    let r = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{id}/action"),
+            &admin,
+            Some(json!({"os-stop": null})),
+            V,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    wait_server(&tc, &admin, &id, "SHUTOFF").await;
+    assert_eq!(
+        action(&tc, &admin, &id, live(Value::Null), V).await,
+        StatusCode::CONFLICT
+    );
+    let r = tc
+        .compute(Method::DELETE, &format!("servers/{id}"), &admin, None, V)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    wait_server(&tc, &admin, &id, "DELETED").await;
+    wait_count(&tc, "SELECT COUNT(*) FROM allocations", 0).await;
+    h1.stop().await;
+    h2.stop().await;
+    tc.stop().await;
+}

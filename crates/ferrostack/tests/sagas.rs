@@ -428,7 +428,7 @@ async fn crash_at(backend: Backend, failpoint: &str) {
         p.wait_for(&id, "ACTIVE", &dir).await;
         return crash_in_snapshot_saga(p, &dir, url, failpoint, &id).await;
     }
-    if failpoint.starts_with("server-migrate.") {
+    if failpoint.starts_with("server-migrate.") || failpoint.starts_with("server-live-migrate.") {
         assert_eq!(st, StatusCode::ACCEPTED, "{created}");
         let id = created["server"]["id"].as_str().unwrap().to_owned();
         p.wait_for(&id, "ACTIVE", &dir).await;
@@ -787,11 +787,17 @@ async fn crash_in_migrate_saga(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let live = failpoint.starts_with("server-live-migrate.");
+    let ask = if live {
+        json!({"os-migrateLive": {"host": "h2", "block_migration": "auto"}})
+    } else {
+        json!({"migrate": {"host": "h2"}})
+    };
     let (st, body) = p
         .call(
             Method::POST,
             &format!("{}/servers/{id}/action", p.compute),
-            Some(json!({"migrate": {"host": "h2"}})),
+            Some(ask),
         )
         .await;
     assert!(
@@ -802,7 +808,8 @@ async fn crash_in_migrate_saga(
 
     let p = start(dir, url, None).await;
     let db = open_db(dir, url).await;
-    p.wait_for(id, "VERIFY_RESIZE", dir).await;
+    p.wait_for(id, if live { "ACTIVE" } else { "VERIFY_RESIZE" }, dir)
+        .await;
     wait_sagas_done(&db, dir).await;
     let (_, s) = p.server(id).await;
     assert_eq!(
@@ -816,20 +823,25 @@ async fn crash_in_migrate_saga(
     .fetch_all(db.pool())
     .await
     .unwrap();
-    assert_eq!(
-        claims,
-        [
+    let want = if live {
+        vec![(id.to_owned(), "h2".to_owned())]
+    } else {
+        vec![
             (id.to_owned(), "fake-host".to_owned()),
-            (format!("{id}-resize"), "h2".to_owned())
-        ],
-        "after a crash at {failpoint}"
-    );
+            (format!("{id}-resize"), "h2".to_owned()),
+        ]
+    };
+    assert_eq!(claims, want, "after a crash at {failpoint}");
     let (status,): (String,) = sqlx::query_as("SELECT status FROM migrations WHERE server_id = $1")
         .bind(id)
         .fetch_one(db.pool())
         .await
         .unwrap();
-    assert_eq!(status, "finished", "after a crash at {failpoint}");
+    assert_eq!(
+        status,
+        if live { "completed" } else { "finished" },
+        "after a crash at {failpoint}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.join("images"))
         .unwrap()
         .filter_map(|e| e.ok())

@@ -155,6 +155,10 @@ pub struct Port {
     /// empty for ports users made. Internal: not part of Neutron's API.
     #[sqlx(default)]
     pub made_by: String,
+    /// A live migration's destination, where the port is plugged in too
+    /// until the switch (Neutron's `binding:profile` `migrating_to`).
+    #[sqlx(default)]
+    pub migrating_to: Option<String>,
 }
 
 /// Device owners of ports the network service manages itself.
@@ -222,7 +226,10 @@ impl Port {
                 "tap"
             });
             v["binding:vif_details"] = json!({});
-            v["binding:profile"] = json!({});
+            v["binding:profile"] = match &self.migrating_to {
+                Some(h) => json!({"migrating_to": h}),
+                None => json!({}),
+            };
         }
         v
     }

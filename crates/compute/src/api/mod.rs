@@ -174,6 +174,14 @@ pub fn router(state: State) -> Router {
             get(admin::hypervisor_servers),
         )
         .route("/v2.1/os-migrations", get(server_migrate::list))
+        .route(
+            "/v2.1/servers/{id}/migrations",
+            get(server_migrate::server_list),
+        )
+        .route(
+            "/v2.1/servers/{id}/migrations/{mid}",
+            get(server_migrate::server_show),
+        )
         .route("/v2.1/os-services", get(admin::services))
         .route("/v2.1/os-services/{id}", put(admin::update_service))
         .route("/v2.1/os-availability-zone", get(admin::availability_zones))

@@ -280,3 +280,209 @@ pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
         json!({"migrations": body}),
     ))
 }
+
+/// `os-migrateLive` (admin): the server moves while it runs. `host` may be
+/// null (the scheduler picks); `block_migration` is taken as given (the
+/// disk is always mirrored: disks are local), `disk_over_commit` (before
+/// 2.25) and `force` (2.30 to 2.67) are accepted and change nothing.
+pub async fn live_migrate(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
+    require_admin(c, "os_compute_api:os-migrate-server:migrate_live")?;
+    let o = arg
+        .as_object()
+        .ok_or_else(|| bad("Invalid input for field/attribute os-migrateLive."))?;
+    let mut allowed = vec!["host", "block_migration"];
+    if !c.version.at_least(25) {
+        allowed.push("disk_over_commit");
+    }
+    if c.version.at_least(30) && !c.version.at_least(68) {
+        allowed.push("force");
+    }
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute os-migrateLive. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    for k in ["host", "block_migration"] {
+        if !o.contains_key(k) && (k == "host" || !c.version.at_least(25)) {
+            return Err(bad(format!(
+                "Invalid input for field/attribute os-migrateLive. '{k}' is a required property"
+            )));
+        }
+    }
+    match o.get("block_migration") {
+        None | Some(Value::Bool(_)) => {}
+        Some(Value::String(v)) if v == "auto" && c.version.at_least(25) => {}
+        Some(_) => return Err(bad("Invalid input for field/attribute block_migration.")),
+    }
+    let target = match o.get("host") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(h)) if !h.is_empty() && h.len() <= 255 => Some(h.clone()),
+        Some(_) => return Err(bad("Invalid input for field/attribute host.")),
+    };
+    if srv.task_state.is_some() {
+        return Err(ComputeError::Conflict(format!(
+            "Cannot 'os-migrateLive' instance {} while it is in task_state {}",
+            srv.id,
+            srv.task_state.as_deref().unwrap_or_default()
+        )));
+    }
+    let Some(source) = srv.host.clone() else {
+        return Err(conflict("os-migrateLive", &srv));
+    };
+    if srv.vm_state != "active" {
+        return Err(conflict("os-migrateLive", &srv));
+    }
+    if srv.image_id.is_empty() {
+        return Err(bad(
+            "Live migration of a server booted from a volume is not supported by this cloud.",
+        ));
+    }
+    if let Some(t) = &target {
+        let known: Option<(String,)> = sqlx::query_as("SELECT name FROM hosts WHERE name = $1")
+            .bind(t)
+            .fetch_optional(s.pool())
+            .await?;
+        if known.is_none() {
+            return Err(bad(format!("Compute host {t} could not be found.")));
+        }
+        if *t == source {
+            return Err(bad(format!(
+                "Unable to migrate instance ({}) to current host ({source}).",
+                srv.id
+            )));
+        }
+    }
+    let flavor = srv
+        .flavor()
+        .ok_or_else(|| ComputeError::Internal("unreadable flavor".into()))?;
+    let needs = Needs {
+        vcpus: flavor.vcpus,
+        memory_mb: flavor.ram,
+        disk_gb: flavor.disk,
+        availability_zone: if target.is_some() {
+            None
+        } else {
+            srv.availability_zone.as_deref()
+        },
+    };
+    let dest = s
+        .pick_destination(&source, target.as_deref(), &needs)
+        .await?;
+    let plan = crate::server_live_migrate::LivePlan {
+        migration_id: new_migration_id(),
+        source,
+        dest,
+        vcpus: flavor.vcpus,
+        memory_mb: flavor.ram,
+        disk_gb: flavor.disk,
+    };
+    let kind = MigrationKind {
+        migration_type: "live-migration",
+        old_flavor_id: &flavor.id,
+        new_flavor_id: &flavor.id,
+        user_id: &c.auth.user_id,
+    };
+    let saga_id = s.accept_live_migrate(&srv, &plan, &kind).await?;
+    match s.drive(&saga_id, Some("migrate")).await? {
+        Ended::Undone(e) => return Err(e),
+        _ => s.kick(saga_id),
+    }
+    s.record_action(&srv.id, "live-migration", &c.auth, &c.request_id)
+        .await?;
+    Ok(empty(StatusCode::ACCEPTED, c.version))
+}
+
+fn in_progress(status: &str) -> bool {
+    matches!(
+        status,
+        "queued" | "preparing" | "running" | "post-migrating"
+    )
+}
+
+fn live_view(c: &Ctx, m: &crate::server_migrate::Migration) -> Value {
+    let mut o = json!({
+        "id": m.seq,
+        "server_uuid": m.server_id,
+        "source_compute": m.source_compute,
+        "source_node": m.source_compute,
+        "dest_compute": m.dest_compute,
+        "dest_node": m.dest_compute,
+        "dest_host": m.dest_compute,
+        "status": m.status,
+        "memory_total_bytes": Value::Null,
+        "memory_processed_bytes": Value::Null,
+        "memory_remaining_bytes": Value::Null,
+        "disk_total_bytes": Value::Null,
+        "disk_processed_bytes": Value::Null,
+        "disk_remaining_bytes": Value::Null,
+        "created_at": time::iso_seconds(m.created_at).trim_end_matches('Z'),
+        "updated_at": time::iso_seconds(m.updated_at).trim_end_matches('Z'),
+    });
+    if c.version.at_least(59) {
+        o["uuid"] = json!(m.uuid);
+    }
+    o
+}
+
+/// `GET /servers/{id}/migrations` (admin, 2.23): the server's live
+/// migrations in progress.
+pub async fn server_list(
+    St(s): St<State>,
+    c: Ctx,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:servers:migrations:index")?;
+    if !c.version.at_least(23) {
+        return Err(ComputeError::NotFound(
+            "The resource could not be found.".into(),
+        ));
+    }
+    let srv = s.visible_server(&c.auth, &id).await?;
+    let all = s.migrations().await?;
+    let body: Vec<Value> = all
+        .iter()
+        .filter(|m| {
+            m.server_id == srv.id && m.migration_type == "live-migration" && in_progress(&m.status)
+        })
+        .map(|m| live_view(&c, m))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"migrations": body}),
+    ))
+}
+
+/// `GET /servers/{id}/migrations/{mid}` (admin, 2.23): one of them.
+pub async fn server_show(
+    St(s): St<State>,
+    c: Ctx,
+    axum::extract::Path((id, mid)): axum::extract::Path<(String, String)>,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:servers:migrations:show")?;
+    if !c.version.at_least(23) {
+        return Err(ComputeError::NotFound(
+            "The resource could not be found.".into(),
+        ));
+    }
+    let srv = s.visible_server(&c.auth, &id).await?;
+    let all = s.migrations().await?;
+    let m = all
+        .iter()
+        .find(|m| m.server_id == srv.id && (m.seq.to_string() == mid || m.uuid == mid))
+        .ok_or_else(|| {
+            ComputeError::NotFound(format!(
+                "Migration {mid} for server {id} could not be found."
+            ))
+        })?;
+    if m.migration_type != "live-migration" || !in_progress(&m.status) {
+        return Err(ComputeError::NotFound(format!(
+            "Migration {mid} for server {id} is not in progress."
+        )));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        c.version,
+        json!({"migration": live_view(&c, m)}),
+    ))
+}

@@ -1358,6 +1358,7 @@ async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Re
             return Ok(empty(StatusCode::ACCEPTED, c.version));
         }
         "migrate" => return super::server_migrate::migrate(&s, c, srv, arg).await,
+        "os-migrateLive" => return super::server_migrate::live_migrate(&s, c, srv, arg).await,
         "confirmResize" => return confirm_resize(&s, c, srv).await,
         "revertResize" => return revert_resize(&s, c, srv).await,
         other => return Err(bad(format!("There is no such action: {other}"))),

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use ferro_agent_api::spec::{Incoming, InstanceSpec, LiveStats};
 use ferro_agent_api::{HostAgent, LinkError};
 use ferro_compute::ComputeService;
 use serde::Deserialize;
@@ -45,6 +46,34 @@ pub fn attach(compute: &ComputeService, host: &str, url: &str, client: &reqwest:
 
 fn link_err(e: impl std::fmt::Display) -> LinkError {
     LinkError(e.to_string())
+}
+
+impl RemoteAgent {
+    /// POSTs `body` to `/agent/v1/PATH` and reads the JSON answer (a live
+    /// migration's steps may take minutes).
+    async fn call<B: serde::Serialize + ?Sized, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, LinkError> {
+        let resp = self
+            .client
+            .post(format!("{}/agent/v1/{path}", self.url))
+            .timeout(std::time::Duration::from_secs(3600))
+            .json(body)
+            .send()
+            .await
+            .map_err(link_err)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body: Option<ContractError> = resp.json().await.ok();
+            return Err(LinkError(match body {
+                Some(b) => b.error,
+                None => format!("host {} answered {status}", self.host),
+            }));
+        }
+        resp.json().await.map_err(link_err)
+    }
 }
 
 #[async_trait::async_trait]
@@ -109,6 +138,32 @@ impl HostAgent for RemoteAgent {
         Ok(())
     }
 
+    async fn prepare_incoming(
+        &self,
+        spec: &InstanceSpec,
+        listen_ip: &str,
+    ) -> Result<Incoming, LinkError> {
+        self.call(
+            &format!("live/{}/incoming", spec.id),
+            &serde_json::json!({"spec": spec, "listen_ip": listen_ip}),
+        )
+        .await
+    }
+
+    async fn migrate_out(&self, id: &str, to: &Incoming) -> Result<LiveStats, LinkError> {
+        self.call(&format!("live/{id}/out"), to).await
+    }
+
+    async fn finish_incoming(&self, id: &str) -> Result<(), LinkError> {
+        self.call(&format!("live/{id}/finish"), &serde_json::json!({}))
+            .await
+    }
+
+    async fn cancel_migration(&self, id: &str) -> Result<(), LinkError> {
+        self.call(&format!("live/{id}/cancel"), &serde_json::json!({}))
+            .await
+    }
+
     fn wake(&self) {
         if self.waking.swap(true, Ordering::AcqRel) {
             self.again.store(true, Ordering::Release);
@@ -170,6 +225,10 @@ pub fn router(agent: Arc<dyn HostAgent>, scratch: std::path::PathBuf) -> Router 
         .route("/agent/v1/console/{id}", get(console))
         .route("/agent/v1/instances", get(instances))
         .route("/agent/v1/snapshot/{id}", post(snapshot))
+        .route("/agent/v1/live/{id}/incoming", post(live_incoming))
+        .route("/agent/v1/live/{id}/out", post(live_out))
+        .route("/agent/v1/live/{id}/finish", post(live_finish))
+        .route("/agent/v1/live/{id}/cancel", post(live_cancel))
         .layer(Extension(Scratch(Arc::new(scratch))))
         .with_state(agent)
 }
@@ -201,6 +260,68 @@ async fn snapshot(
         }
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+#[derive(Deserialize)]
+struct IncomingAsk {
+    spec: InstanceSpec,
+    listen_ip: String,
+}
+
+fn answer<T: serde::Serialize>(r: Result<T, LinkError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(LinkError(e)) => refuse(StatusCode::CONFLICT, &e),
+    }
+}
+
+async fn live_incoming(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+    Json(ask): Json<IncomingAsk>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    if ask.spec.id != id {
+        return refuse(StatusCode::BAD_REQUEST, "the spec is of another instance");
+    }
+    answer(agent.prepare_incoming(&ask.spec, &ask.listen_ip).await)
+}
+
+async fn live_out(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+    Json(to): Json<Incoming>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    answer(agent.migrate_out(&id, &to).await)
+}
+
+async fn live_finish(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    answer(agent.finish_incoming(&id).await)
+}
+
+async fn live_cancel(
+    State(agent): St,
+    Extension(peer): Extension<PeerCert>,
+    Path(id): Path<String>,
+) -> Response {
+    if !from_controller(&peer) {
+        return refuse(StatusCode::FORBIDDEN, "only a controller may ask this");
+    }
+    answer(agent.cancel_migration(&id).await)
 }
 
 async fn wake(State(agent): St, Extension(peer): Extension<PeerCert>) -> Response {

@@ -125,9 +125,13 @@ impl NetworkService {
         let ips_of = |p: &Port| ips.get(&p.id).cloned().unwrap_or_default();
         let is_compute = |p: &Port| p.device_owner.starts_with("compute:");
 
+        // A live migration's destination has the port plugged in too; the
+        // overlay keeps sending its traffic to the bound host until the switch.
         let local: Vec<&Port> = ports
             .iter()
-            .filter(|p| is_compute(p) && p.binding_host == host)
+            .filter(|p| {
+                is_compute(p) && (p.binding_host == host || p.migrating_to.as_deref() == Some(host))
+            })
             .collect();
         let underlay = self.underlay().await?;
         let vxlan: BTreeSet<&str> = networks

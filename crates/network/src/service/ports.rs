@@ -497,6 +497,22 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Plugs a device's instance ports in on a live migration's
+    /// destination too (`Some`), or no more (`None`).
+    pub async fn set_migrating_to(&self, device_id: &str, host: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE ports SET migrating_to = $1, revision = revision + 1, updated_at = $2 \
+             WHERE device_id = $3 AND device_owner LIKE 'compute:%'",
+        )
+        .bind(host)
+        .bind(time::now_micros())
+        .bind(device_id)
+        .execute(self.pool())
+        .await?;
+        self.changed();
+        Ok(())
+    }
+
     /// Sets the status of every port of a device (ACTIVE once its VM runs).
     pub async fn set_device_status(&self, device_id: &str, status: &str) -> Result<()> {
         let n = sqlx::query(
@@ -587,6 +603,7 @@ pub(crate) async fn insert_port_in(
         created_at: now,
         updated_at: now,
         made_by: p.made_by,
+        migrating_to: None,
     };
     sqlx::query(
             "INSERT INTO ports (id, seq, network_id, project_id, name, description, mac_address, admin_state_up, status, \
