@@ -12,7 +12,8 @@
 # second project on the same CIDR (10.0.0.0/24) over the same hosts: its
 # servers reach each other and nothing of the first project, and its
 # network has a VNI of its own. Cold migration with its disk (confirm and
-# revert), keeping fixed and floating IPs. Deleting everything leaves no VXLAN device,
+# revert) and live migration under ping and SSH, keeping fixed and
+# floating IPs. Deleting everything leaves no VXLAN device,
 # forwarding entry, bridge, tap, namespace or dnsmasq on any host.
 . "$(dirname "$0")/lib.bash"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -289,6 +290,41 @@ check "h3 kept vm3's qemu disk through the revert (not made anew)" bash -c \
     "! grep -q 'removing an instance the control plane doesn.t know.*$vm3_id' '$base/h3.log'"
 check_eq "server migration list: vm1's confirmed, vm3's reverted" "confirmed $vm1_id|reverted $vm3_id" \
     "$(os server migration list -f value -c 'Server UUID' -c Status 2>&1 | sort | paste -sd'|')"
+
+# Live migration: vm2 moves from h2 to h3 while it runs, with a ping every
+# 0.2 s to its floating IP and an SSH session open through it.
+vm2_id=$(id_of vm2)
+# (Started by nsenter itself, not through a function, so $! is their pid.)
+nsenter --net="/run/netns/$nn" ssh "${ssh_opts[@]}" "cloud@${FIP[vm2]}" 'i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo "tick $i $(hostname)"; sleep 1; done' \
+    >"$scratch/live-ssh.out" 2>&1 &
+live_ssh=$!
+nsenter --net="/run/netns/$nn" ping -i 0.2 -W 1 -w 400 "${FIP[vm2]}" >"$scratch/live-ping.out" 2>&1 &
+live_ping=$!
+ticking() { [ "$(grep -c '^tick' "$scratch/live-ssh.out")" -ge "$1" ]; }
+wait_for "the SSH session through vm2's floating IP is running" 30 ticking 2
+os_live() { os --os-compute-api-version 2.30 "$@"; }
+check_fails "live migration to its own host is refused" "to current host" \
+    os_live server migrate --live-migration --host h2 vm2
+check "server migrate --live-migration --host h3 vm2" os_live server migrate --live-migration --host h3 vm2
+live_done() { host_is vm2 h3 && status_is vm2 ACTIVE; }
+wait_for "vm2 runs on h3" 300 live_done
+ticks=$(grep -c '^tick' "$scratch/live-ssh.out")
+wait_for "the SSH session opened before the migration goes on after it" 30 ticking $((ticks + 3))
+check "and is still connected" kill -0 "$live_ssh"
+kill "$live_ssh" 2>/dev/null; wait "$live_ssh" 2>/dev/null
+kill -INT "$live_ping" 2>/dev/null; wait "$live_ping" 2>/dev/null
+sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$scratch/live-ping.out")
+got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$scratch/live-ping.out")
+lost=$((${sent:-0} - ${got:-0}))
+log "pings to vm2 during the live migration: $sent sent, $got answered, $lost lost"
+log "$(grep -a 'live migration: memory and disk moved' "$ctl_state.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 1)"
+check "pings lost during the live migration: $lost (at most 3)" test "${sent:-0}" -gt 0 -a "$lost" -le 3
+check_eq "vm2's disk came along (its page still answers)" vm2 "$(on_vm vm2 wget -q -O - http://127.0.0.1:8080/who 2>&1)"
+check "vm2 (now on h3) pings vm4 (h3)" pings_from vm2 "${FIXED[vm4]}"
+check "vm1 (h3) pings vm2" pings_from vm1 "${FIXED[vm2]}"
+wait_for "h2 removed its copy of vm2" 60 gone_from h2 "$vm2_id"
+check_eq "server migration list: vm2's live migration completed" "completed $vm2_id" \
+    "$(os server migration list -f value -c Status -c 'Server UUID' 2>&1 | grep "$vm2_id")"
 
 # Everything goes.
 made_ns=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["namespaces"]))' "$base/h1/dataplane/ledger.json" 2>/dev/null)
