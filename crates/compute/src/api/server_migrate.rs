@@ -9,6 +9,7 @@ use ferro_common::time;
 use ferro_store::sqlx;
 use serde_json::{json, Value};
 
+use super::servers::conflict;
 use super::{empty, reply, require_admin, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::executor::Ended;
@@ -18,13 +19,6 @@ use crate::service::stale_unless;
 
 fn bad(m: impl Into<String>) -> ComputeError {
     ComputeError::BadRequest(m.into())
-}
-
-fn conflict(action: &str, srv: &Server) -> ComputeError {
-    ComputeError::Conflict(format!(
-        "Cannot '{action}' instance {} while it is in vm_state {}",
-        srv.id, srv.vm_state
-    ))
 }
 
 /// `migrate` (admin): a cold migration to `host`, or to the scheduler's

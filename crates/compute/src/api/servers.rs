@@ -1163,7 +1163,7 @@ where
     step().await
 }
 
-fn conflict(action: &str, srv: &Server) -> ComputeError {
+pub(super) fn conflict(action: &str, srv: &Server) -> ComputeError {
     ComputeError::Conflict(format!(
         "Cannot '{action}' instance {} while it is in vm_state {}",
         srv.id, srv.vm_state
