@@ -117,9 +117,21 @@ async function nav(page, label) {
 }
 
 async function login(page, domain, user, password) {
-  await page.goto(URL);
-  // The browser's first start in a fresh profile can take a while.
-  await page.locator("#login-domain").waitFor({ timeout: 60000 });
+  // The browser's first start in a fresh profile can take a while. The
+  // browser runs in the cloud's sandbox namespace, where the dataplane
+  // makes and changes links: Chromium aborts requests in flight when it
+  // sees the network change (ERR_NETWORK_CHANGED), and a page whose
+  // modules were aborted never renders. Load it again then (bounded).
+  for (let attempt = 1; ; attempt++) {
+    await page.goto(URL);
+    try {
+      await page.locator("#login-domain").waitFor({ timeout: 30000 });
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      log(`the login page did not render (attempt ${attempt}); loading it again`);
+    }
+  }
   await page.locator("#login-domain").fill(domain);
   await page.locator("#login-user").fill(user);
   await page.locator("#login-password").fill(password);

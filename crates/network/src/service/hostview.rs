@@ -54,7 +54,8 @@ impl Overlay {
             .push((mac.to_ascii_lowercase(), host.to_owned()));
     }
 
-    /// The tunnel of `network` as `host` (at `local_ip`) should build it.
+    /// The tunnel of `network` as `host` (at `local_ip`) should build it;
+    /// none while no other host has the network (a lone host needs none).
     fn tunnel(&self, network: &str, host: &str, u: &Underlay) -> Option<Tunnel> {
         let local_ip = u.tunnel_ip.get(host)?.clone();
         let remote = |h: &String| {
@@ -70,6 +71,9 @@ impl Overlay {
             .flatten()
             .filter_map(remote)
             .collect();
+        if peers.is_empty() {
+            return None;
+        }
         let mut macs: BTreeMap<String, String> = BTreeMap::new();
         for (mac, h) in self.macs.get(network).into_iter().flatten() {
             if let Some(ip) = remote(h) {
