@@ -231,6 +231,10 @@ impl ImageService {
         let mut head: Vec<u8> = Vec::with_capacity(HEAD_LEN);
         let mut size: u64 = 0;
         let mut verdict: Option<Verdict> = None;
+        // Refused content is read to its end (nothing kept): answering while
+        // the client still sends makes the server close the connection, and
+        // the client sees a reset instead of the 400.
+        let mut refused: Option<ImageError> = None;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ImageError::Internal(format!("upload stream: {e}")))?;
@@ -241,16 +245,28 @@ impl ImageService {
                     self.max_image_size
                 )));
             }
+            if refused.is_some() {
+                continue;
+            }
             if verdict.is_none() {
                 let take = (HEAD_LEN - head.len()).min(chunk.len());
                 head.extend_from_slice(&chunk[..take]);
                 if head.len() == HEAD_LEN {
-                    verdict = Some(check(disk_format, &head)?);
+                    match check(disk_format, &head) {
+                        Ok(v) => verdict = Some(v),
+                        Err(e) => {
+                            refused = Some(e);
+                            continue;
+                        }
+                    }
                 }
             }
             md5.update(&chunk);
             sha.update(&chunk);
             file.write_all(&chunk).await?;
+        }
+        if let Some(e) = refused {
+            return Err(e);
         }
         file.flush().await?;
         file.sync_data().await?;
