@@ -38,7 +38,7 @@ use crate::error::{ComputeError, Result};
 use crate::executor::Outcome;
 use crate::model::Server;
 use crate::saga::{self, failpoint, Saga};
-use crate::server_migrate::MigrationKind;
+use crate::server_migrate::{insert_migration, MigrationKind, NewMigration};
 use crate::server_resize::reservation;
 use crate::service::{stale_unless, ComputeService};
 
@@ -84,22 +84,15 @@ impl ComputeService {
         .await?
         .rows_affected();
         stale_unless(taken, &srv.id)?;
-        sqlx::query(
-            "INSERT INTO migrations (uuid, seq, server_id, source_compute, dest_compute, status, migration_type, \
-             old_flavor_id, new_flavor_id, project_id, user_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 'live-migration', $6, $6, $7, $8, $9, $9)",
-        )
-        .bind(&plan.migration_id)
-        .bind(seq)
-        .bind(&srv.id)
-        .bind(&plan.source)
-        .bind(&plan.dest)
-        .bind(kind.old_flavor_id)
-        .bind(&srv.project_id)
-        .bind(kind.user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let row = NewMigration {
+            uuid: &plan.migration_id,
+            seq,
+            source: &plan.source,
+            dest: &plan.dest,
+            status: "queued",
+            now,
+        };
+        insert_migration(&mut tx, srv, &row, kind).await?;
         let id = saga::insert(
             &mut tx,
             saga::Kind::ServerLiveMigrate,

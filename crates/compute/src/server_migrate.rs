@@ -121,24 +121,15 @@ impl ComputeService {
         .await?
         .rows_affected();
         stale_unless(taken, &srv.id)?;
-        sqlx::query(
-            "INSERT INTO migrations (uuid, seq, server_id, source_compute, dest_compute, status, migration_type, \
-             old_flavor_id, new_flavor_id, project_id, user_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'pre-migrating', $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(&plan.migration_id)
-        .bind(seq)
-        .bind(&srv.id)
-        .bind(&plan.source)
-        .bind(&plan.dest)
-        .bind(kind.migration_type)
-        .bind(kind.old_flavor_id)
-        .bind(kind.new_flavor_id)
-        .bind(&srv.project_id)
-        .bind(kind.user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let row = NewMigration {
+            uuid: &plan.migration_id,
+            seq,
+            source: &plan.source,
+            dest: &plan.dest,
+            status: "pre-migrating",
+            now,
+        };
+        insert_migration(&mut tx, srv, &row, kind).await?;
         let id = saga::insert(
             &mut tx,
             saga::Kind::ServerMigrate,
@@ -351,6 +342,45 @@ impl ComputeService {
 /// A new migration's id.
 pub fn new_migration_id() -> String {
     ids::uuid_id()
+}
+
+/// A migrations row's own fields.
+pub(crate) struct NewMigration<'a> {
+    pub uuid: &'a str,
+    pub seq: i64,
+    pub source: &'a str,
+    pub dest: &'a str,
+    pub status: &'a str,
+    pub now: i64,
+}
+
+/// Records a migration of `srv` in the transaction that takes the server.
+pub(crate) async fn insert_migration(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    srv: &Server,
+    m: &NewMigration<'_>,
+    kind: &MigrationKind<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO migrations (uuid, seq, server_id, source_compute, dest_compute, status, migration_type, \
+         old_flavor_id, new_flavor_id, project_id, user_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(m.uuid)
+    .bind(m.seq)
+    .bind(&srv.id)
+    .bind(m.source)
+    .bind(m.dest)
+    .bind(m.status)
+    .bind(kind.migration_type)
+    .bind(kind.old_flavor_id)
+    .bind(kind.new_flavor_id)
+    .bind(&srv.project_id)
+    .bind(kind.user_id)
+    .bind(m.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// What a move needs of a host.
