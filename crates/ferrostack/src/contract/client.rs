@@ -55,7 +55,6 @@ impl RemoteLink {
     /// Fetches `what` (`images/ID`, `migrations/ID/disk`) into `path`;
     /// returns the disk format the controller named.
     async fn download(&self, what: &str, path: &PathBuf) -> Result<String, LinkError> {
-        let image_id = what;
         let resp = self
             .client
             .get(self.url(what))
@@ -83,7 +82,7 @@ impl RemoteLink {
         if expected.is_some_and(|n| n != got) {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(LinkError(format!(
-                "image {image_id} arrived short: {got} of {} bytes",
+                "{what} arrived short: {got} of {} bytes",
                 expected.unwrap_or(0)
             )));
         }
@@ -91,7 +90,7 @@ impl RemoteLink {
             .await
             .map_err(link_err)?;
         tokio::fs::rename(&tmp, path).await.map_err(link_err)?;
-        tracing::info!(image_id, bytes = got, "image fetched from the controller");
+        tracing::info!(what, bytes = got, "fetched from the controller");
         Ok(format)
     }
 }
