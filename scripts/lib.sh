@@ -30,14 +30,17 @@ build_release() {
     cargo build --release --locked -p ferrostack --bin ferrostack
 }
 
-# The python-openstackclient the tests drive, in a venv kept between runs.
+# The python-openstackclient the tests drive, with its load-balancer plugin
+# (python-octaviaclient), in a venv kept between runs.
 OSC_VERSION=10.5.0
+OCTAVIA_CLIENT_VERSION=3.15.0
 ensure_venv() {
     FERRO_VENV=${FERRO_VENV:-/var/tmp/ferrostack-venv}
     local shown=
     # Read pip's whole answer first: `pip show | grep -q` can die of SIGPIPE under pipefail.
-    [ -x "$FERRO_VENV/bin/pip" ] && shown=$("$FERRO_VENV/bin/pip" show python-openstackclient 2>/dev/null || true)
-    if [ -x "$FERRO_VENV/bin/openstack" ] && printf '%s\n' "$shown" | grep -q "^Version: $OSC_VERSION$"; then
+    [ -x "$FERRO_VENV/bin/pip" ] && shown=$("$FERRO_VENV/bin/pip" show python-openstackclient python-octaviaclient 2>/dev/null || true)
+    if [ -x "$FERRO_VENV/bin/openstack" ] && printf '%s\n' "$shown" | grep -q "^Version: $OSC_VERSION$" \
+        && printf '%s\n' "$shown" | grep -q "^Version: $OCTAVIA_CLIENT_VERSION$"; then
         export FERRO_VENV
         return 0
     fi
@@ -47,7 +50,8 @@ ensure_venv() {
         ensure_packages python3-venv
         python3 -m venv "$FERRO_VENV"
     fi
-    "$FERRO_VENV/bin/pip" install -q --disable-pip-version-check "python-openstackclient==$OSC_VERSION"
+    "$FERRO_VENV/bin/pip" install -q --disable-pip-version-check "python-openstackclient==$OSC_VERSION" \
+        "python-octaviaclient==$OCTAVIA_CLIENT_VERSION"
     export FERRO_VENV
 }
 

@@ -79,12 +79,17 @@ ferro_kill_vms() {
 }
 
 # Removes what a cloud's Linux dataplane made, by the names its ledger and
-# pid files record (never by pattern): dnsmasq processes, router and DHCP
-# namespaces, and dnsmasq's run directory.
+# pid files record (never by pattern): dnsmasq and HAProxy processes, router,
+# DHCP and load-balancer namespaces, and their run directory.
 ferro_cleanup_dataplane() {
     local state=$1 pidfile pid ns run_dir
     run_dir=$(cat "$state/dataplane/run-dir" 2>/dev/null)
     for pidfile in ${run_dir:-/nonexistent}/dhcp/*/pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if [ -n "$pid" ] && grep -q "$pidfile" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+    done
+    for pidfile in ${run_dir:-/nonexistent}/lb/*/pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         if [ -n "$pid" ] && grep -q "$pidfile" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi

@@ -7,6 +7,7 @@
 //! --join`). Nothing here runs QEMU, touches nftables or speaks SQL.
 #![forbid(unsafe_code)]
 
+pub mod balancer;
 pub mod netspec;
 pub mod spec;
 

@@ -15,6 +15,9 @@ pub struct HostNetwork {
     pub groups: Vec<GroupSpec>,
     /// Routers, on the network node.
     pub routers: Vec<RouterSpec>,
+    /// Load balancers, on the network node.
+    #[serde(default)]
+    pub balancers: Vec<crate::balancer::BalancerSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,6 +147,16 @@ pub mod names {
     /// A tenant network's bridge.
     pub fn bridge(network_id: &str) -> String {
         format!("brq{}", short(network_id))
+    }
+
+    /// A load balancer's namespace, where its HAProxy runs.
+    pub fn balancer_ns(balancer_id: &str) -> String {
+        format!("qlbaas-{balancer_id}")
+    }
+
+    /// A load balancer's VIP leg inside its namespace.
+    pub fn balancer_iface(port_id: &str) -> String {
+        format!("lb-{}", short(port_id))
     }
 
     pub fn router_ns(router_id: &str) -> String {

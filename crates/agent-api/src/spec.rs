@@ -213,6 +213,12 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// applied last (0 before its first).
     async fn desired(&self, host: &str, applied: i64) -> Result<DesiredState, LinkError>;
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError>;
+    /// What the host's load balancers run and how their members are.
+    async fn report_balancers(
+        &self,
+        host: &str,
+        reports: Vec<crate::balancer::BalancerReport>,
+    ) -> Result<(), LinkError>;
     /// A local file holding the image's data.
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError>;
     /// A local file holding the root disk (qcow2) of an instance that moved

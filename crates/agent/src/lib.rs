@@ -18,7 +18,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod reconcile;
 
-pub use ferro_agent_api::{netspec, spec};
+pub use ferro_agent_api::{balancer, netspec, spec};
 pub use reconcile::Agent;
 pub use spec::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,

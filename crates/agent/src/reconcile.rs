@@ -54,6 +54,8 @@ pub struct Agent {
     applied: Mutex<HashMap<String, Applied>>,
     busy: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<String, Report>>,
+    /// What was last said of the host's load balancers.
+    balancers_reported: Mutex<Vec<crate::balancer::BalancerReport>>,
     /// Per running instance, the volumes (id, GiB) it was last found to
     /// have exactly as its spec asked: while the spec asks the same, the
     /// agent doesn't ask QEMU again.
@@ -87,6 +89,7 @@ impl Agent {
             applied: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashMap::new()),
+            balancers_reported: Mutex::new(Vec::new()),
             volumes_in: Mutex::new(HashMap::new()),
             generation: Mutex::new((generation, None)),
             wake: Notify::new(),
@@ -176,6 +179,29 @@ impl Agent {
         true
     }
 
+    /// Says what runs of the host's load balancers, when it changed.
+    async fn report_balancers(&self) {
+        let now = self.dataplane.balancers().await;
+        let same = self
+            .balancers_reported
+            .lock()
+            .map(|r| *r == now)
+            .unwrap_or(false);
+        if same {
+            return;
+        }
+        match self.cp.report_balancers(&self.host.name, now.clone()).await {
+            Ok(()) => {
+                if let Ok(mut r) = self.balancers_reported.lock() {
+                    *r = now;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(host = %self.host.name, error = %e, "reporting load balancers failed")
+            }
+        }
+    }
+
     /// One pass over the desired state.
     pub async fn reconcile_once(self: &Arc<Self>) {
         let applied = self.applied_generation();
@@ -194,6 +220,7 @@ impl Agent {
         if let Err(e) = self.dataplane.apply(&desired.network).await {
             tracing::debug!(host = %self.host.name, error = %e, "dataplane not converged");
         }
+        self.report_balancers().await;
         let wanted: HashSet<String> = desired.instances.iter().map(|i| i.id.clone()).collect();
         let retained: HashSet<String> = desired.retained.iter().cloned().collect();
         // Being live-migrated: the migration drives them, not this loop.

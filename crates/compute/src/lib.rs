@@ -7,6 +7,7 @@
 
 pub mod aggregates;
 pub mod api;
+pub mod balancers;
 pub mod error;
 pub mod executor;
 pub mod gc;

@@ -107,6 +107,7 @@ pub struct ComputeService {
     pub(crate) driving: std::sync::Mutex<HashMap<String, bool>>,
     /// The block storage service, once the binary wires it.
     pub(crate) volumes: std::sync::OnceLock<Arc<dyn crate::volumes::VolumeApi>>,
+    pub(crate) balancers: std::sync::OnceLock<Arc<dyn crate::balancers::Balancers>>,
     /// The image service's public URL (`Location` of a snapshot before 2.45).
     pub(crate) image_url: std::sync::OnceLock<String>,
 }
@@ -133,6 +134,7 @@ impl ComputeService {
             holder,
             driving: std::sync::Mutex::new(HashMap::new()),
             volumes: std::sync::OnceLock::new(),
+            balancers: std::sync::OnceLock::new(),
             image_url: std::sync::OnceLock::new(),
         })
     }
@@ -719,6 +721,11 @@ impl ComputeService {
         let _ = self.volumes.set(api);
     }
 
+    /// Wires the load-balancer service (once).
+    pub fn set_balancers(&self, api: Arc<dyn crate::balancers::Balancers>) {
+        let _ = self.balancers.set(api);
+    }
+
     pub(crate) fn spec_of(
         &self,
         s: &Server,
@@ -1100,11 +1107,14 @@ impl ControlPlane for LocalLink {
             .into_iter()
             .filter(|s| s.migration_source.as_deref() == Some(host))
             .collect();
-        let network = c
+        let mut network = c
             .network
             .host_network(host, self.network_node)
             .await
             .map_err(link)?;
+        if let (true, Some(lb)) = (self.network_node, c.balancers.get()) {
+            network.balancers = lb.specs().await.map_err(LinkError)?;
+        }
         let mut disks = crate::volumes::wanted_on(c.pool(), host)
             .await
             .map_err(link)?;
@@ -1195,6 +1205,23 @@ impl ControlPlane for LocalLink {
             flavor_name: s.flavor().map(|f| f.original_name).unwrap_or_default(),
             security_groups,
         }))
+    }
+
+    async fn report_balancers(
+        &self,
+        host: &str,
+        reports: Vec<ferro_agent_api::balancer::BalancerReport>,
+    ) -> Result<(), LinkError> {
+        let c = &self.compute;
+        // Only the network node runs load balancers; another host's word
+        // (a former network node, say) is not taken.
+        if c.network.network_node().await.map_err(link)?.as_deref() != Some(host) {
+            return Ok(());
+        }
+        match c.balancers.get() {
+            Some(lb) => lb.reported(reports).await.map_err(LinkError),
+            None => Ok(()),
+        }
     }
 
     async fn report(&self, host: &str, reports: Vec<Report>) -> Result<(), LinkError> {

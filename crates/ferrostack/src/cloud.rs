@@ -18,6 +18,7 @@ use ferro_common::request_id;
 use ferro_compute::{ComputeService, LocalLink};
 use ferro_identity::{Identity, IdentityConfig};
 use ferro_image::{ImageService, LocalStore};
+use ferro_loadbalancer::LoadBalancerService;
 use ferro_network::{NetworkConfig, NetworkService};
 use ferro_placement::api::Placement;
 use ferro_store::Db;
@@ -62,6 +63,8 @@ pub struct Config {
     pub dashboard_port: u16,
     /// Block storage API port (Cinder's 8776); 0 picks a free one.
     pub volume_port: u16,
+    /// Load-balancer API port (Octavia's 9876); 0 picks a free one.
+    pub loadbalancer_port: u16,
     /// Volumes in memory (a recording fake) instead of qcow2 files; the
     /// default with the fake hypervisor.
     pub fake_volumes: Option<bool>,
@@ -117,6 +120,7 @@ impl Config {
             network_port: 9696,
             dashboard_port: 8080,
             volume_port: 8776,
+            loadbalancer_port: 9876,
             fake_volumes: None,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
             external_cidr: None,
@@ -149,6 +153,8 @@ pub struct Cloud {
     pub network_url: String,
     /// `http(s)://host:port/v3`
     pub volume_url: String,
+    /// `http(s)://host:port` (Octavia's API root).
+    pub loadbalancer_url: String,
     /// Where the web console is (`http(s)://host:port/`).
     pub dashboard_url: String,
     /// Where joined hosts reach the contract (`https://host:port`).
@@ -156,6 +162,7 @@ pub struct Cloud {
     pub compute: Arc<ComputeService>,
     pub network: Arc<NetworkService>,
     pub volumes: Arc<VolumeService>,
+    pub balancers: Arc<LoadBalancerService>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -242,6 +249,7 @@ impl Cloud {
         let network_listener = bind(&cfg, cfg.network_port, "network").await?;
         let dashboard_listener = bind(&cfg, cfg.dashboard_port, "dashboard").await?;
         let volume_listener = bind(&cfg, cfg.volume_port, "block storage").await?;
+        let lb_listener = bind(&cfg, cfg.loadbalancer_port, "load balancer").await?;
         let contract_listener = bind(&cfg, cfg.contract_port, "host contract").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -270,6 +278,7 @@ impl Cloud {
         let dashboard_url = format!("{}/", url_of(&dashboard_listener)?);
         let volume_base = url_of(&volume_listener)?;
         let volume_url = format!("{volume_base}/v3");
+        let loadbalancer_url = url_of(&lb_listener)?;
         let contract_url = format!(
             "https://{host_in_url}:{}",
             contract_listener.local_addr()?.port()
@@ -284,6 +293,7 @@ impl Cloud {
             ("network", "neutron", &network_url),
             ("block-storage", "cinder", &volume_url),
             ("volumev3", "cinderv3", &volume_url),
+            ("load-balancer", "octavia", &loadbalancer_url),
         ] {
             identity
                 .register_service(kind, name, url, region)
@@ -346,6 +356,15 @@ impl Cloud {
             controller_id(&cfg.state_dir)?,
         );
         compute.set_volumes(Arc::new(crate::volume_link::VolumeLink(volumes.clone())));
+        let balancers = Arc::new(LoadBalancerService::new(
+            db.clone(),
+            auth.clone(),
+            network.clone(),
+            loadbalancer_url.clone(),
+        ));
+        compute.set_balancers(Arc::new(crate::balancer_link::BalancerLink(
+            balancers.clone(),
+        )));
         compute.set_image_url(&image_url);
         let placement = Arc::new(Placement {
             db: db.clone(),
@@ -368,6 +387,11 @@ impl Cloud {
             with_common_layers(ferro_network::router(network.clone()), &metrics, "network");
         let volume_app =
             with_common_layers(ferro_volume::router(volumes.clone()), &metrics, "volume");
+        let lb_app = with_common_layers(
+            ferro_loadbalancer::router(balancers.clone()),
+            &metrics,
+            "load-balancer",
+        );
         let placement_app = with_common_layers(
             ferro_placement::api::router(placement),
             &metrics,
@@ -383,6 +407,7 @@ impl Cloud {
                 ("network", network_app.clone()),
                 ("placement", placement_app.clone()),
                 ("volume", volume_app.clone()),
+                ("load-balancer", lb_app.clone()),
             ]
             .into_iter()
             .collect(),
@@ -432,9 +457,10 @@ impl Cloud {
             tokio::spawn(serve::serve(
                 volume_listener,
                 volume_app,
-                server_tls,
+                server_tls.clone(),
                 rx.clone(),
             )),
+            tokio::spawn(serve::serve(lb_listener, lb_app, server_tls, rx.clone())),
             tokio::spawn(volumes.clone().run_worker(rx.clone())),
             tokio::spawn(wake_on_network_changes(compute.clone(), rx.clone())),
         ];
@@ -502,11 +528,13 @@ impl Cloud {
             placement_url,
             network_url,
             volume_url,
+            loadbalancer_url,
             dashboard_url,
             contract_url,
             compute,
             network,
             volumes,
+            balancers,
             openrc,
             ca_cert,
             admin_password: password,

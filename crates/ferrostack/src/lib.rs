@@ -2,6 +2,7 @@
 //! the `ferrostack` binary and the integration-test harness.
 #![forbid(unsafe_code)]
 
+pub mod balancer_link;
 pub mod cloud;
 pub mod contract;
 pub mod external;

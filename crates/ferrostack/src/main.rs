@@ -85,6 +85,9 @@ struct UpArgs {
     /// Port of the block storage API (0 picks a free one).
     #[arg(long, default_value_t = 8776)]
     volume_port: u16,
+    /// Port of the load-balancer API (Octavia's 9876; 0 picks a free one).
+    #[arg(long, default_value_t = 9876)]
+    loadbalancer_port: u16,
     /// Physical network to host bridge mappings, comma separated.
     #[arg(long, default_value = "physnet1:br-ex")]
     bridge_mappings: String,
@@ -478,6 +481,11 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
         },
         network_port: if a.ephemeral_ports { 0 } else { a.network_port },
         volume_port: if a.ephemeral_ports { 0 } else { a.volume_port },
+        loadbalancer_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.loadbalancer_port
+        },
         fake_volumes: None,
         dashboard_port: if a.ephemeral_ports {
             0

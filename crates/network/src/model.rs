@@ -167,6 +167,8 @@ pub mod owner {
     pub const ROUTER_GATEWAY: &str = "network:router_gateway";
     pub const FLOATING_IP: &str = "network:floatingip";
     pub const COMPUTE: &str = "compute:nova";
+    /// A load balancer's VIP (Octavia's own owner string).
+    pub const LOADBALANCER: &str = "Octavia";
 
     /// Ports owned by the network service: no security groups, and not
     /// deletable through the port API.

@@ -55,15 +55,26 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_migrations",
         include_str!("../migrations/0015_migrations.sql"),
     ),
+    (
+        "0016_loadbalancers",
+        include_str!("../migrations/0016_loadbalancers.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each
 /// applied after the shared ones whose names sort before it.
-const PER_BACKEND: &[(&str, &str, &str)] = &[(
-    "0009_host_generations",
-    include_str!("../migrations/0009_host_generations.sqlite.sql"),
-    include_str!("../migrations/0009_host_generations.postgres.sql"),
-)];
+const PER_BACKEND: &[(&str, &str, &str)] = &[
+    (
+        "0009_host_generations",
+        include_str!("../migrations/0009_host_generations.sqlite.sql"),
+        include_str!("../migrations/0009_host_generations.postgres.sql"),
+    ),
+    (
+        "0017_loadbalancer_generations",
+        include_str!("../migrations/0017_loadbalancer_generations.sqlite.sql"),
+        include_str!("../migrations/0017_loadbalancer_generations.postgres.sql"),
+    ),
+];
 
 /// Every migration in order, as the statements `backend` runs.
 fn plan(backend: Backend) -> Vec<(&'static str, Vec<&'static str>)> {

@@ -200,6 +200,7 @@ impl TestCloud {
         cfg.network_port = 0;
         cfg.dashboard_port = 0;
         cfg.volume_port = 0;
+        cfg.loadbalancer_port = 0;
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+mod balancer;
+
 use super::{dhcp, nft, Dataplane};
+use crate::balancer::{BalancerReport, BalancerSpec};
 use crate::driver::{run, run_with_input, DriverError, Result};
 use crate::metadata::MetadataService;
 use crate::netspec::{names, HostNetwork, NetSpec, Tunnel};
@@ -51,6 +54,9 @@ struct Inner {
     ledger: Ledger,
     last: Option<HostNetwork>,
     last_full: Option<Instant>,
+    /// The load balancers last asked for, and what runs of each.
+    balancer_specs: Vec<BalancerSpec>,
+    balancers: HashMap<String, balancer::Running>,
 }
 
 pub struct LinuxDataplane {
@@ -212,7 +218,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn pid_alive(pid_file: &Path, needle: &str) -> Option<u32> {
+/// The pid in `pid_file`, if that process runs `program` with `needle`
+/// on its command line (a pid file outliving its process can name another).
+fn pid_alive(pid_file: &Path, program: &str, needle: &str) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file)
         .ok()?
         .trim()
@@ -220,7 +228,7 @@ fn pid_alive(pid_file: &Path, needle: &str) -> Option<u32> {
         .ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let text = String::from_utf8_lossy(&cmdline);
-    (text.contains("dnsmasq") && text.contains(needle)).then_some(pid)
+    (text.contains(program) && text.contains(needle)).then_some(pid)
 }
 
 impl LinuxDataplane {
@@ -247,6 +255,8 @@ impl LinuxDataplane {
                 ledger,
                 last: None,
                 last_full: None,
+                balancer_specs: Vec::new(),
+                balancers: HashMap::new(),
             }),
         }
     }
@@ -574,7 +584,7 @@ impl LinuxDataplane {
         let args_changed = write("args", args.join("\n")).await?;
         let pid_file = dir.join("pid");
         let needle = pid_file.display().to_string();
-        match pid_alive(&pid_file, &needle) {
+        match pid_alive(&pid_file, "dnsmasq", &needle) {
             Some(pid) if !args_changed => {
                 if hosts_changed {
                     run("reloading dnsmasq", "kill", &s(&["-HUP", &pid.to_string()])).await?;
@@ -596,7 +606,7 @@ impl LinuxDataplane {
     async fn stop_dhcp(&self, network_id: &str) {
         let dir = self.dhcp_dir(network_id);
         let pid_file = dir.join("pid");
-        if let Some(pid) = pid_alive(&pid_file, &pid_file.display().to_string()) {
+        if let Some(pid) = pid_alive(&pid_file, "dnsmasq", &pid_file.display().to_string()) {
             let _ = run("stopping dnsmasq", "kill", &s(&[&pid.to_string()])).await;
             tracing::info!(network_id, "dnsmasq stopped");
         }
@@ -709,9 +719,12 @@ impl Dataplane for LinuxDataplane {
             return Ok(());
         }
         let mut ledger = std::mem::take(&mut inner.ledger);
-        let result = self.converge(net, &mut ledger).await;
+        let mut running = std::mem::take(&mut inner.balancers);
+        let result = self.converge(net, &mut ledger, &mut running).await;
         self.save(&ledger);
         inner.ledger = ledger;
+        inner.balancers = running;
+        inner.balancer_specs = net.balancers.clone();
         if result.is_ok() {
             inner.last = Some(net.clone());
             inner.last_full = Some(Instant::now());
@@ -724,10 +737,27 @@ impl Dataplane for LinuxDataplane {
     async fn teardown(&self) -> Result<()> {
         self.apply(&HostNetwork::default()).await
     }
+
+    async fn balancers(&self) -> Vec<BalancerReport> {
+        let mut inner = self.inner.lock().await;
+        let (reports, dead) = self
+            .balancer_reports(&inner.balancer_specs, &inner.balancers)
+            .await;
+        if dead {
+            // The next apply converges in full, and starts it again.
+            inner.last = None;
+        }
+        reports
+    }
 }
 
 impl LinuxDataplane {
-    async fn converge(&self, net: &HostNetwork, ledger: &mut Ledger) -> Result<()> {
+    async fn converge(
+        &self,
+        net: &HostNetwork,
+        ledger: &mut Ledger,
+        running: &mut HashMap<String, balancer::Running>,
+    ) -> Result<()> {
         let mut first_error: Option<DriverError> = None;
         let mut note = |e: DriverError| {
             tracing::warn!(error = %e, "dataplane step failed");
@@ -810,6 +840,17 @@ impl LinuxDataplane {
                 note(e);
             }
         }
+        for b in &net.balancers {
+            wanted_ns.insert(names::balancer_ns(&b.id));
+            wanted_links.insert(names::tap(&b.vip_port_id));
+            if let Err(e) = self
+                .ensure_balancer(b, &bridges, &mtus, &have, &present, ledger, running)
+                .await
+            {
+                note(e);
+            }
+        }
+        running.retain(|id, _| net.balancers.iter().any(|b| b.id == *id));
         // Security: replaced whole, atomically, whenever there is anything to secure or undo.
         if !net.ports.is_empty() || ledger.tables {
             let pairs: Vec<(String, String)> = bridges
@@ -836,6 +877,9 @@ impl LinuxDataplane {
             }
             if let Some(network_id) = ns.strip_prefix("qdhcp-") {
                 self.stop_dhcp(network_id).await;
+            }
+            if let Some(id) = ns.strip_prefix("qlbaas-") {
+                self.stop_balancer(id).await;
             }
             if present.contains(&ns) {
                 if let Err(e) = ip("deleting a namespace", &["netns", "del", &ns]).await {

@@ -2,15 +2,17 @@
 //! the network API says. [`Dataplane::apply`] takes the host's whole desired
 //! [`HostNetwork`] and converges on it; applying the same state again
 //! changes nothing. Drivers: [`linux::LinuxDataplane`] (bridges, taps,
-//! namespaces, nftables, dnsmasq) and [`FakeDataplane`], which records what
-//! it was asked.
+//! namespaces, nftables, dnsmasq, HAProxy) and [`FakeDataplane`], which
+//! records what it was asked.
 
 pub mod dhcp;
+pub mod haproxy;
 pub mod linux;
 pub mod nft;
 
 use std::sync::Mutex;
 
+use crate::balancer::{BalancerReport, MemberHealth};
 use crate::driver::Result;
 use crate::netspec::HostNetwork;
 
@@ -20,6 +22,8 @@ pub trait Dataplane: Send + Sync + 'static {
     async fn apply(&self, net: &HostNetwork) -> Result<()>;
     /// Removes everything this dataplane made (agent shutdown for good).
     async fn teardown(&self) -> Result<()>;
+    /// What runs of each load balancer it was asked for (network node).
+    async fn balancers(&self) -> Vec<BalancerReport>;
 }
 
 /// Records the state it was last given and how many times it changed;
@@ -49,5 +53,36 @@ impl Dataplane for FakeDataplane {
             *last = Some(HostNetwork::default());
         }
         Ok(())
+    }
+
+    /// Every load balancer runs the revision it was given; members pass
+    /// their checks when a monitor checks them.
+    async fn balancers(&self) -> Vec<BalancerReport> {
+        let Ok(last) = self.last.lock() else {
+            return Vec::new();
+        };
+        last.iter()
+            .flat_map(|n| n.balancers.iter())
+            .map(|b| BalancerReport {
+                id: b.id.clone(),
+                revision: b.revision,
+                fault: None,
+                members: b
+                    .pools
+                    .iter()
+                    .flat_map(|p| {
+                        p.members.iter().map(|m| {
+                            let h = match (m.disabled, &p.monitor) {
+                                (true, _) => MemberHealth::Disabled,
+                                (false, Some(_)) => MemberHealth::Up,
+                                (false, None) => MemberHealth::Unchecked,
+                            };
+                            (m.id.clone(), h)
+                        })
+                    })
+                    .collect(),
+                counters: Default::default(),
+            })
+            .collect()
     }
 }

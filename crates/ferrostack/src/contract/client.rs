@@ -120,6 +120,14 @@ impl ControlPlane for RemoteLink {
         self.post("reports", &reports).await
     }
 
+    async fn report_balancers(
+        &self,
+        _host: &str,
+        reports: Vec<ferro_agent_api::balancer::BalancerReport>,
+    ) -> Result<(), LinkError> {
+        self.post("balancer-reports", &reports).await
+    }
+
     async fn image_file(&self, image_id: &str) -> Result<(PathBuf, String), LinkError> {
         if image_id.is_empty()
             || !image_id

@@ -105,6 +105,7 @@ pub fn router(state: Arc<ContractState>) -> Router {
         .route("/contract/v1/heartbeat", post(heartbeat))
         .route("/contract/v1/desired", get(desired))
         .route("/contract/v1/reports", post(reports))
+        .route("/contract/v1/balancer-reports", post(balancer_reports))
         .route("/contract/v1/images/{id}", get(image))
         .route("/contract/v1/migrations/{id}/disk", get(migration_disk))
         .route("/contract/v1/instance-at", get(instance_at))
@@ -236,6 +237,21 @@ async fn reports(
         Err(r) => return r,
     };
     match link(&st, false).report(&host, reports).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn balancer_reports(
+    State(st): St,
+    Extension(peer): Extension<PeerCert>,
+    Json(reports): Json<Vec<ferro_agent_api::balancer::BalancerReport>>,
+) -> Response {
+    let host = match host_of(&st, &peer).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    match link(&st, false).report_balancers(&host, reports).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => failed(e),
     }

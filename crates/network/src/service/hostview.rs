@@ -150,7 +150,9 @@ impl NetworkService {
         {
             let on = if is_compute(p) {
                 Some(p.binding_host.as_str()).filter(|h| !h.is_empty())
-            } else if p.device_owner == owner::ROUTER_INTERFACE {
+            } else if p.device_owner == owner::ROUTER_INTERFACE
+                || p.device_owner == owner::LOADBALANCER
+            {
                 underlay.network_node.as_deref()
             } else {
                 None
@@ -173,6 +175,12 @@ impl NetworkService {
         if network_node {
             for s in subnets.iter().filter(|s| s.enable_dhcp != 0) {
                 wanted_nets.insert(s.network_id.clone());
+            }
+            for p in ports
+                .iter()
+                .filter(|p| p.device_owner == owner::LOADBALANCER)
+            {
+                wanted_nets.insert(p.network_id.clone());
             }
             let all: Vec<Router> = sqlx::query_as("SELECT * FROM routers ORDER BY seq, id")
                 .fetch_all(self.pool())
@@ -351,6 +359,7 @@ impl NetworkService {
             ports: port_specs,
             groups: group_specs,
             routers,
+            balancers: Vec::new(),
         })
     }
 

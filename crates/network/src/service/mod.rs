@@ -94,6 +94,12 @@ impl NetworkService {
         self.changes.send_modify(|g| *g += 1);
     }
 
+    /// Another service changed what hosts' dataplanes run (load
+    /// balancers): agents reconcile now.
+    pub fn notify_changed(&self) {
+        self.changed();
+    }
+
     /// The project a create acts for: the caller's, or (admins only)
     /// another named in the body.
     pub(crate) fn owner(&self, ctx: &AuthContext, asked: Option<&str>) -> Result<String> {

@@ -87,6 +87,23 @@ struct Association {
 }
 
 impl NetworkService {
+    /// The subnets a router joins to `subnet_id` through its interfaces,
+    /// `subnet_id` itself among them when a router has it.
+    pub async fn routed_subnets(&self, subnet_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT b.subnet_id FROM ip_allocations a \
+             JOIN ports pa ON pa.id = a.port_id AND pa.device_owner = $2 \
+             JOIN ports pb ON pb.device_id = pa.device_id AND pb.device_owner = $2 \
+             JOIN ip_allocations b ON b.port_id = pb.id \
+             WHERE a.subnet_id = $1",
+        )
+        .bind(subnet_id)
+        .bind(owner::ROUTER_INTERFACE)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     pub async fn router(&self, id: &str) -> Result<Option<Router>> {
         Ok(sqlx::query_as("SELECT * FROM routers WHERE id = $1")
             .bind(id)

@@ -1,0 +1,228 @@
+//! The network node's side: the [`BalancerSpec`]s it runs, and what it
+//! reports back (the revision its HAProxy runs, member health, counters).
+
+use ferro_agent_api::balancer::{
+    BalancerReport, BalancerSpec, ListenerSpec, MemberHealth, MemberSpec, MonitorSpec, PoolSpec,
+};
+use serde_json::Value;
+
+use super::{LoadBalancerService, Scope};
+use crate::error::Result;
+use crate::model::Tree;
+
+pub(crate) fn health_name(h: MemberHealth) -> &'static str {
+    match h {
+        MemberHealth::Up => "up",
+        MemberHealth::Down => "down",
+        MemberHealth::Unchecked => "unchecked",
+        MemberHealth::Disabled => "disabled",
+    }
+}
+
+pub(crate) fn parse_health(s: &str) -> Option<MemberHealth> {
+    match s {
+        "up" => Some(MemberHealth::Up),
+        "down" => Some(MemberHealth::Down),
+        "unchecked" => Some(MemberHealth::Unchecked),
+        "disabled" => Some(MemberHealth::Disabled),
+        _ => None,
+    }
+}
+
+/// What the network node runs for one load balancer (pools and members
+/// administratively down stay out of the rotation, not out of the spec).
+fn spec_of(t: &Tree, mac: String, prefix: &str, gateway: Option<String>) -> BalancerSpec {
+    let lb = &t.lb;
+    let pools = t
+        .pools
+        .iter()
+        .map(|p| {
+            let persistence = p
+                .session_persistence
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|v| {
+                    let kind = v.get("type")?.as_str()?.to_owned();
+                    let cookie = v
+                        .get("cookie_name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    Some((kind, cookie))
+                });
+            PoolSpec {
+                id: p.id.clone(),
+                protocol: p.protocol.clone(),
+                algorithm: p.lb_algorithm.clone(),
+                persistence,
+                members: t
+                    .members
+                    .iter()
+                    .filter(|m| m.pool_id == p.id)
+                    .map(|m| MemberSpec {
+                        id: m.id.clone(),
+                        address: m.address.clone(),
+                        port: m.protocol_port as u16,
+                        weight: m.weight,
+                        backup: m.backup != 0,
+                        disabled: m.admin_state_up == 0 || p.admin_state_up == 0,
+                        monitor_address: m.monitor_address.clone(),
+                        monitor_port: m.monitor_port.map(|p| p as u16),
+                    })
+                    .collect(),
+                monitor: t
+                    .pool_monitor(&p.id)
+                    .filter(|h| h.admin_state_up != 0)
+                    .map(|h| MonitorSpec {
+                        kind: h.kind.clone(),
+                        delay_s: h.delay,
+                        timeout_s: h.timeout,
+                        rise: h.max_retries,
+                        fall: h.max_retries_down,
+                        http_method: h.http_method.clone(),
+                        url_path: h.url_path.clone(),
+                        expected_codes: h.expected_codes.clone(),
+                    }),
+            }
+        })
+        .collect();
+    BalancerSpec {
+        id: lb.id.clone(),
+        revision: lb.revision,
+        vip_port_id: lb.vip_port_id.clone(),
+        vip_network_id: lb.vip_network_id.clone(),
+        vip_mac: mac,
+        vip_cidr: format!("{}/{prefix}", lb.vip_address),
+        gateway,
+        listeners: t
+            .listeners
+            .iter()
+            .filter(|l| l.admin_state_up != 0)
+            .map(|l| ListenerSpec {
+                id: l.id.clone(),
+                protocol: l.protocol.clone(),
+                port: l.protocol_port as u16,
+                connection_limit: (l.connection_limit >= 0).then_some(l.connection_limit),
+                default_pool: l.default_pool_id.clone(),
+                timeout_client_ms: l.timeout_client_data,
+                timeout_member_connect_ms: l.timeout_member_connect,
+                timeout_member_data_ms: l.timeout_member_data,
+                forwarded_for: serde_json::from_str::<Value>(&l.insert_headers)
+                    .ok()
+                    .and_then(|h| h.get("X-Forwarded-For").cloned())
+                    .is_some_and(|v| v == Value::Bool(true) || v == "true" || v == "True"),
+                allowed_cidrs: serde_json::from_str(&l.allowed_cidrs).unwrap_or_default(),
+            })
+            .collect(),
+        pools,
+    }
+}
+
+impl LoadBalancerService {
+    /// Every load balancer the network node should run: those up, whose
+    /// VIP port exists.
+    pub async fn specs(&self) -> Result<Vec<BalancerSpec>> {
+        let mut out = Vec::new();
+        for t in self.trees(Scope::All).await? {
+            if t.lb.admin_state_up == 0 || t.lb.vip_address.is_empty() {
+                continue;
+            }
+            let Some(port) = self.network.port(&t.lb.vip_port_id).await? else {
+                continue;
+            };
+            let Some(subnet) = self.network.subnet(&t.lb.vip_subnet_id).await? else {
+                continue;
+            };
+            let prefix = subnet.cidr.split_once('/').map(|x| x.1).unwrap_or("32");
+            out.push(spec_of(
+                &t,
+                port.mac_address,
+                prefix,
+                subnet.gateway_ip.clone(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Takes the network node's reports: the revision each load balancer
+    /// runs (or why it couldn't), member health and counters. Writes only
+    /// what changed.
+    pub async fn reported(&self, reports: Vec<BalancerReport>) -> Result<()> {
+        for r in reports {
+            let row: Option<(i64, i64, Option<String>)> = sqlx::query_as(
+                "SELECT revision, applied_revision, fault FROM lb_loadbalancers WHERE id = $1",
+            )
+            .bind(&r.id)
+            .fetch_optional(self.pool())
+            .await?;
+            let Some((revision, applied, fault)) = row else {
+                continue;
+            };
+            let mut tx = self.pool().begin().await?;
+            // A report of a newer revision than stored can't be (the spec
+            // came from here); an older one doesn't undo a newer.
+            let runs = r.revision.min(revision);
+            let new_fault = r.fault.clone().filter(|_| runs < revision);
+            if runs > applied || new_fault != fault {
+                sqlx::query(
+                    "UPDATE lb_loadbalancers SET applied_revision = $1, fault = $2 WHERE id = $3 AND revision = $4",
+                )
+                .bind(runs.max(applied))
+                .bind(&new_fault)
+                .bind(&r.id)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(f) = &new_fault {
+                    tracing::warn!(loadbalancer_id = %r.id, revision, fault = %f, "the network node could not apply a load balancer");
+                } else {
+                    tracing::info!(loadbalancer_id = %r.id, revision = runs, "load balancer applied");
+                }
+            }
+            let c = r.counters;
+            upsert_health(
+                &mut tx,
+                &r.id,
+                &r.id,
+                "up",
+                [
+                    c.bytes_in,
+                    c.bytes_out,
+                    c.active_connections,
+                    c.total_connections,
+                    c.request_errors,
+                ],
+            )
+            .await?;
+            for (member, h) in &r.members {
+                upsert_health(&mut tx, member, &r.id, health_name(*h), [0; 5]).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn upsert_health(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    lb: &str,
+    health: &str,
+    c: [i64; 5],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lb_health (id, loadbalancer_id, health, bytes_in, bytes_out, active_connections, total_connections, request_errors) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET health = $3, bytes_in = $4, bytes_out = $5, \
+         active_connections = $6, total_connections = $7, request_errors = $8",
+    )
+    .bind(id)
+    .bind(lb)
+    .bind(health)
+    .bind(c[0])
+    .bind(c[1])
+    .bind(c[2])
+    .bind(c[3])
+    .bind(c[4])
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
