@@ -124,6 +124,21 @@ ensure_tiny_image() {
     export FERRO_TINY_IMAGE
 }
 
+# The Debian cloud image (cloud-init), built once per version of its
+# sources and kept beside the tiny one; exports FERRO_DEBIAN_IMAGE.
+ensure_debian_image() {
+    local key dir
+    key=$(cat images/debian/build images/debian/customize | sha256sum | cut -c1-16)
+    dir=${FERRO_IMAGE_CACHE:-/var/tmp/ferrostack-images}
+    FERRO_DEBIAN_IMAGE="$dir/debian-$key.qcow2"
+    if [ ! -s "$FERRO_DEBIAN_IMAGE" ]; then
+        say "building the Debian cloud image"
+        mkdir -p "$dir"
+        images/debian/build "$FERRO_DEBIAN_IMAGE"
+    fi
+    export FERRO_DEBIAN_IMAGE
+}
+
 # Debian's Chromium, and playwright-core (pinned by tests/browser's
 # package-lock.json) in a folder kept between runs; exports PLAYWRIGHT_CORE.
 # No browser is downloaded: playwright drives /usr/bin/chromium.

@@ -61,6 +61,10 @@ pub struct InstanceSpec {
     /// one from the image.
     #[serde(default)]
     pub migrated: bool,
+    /// Whether it gets a config drive (else the metadata service alone
+    /// tells it who it is).
+    #[serde(default = "yes")]
+    pub config_drive: bool,
     /// Its network interfaces, in order.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
@@ -286,4 +290,8 @@ pub trait HostAgent: Send + Sync + 'static {
     /// A live migration was given up: the source's guest runs on (the
     /// mirror and migration cancelled), or the destination's copy goes.
     async fn cancel_migration(&self, id: &str) -> Result<(), LinkError>;
+}
+
+fn yes() -> bool {
+    true
 }

@@ -279,6 +279,10 @@ impl QemuDriver {
 
     async fn config_drive(&self, spec: &InstanceSpec) -> Result<()> {
         let dir = self.dir(&spec.id);
+        if !spec.config_drive {
+            let _ = tokio::fs::remove_file(dir.join("config.iso")).await;
+            return Ok(());
+        }
         let network_data = crate::configdrive::network_data(spec);
         configdrive::build(
             spec,
@@ -317,11 +321,17 @@ impl QemuDriver {
             "-chardev".into(), format!("file,id=console,path={},append=on", p("console.log")),
             "-serial".into(), "chardev:console".into(),
             "-qmp".into(), format!("unix:{},server=on,wait=off", p("qmp.sock")),
-            "-drive".into(), format!("file={},if=ide,media=cdrom,readonly=on,format=raw", p("config.iso")),
             "-object".into(), "rng-random,filename=/dev/urandom,id=rng0".into(),
             "-device".into(), "virtio-rng-pci,rng=rng0".into(),
             "-daemonize".into(), "-pidfile".into(), p("qemu.pid"),
         ];
+        if spec.config_drive {
+            args.push("-drive".into());
+            args.push(format!(
+                "file={},if=ide,media=cdrom,readonly=on,format=raw",
+                p("config.iso")
+            ));
+        }
         // The root disk: the instance's own, or the volume it boots from
         // (first among the volumes).
         if spec.root_volume().is_none() {

@@ -108,6 +108,9 @@ pub struct ComputeService {
     /// The block storage service, once the binary wires it.
     pub(crate) volumes: std::sync::OnceLock<Arc<dyn crate::volumes::VolumeApi>>,
     pub(crate) balancers: std::sync::OnceLock<Arc<dyn crate::balancers::Balancers>>,
+    /// Every instance gets a config drive (Nova's `force_config_drive`);
+    /// when off, only those created with `config_drive: true`.
+    force_config_drive: std::sync::atomic::AtomicBool,
     /// The image service's public URL (`Location` of a snapshot before 2.45).
     pub(crate) image_url: std::sync::OnceLock<String>,
 }
@@ -135,6 +138,7 @@ impl ComputeService {
             driving: std::sync::Mutex::new(HashMap::new()),
             volumes: std::sync::OnceLock::new(),
             balancers: std::sync::OnceLock::new(),
+            force_config_drive: std::sync::atomic::AtomicBool::new(true),
             image_url: std::sync::OnceLock::new(),
         })
     }
@@ -721,6 +725,13 @@ impl ComputeService {
         let _ = self.volumes.set(api);
     }
 
+    /// Whether every instance gets a config drive (the default), or only
+    /// those that ask (Nova's `force_config_drive = False`).
+    pub fn set_force_config_drive(&self, on: bool) {
+        self.force_config_drive
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Wires the load-balancer service (once).
     pub fn set_balancers(&self, api: Arc<dyn crate::balancers::Balancers>) {
         let _ = self.balancers.set(api);
@@ -770,6 +781,10 @@ impl ComputeService {
             resize_seq: s.resize_seq,
             deleted: s.deleting(),
             migrated: s.migration_source.is_some() && !s.image_id.is_empty(),
+            config_drive: s.config_drive != 0
+                || self
+                    .force_config_drive
+                    .load(std::sync::atomic::Ordering::Relaxed),
             nics,
             volumes,
         }

@@ -68,6 +68,10 @@ pub struct Config {
     /// Volumes in memory (a recording fake) instead of qcow2 files; the
     /// default with the fake hypervisor.
     pub fake_volumes: Option<bool>,
+    /// Every instance gets a config drive; when false, only those created
+    /// with one (`--config-drive True`), the others read the metadata
+    /// service.
+    pub force_config_drive: bool,
     /// Physical networks and the host bridges they are reached through
     /// (`physnet1:br-ex`, as in the seed).
     pub bridge_mappings: Vec<(String, String)>,
@@ -122,6 +126,7 @@ impl Config {
             volume_port: 8776,
             loadbalancer_port: 9876,
             fake_volumes: None,
+            force_config_drive: true,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
             external_cidr: None,
             external_nat: false,
@@ -366,6 +371,7 @@ impl Cloud {
             balancers.clone(),
         )));
         compute.set_image_url(&image_url);
+        compute.set_force_config_drive(cfg.force_config_drive);
         let placement = Arc::new(Placement {
             db: db.clone(),
             auth: auth.clone(),

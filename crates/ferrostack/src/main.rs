@@ -85,6 +85,11 @@ struct UpArgs {
     /// Port of the block storage API (0 picks a free one).
     #[arg(long, default_value_t = 8776)]
     volume_port: u16,
+    /// Give every instance a config drive (`false`: only those created
+    /// with one; the others read the metadata service), as Nova's
+    /// `force_config_drive`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    force_config_drive: bool,
     /// Port of the load-balancer API (Octavia's 9876; 0 picks a free one).
     #[arg(long, default_value_t = 9876)]
     loadbalancer_port: u16,
@@ -487,6 +492,7 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
             a.loadbalancer_port
         },
         fake_volumes: None,
+        force_config_drive: a.force_config_drive,
         dashboard_port: if a.ephemeral_ports {
             0
         } else {
