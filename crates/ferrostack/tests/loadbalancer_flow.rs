@@ -277,6 +277,22 @@ async fn lifecycle(backend: Backend) {
     .await;
     assert_eq!(m.json["member"]["operating_status"], "OFFLINE");
 
+    // Administratively down: the network node runs no listener for it,
+    // and says so.
+    let r = lb(
+        &tc,
+        Method::PUT,
+        &format!("loadbalancers/{id}"),
+        &token,
+        Some(json!({"loadbalancer": {"admin_state_up": false}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let got = wait_active(&tc, &token, &id).await;
+    assert_eq!(got["operating_status"], "OFFLINE");
+    let specs = tc.cloud.balancers.specs().await.unwrap();
+    assert!(specs[0].listeners.is_empty());
+
     // Children keep a load balancer from going without `cascade`.
     let r = lb(
         &tc,

@@ -18,8 +18,6 @@ pub enum LbError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    OverLimit(String),
     #[error(transparent)]
     Body(#[from] BodyError),
     /// The message for the log; the client sees a generic one.
@@ -58,7 +56,6 @@ impl LbError {
             LbError::Denied(_) => StatusCode::FORBIDDEN,
             LbError::NotFound(_) => StatusCode::NOT_FOUND,
             LbError::Conflict(_) => StatusCode::CONFLICT,
-            LbError::OverLimit(_) => StatusCode::FORBIDDEN,
             LbError::Body(e) => e.status(),
             LbError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

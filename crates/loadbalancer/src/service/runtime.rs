@@ -118,12 +118,13 @@ fn spec_of(t: &Tree, mac: String, prefix: &str, gateway: Option<String>) -> Bala
 }
 
 impl LoadBalancerService {
-    /// Every load balancer the network node should run: those up, whose
-    /// VIP port exists.
+    /// Every load balancer the network node should run: those whose VIP
+    /// port exists. One administratively down runs no listener (its
+    /// HAProxy still says which revision it has).
     pub async fn specs(&self) -> Result<Vec<BalancerSpec>> {
         let mut out = Vec::new();
         for t in self.trees(Scope::All).await? {
-            if t.lb.admin_state_up == 0 || t.lb.vip_address.is_empty() {
+            if t.lb.vip_address.is_empty() {
                 continue;
             }
             let Some(port) = self.network.port(&t.lb.vip_port_id).await? else {
@@ -133,12 +134,11 @@ impl LoadBalancerService {
                 continue;
             };
             let prefix = subnet.cidr.split_once('/').map(|x| x.1).unwrap_or("32");
-            out.push(spec_of(
-                &t,
-                port.mac_address,
-                prefix,
-                subnet.gateway_ip.clone(),
-            ));
+            let mut spec = spec_of(&t, port.mac_address, prefix, subnet.gateway_ip.clone());
+            if t.lb.admin_state_up == 0 {
+                spec.listeners.clear();
+            }
+            out.push(spec);
         }
         Ok(out)
     }
