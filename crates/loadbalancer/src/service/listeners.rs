@@ -199,11 +199,7 @@ impl LoadBalancerService {
         check_timeout("timeout_tcp_inspect", req.timeout_tcp_inspect)?;
         check_cidrs(&req.allowed_cidrs)?;
         check_headers(&req.insert_headers)?;
-        let tree = self.tree(ctx, lb_id).await.map_err(|_| {
-            LbError::bad(format!(
-                "Validation failure: Load Balancer {lb_id} not found."
-            ))
-        })?;
+        let tree = self.tree(ctx, lb_id).await?;
         let project = &tree.lb.project_id;
         self.may_write(ctx, "load-balancer:listener:post", project)?;
         if tree.listeners.iter().any(|l| l.protocol_port == port) {
