@@ -847,6 +847,12 @@ impl LinuxDataplane {
                 .ensure_balancer(b, &bridges, &mtus, &have, &present, ledger, running)
                 .await
             {
+                // Whatever failed, the control plane hears why (the load
+                // balancer goes ERROR, not PENDING for ever).
+                let r = running.entry(b.id.clone()).or_default();
+                if r.revision != b.revision {
+                    r.fault = Some(e.to_string());
+                }
                 note(e);
             }
         }

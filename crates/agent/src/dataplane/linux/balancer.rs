@@ -123,22 +123,12 @@ impl LinuxDataplane {
             .await
             .map_err(io(format!("writing {}", next.display())))?;
         let next_s = next.display().to_string();
-        if let Err(e) = run(
+        run(
             "checking a load balancer's configuration",
             "haproxy",
             &s(&["-c", "-q", "-f", &next_s]),
         )
-        .await
-        {
-            running.insert(
-                b.id.clone(),
-                Running {
-                    revision: running.get(&b.id).map(|r| r.revision).unwrap_or(0),
-                    fault: Some(e.to_string()),
-                },
-            );
-            return Err(e);
-        }
+        .await?;
         tokio::fs::rename(&next, &cfg_path)
             .await
             .map_err(io(format!("replacing {}", cfg_path.display())))?;
