@@ -173,10 +173,11 @@ pub fn config(b: &BalancerSpec, dir: &Path, user: Option<&str>) -> String {
         let _ = writeln!(out, "    insecure-fork-wanted");
     }
     let _ = writeln!(out, "\ndefaults");
-    // A member that stopped answering before its checks noticed: the
-    // request goes to another one rather than failing.
+    // A member that stopped answering before its checks noticed: every
+    // retry goes to another member, so the request costs one connect
+    // timeout rather than failing.
     let _ = writeln!(out, "    retries 3");
-    let _ = writeln!(out, "    option redispatch");
+    let _ = writeln!(out, "    option redispatch 1");
     let _ = writeln!(out, "    timeout connect 5000");
     let _ = writeln!(out, "    timeout client 50000");
     let _ = writeln!(out, "    timeout server 50000");
@@ -336,7 +337,7 @@ global
 
 defaults
     retries 3
-    option redispatch
+    option redispatch 1
     timeout connect 5000
     timeout client 50000
     timeout server 50000
