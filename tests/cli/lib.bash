@@ -22,7 +22,9 @@ check_fails() { # check_fails DESCRIPTION PATTERN COMMAND...: must fail, saying 
     CHECKS=$((CHECKS + 1))
     if out=$("$@" 2>&1); then
         FAILS=$((FAILS + 1)); log "FAIL $what (it succeeded)"; printf '%s\n' "$out" | sed 's/^/       /' >&2
-    elif printf '%s' "$out" | grep -q -- "$pattern"; then
+    elif grep -q -- "$pattern" <<<"$out"; then
+        # (a here-string, not a pipe: under pipefail a writer that outlives
+        # `grep -q` would turn a match into a failure)
         log "ok   $what"
     else
         FAILS=$((FAILS + 1)); log "FAIL $what (no '$pattern')"; printf '%s\n' "$out" | sed 's/^/       /' >&2
