@@ -139,6 +139,23 @@ ensure_debian_image() {
     export FERRO_DEBIAN_IMAGE
 }
 
+# The quotes deploy's image (apps/quotes/image/build: the Debian image with
+# PostgreSQL, nginx and the quotes API), cached by a hash of its sources;
+# exports FERRO_QUOTES_IMAGE.
+ensure_quotes_image() {
+    local key dir
+    key=$(cat images/debian/build images/debian/customize apps/quotes/image/* apps/quotes/Cargo.toml Cargo.lock \
+        $(find apps/quotes/src -type f | sort) | sha256sum | cut -c1-16)
+    dir=${FERRO_IMAGE_CACHE:-/var/tmp/ferrostack-images}
+    FERRO_QUOTES_IMAGE="$dir/quotes-$key.qcow2"
+    if [ ! -s "$FERRO_QUOTES_IMAGE" ]; then
+        say "building the quotes image"
+        mkdir -p "$dir"
+        apps/quotes/image/build "$FERRO_QUOTES_IMAGE"
+    fi
+    export FERRO_QUOTES_IMAGE
+}
+
 # Debian's Chromium, and playwright-core (pinned by tests/browser's
 # package-lock.json) in a folder kept between runs; exports PLAYWRIGHT_CORE.
 # No browser is downloaded: playwright drives /usr/bin/chromium.
