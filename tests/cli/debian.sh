@@ -82,6 +82,22 @@ done
 check_eq "deb-drive read its config drive" "config-disk" "$(on "${fip[deb-drive]}" cloud-init query subplatform 2>&1 | cut -d' ' -f1)"
 check_eq "deb-metadata had no config drive and read the metadata service" "metadata" \
     "$(on "${fip[deb-metadata]}" cloud-init query subplatform 2>&1 | cut -d' ' -f1)"
+# A guest's password reaches its project as Nova's does: posted once to the
+# metadata service, read through os-server-password, cleared by a member.
+md_ip=${fip[deb-metadata]}
+post_pw() { on "$md_ip" curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "$1" http://169.254.169.254/openstack/latest/password; }
+sdk_pw() {
+    in_box env OS_CLIENT_CONFIG_FILE="$state/clouds.yaml" "$FERRO_VENV/bin/python" -c \
+        "import openstack,sys; c=openstack.connect(cloud='ferrostack'); s=c.compute.find_server('deb-metadata'); $1"
+}
+check_eq "the guest posts its password to the metadata service" "200" "$(post_pw c2VjcmV0)"
+check_eq "a second post is refused (409)" "409" "$(post_pw b3RoZXI=)"
+check_eq "the guest reads it back" "c2VjcmV0" "$(on "$md_ip" curl -s http://169.254.169.254/openstack/latest/password)"
+check_eq "the project reads it (os-server-password, openstacksdk)" "c2VjcmV0" "$(sdk_pw 'print(c.compute.get_server_password(s))' 2>&1)"
+check "a member clears it" sdk_pw 'c.compute.clear_server_password(s)'
+check_eq "after which it is empty" "" "$(sdk_pw 'print(c.compute.get_server_password(s))' 2>&1)"
+check_fails "server set --password: Nova's 409 for a guest without the QEMU guest agent" "QEMU guest agent is not enabled" \
+    os server set --password 'n3w-Passw0rd' deb-metadata
 check "the console log shows cloud-init's end" bash -c "ip netns exec $box openstack console log show deb-metadata | grep -q 'Cloud-init v. .* finished'"
 check "server delete" os server delete --wait deb-drive deb-metadata
 for name in deb-drive deb-metadata; do check "floating ip delete ($name)" os floating ip delete "${fip[$name]}"; done

@@ -7,7 +7,7 @@
 # Requests through the floating IP alternate between the two; with api-1
 # stopped every request still succeeds and the monitor marks it ERROR;
 # started again it rejoins. HAProxy killed comes back. Octavia's refusals,
-# then a cascade delete that leaves no namespace, HAProxy or VIP port.
+# quotas, then a cascade delete that leaves no namespace, HAProxy or VIP port.
 . "$(dirname "$0")/lib.bash"
 state="$FERRO_WORK/cli-lb"
 scratch="$FERRO_WORK/lb-files"
@@ -115,6 +115,16 @@ check_fails "a listener port out of range" "65535" os loadbalancer listener crea
 check_fails "a second listener on port 80" "already using protocol_port 80" os loadbalancer listener create --protocol TCP --protocol-port 80 lb1
 check_fails "deleting a load balancer with listeners, without --cascade" "it has children" os loadbalancer delete lb1
 check_eq "still two members" "2" "$(os loadbalancer member list apis -f value -c id | wc -l)"
+
+# Quotas: unlimited by default; past the one an admin sets, Octavia's 403.
+check_eq "quota defaults show: no limit" "-1" "$(os loadbalancer quota defaults show -f value -c load_balancer)"
+check "quota set --loadbalancer 1 (the admin project)" os loadbalancer quota set --loadbalancer 1 admin
+check_eq "quota show says 1" "1" "$(os loadbalancer quota show admin -f value -c load_balancer)"
+check_fails "a second load balancer past the quota" "Quota has been met for resources: Load Balancer" \
+    os loadbalancer create --name lb2 --vip-subnet-id app_subnet
+check_fails "and none was made" "Unable to locate lb2" os loadbalancer show lb2
+check "quota reset" os loadbalancer quota reset admin
+check_eq "no limit again" "-1" "$(os loadbalancer quota show admin -f value -c load_balancer)"
 
 ns="qlbaas-$lb_id"
 check "loadbalancer delete --cascade --wait" os loadbalancer delete --cascade --wait lb1

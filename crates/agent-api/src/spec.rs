@@ -124,6 +124,20 @@ pub struct MetadataTarget {
     pub floating_ip: Option<String>,
     pub flavor_name: String,
     pub security_groups: Vec<String>,
+    /// The password the instance posted (`openstack/<version>/password`).
+    #[serde(default)]
+    pub password: String,
+}
+
+/// What became of a password an instance posted to the metadata service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordPost {
+    Stored,
+    /// The server has one already: a guest sets it once (Nova's 409).
+    AlreadySet,
+    /// No instance holds that address on that network.
+    Unknown,
 }
 
 /// Everything a host should run, at a generation.
@@ -237,6 +251,19 @@ pub trait ControlPlane: Send + Sync + 'static {
         network_id: &str,
         ip: &str,
     ) -> Result<Option<MetadataTarget>, LinkError>;
+    /// The instance holding `ip` on `network_id` posts its (encrypted)
+    /// password, as cloud-init's and cloudbase-init's password modules do.
+    async fn post_password(
+        &self,
+        network_id: &str,
+        ip: &str,
+        password: &str,
+    ) -> Result<PasswordPost, LinkError> {
+        let _ = (network_id, ip, password);
+        Err(LinkError(
+            "posting a password is not offered by this link".into(),
+        ))
+    }
 }
 
 /// Where a host waits for a live migration: the NBD server its new disk is

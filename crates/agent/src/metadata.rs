@@ -12,14 +12,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::configdrive;
 use crate::driver::{DriverError, Result};
-use crate::spec::{ControlPlane, MetadataTarget};
+use crate::spec::{ControlPlane, MetadataTarget, PasswordPost};
 
 pub struct MetadataService {
     control: Arc<dyn ControlPlane>,
@@ -151,9 +152,18 @@ fn not_found() -> Response {
 async fn answer(
     State(s): State<Served>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     uri: Uri,
+    body: Bytes,
 ) -> Response {
     let ip = peer.ip().to_string();
+    let path = uri.path().trim_start_matches('/').to_owned();
+    if method == Method::POST {
+        return post(&s, &ip, &path, &body).await;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, "GET only").into_response();
+    }
     let target = match s.control.instance_at(&s.network_id, &ip).await {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -165,8 +175,40 @@ async fn answer(
             return (StatusCode::SERVICE_UNAVAILABLE, "metadata unavailable").into_response();
         }
     };
-    let path = uri.path().trim_start_matches('/');
-    respond(&target, path)
+    respond(&target, &path)
+}
+
+/// The one thing an instance may write: its password, once
+/// (`POST openstack/<version>/password`, as Nova's metadata service takes it).
+async fn post(s: &Served, ip: &str, path: &str, body: &[u8]) -> Response {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        ["openstack", v, "password"] if has_password(v) => {}
+        _ => return (StatusCode::METHOD_NOT_ALLOWED, "GET only").into_response(),
+    }
+    if body.len() > MAX_PASSWORD_BYTES {
+        return (StatusCode::BAD_REQUEST, "Request is too large.").into_response();
+    }
+    let password = String::from_utf8_lossy(body);
+    match s.control.post_password(&s.network_id, ip, &password).await {
+        Ok(PasswordPost::Stored) => StatusCode::OK.into_response(),
+        Ok(PasswordPost::AlreadySet) => {
+            (StatusCode::CONFLICT, "The password is already set.").into_response()
+        }
+        Ok(PasswordPost::Unknown) => not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, %ip, "storing a posted password failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "metadata unavailable").into_response()
+        }
+    }
+}
+
+/// The most an instance may post as its password (Nova's limit).
+const MAX_PASSWORD_BYTES: usize = 256;
+
+/// `password` exists from the 2013-04-04 version on.
+fn has_password(version: &str) -> bool {
+    OPENSTACK_VERSIONS.contains(&version) && version != "2012-08-10"
 }
 
 /// The answer to `path` (without its leading `/`) for one instance.
@@ -175,18 +217,24 @@ pub fn respond(t: &MetadataTarget, path: &str) -> Response {
     match parts.as_slice() {
         [] => text(EC2_VERSIONS.join("\n")),
         ["openstack"] => text(OPENSTACK_VERSIONS.join("\n")),
-        ["openstack", v, rest @ ..] if OPENSTACK_VERSIONS.contains(v) => openstack(t, rest),
+        ["openstack", v, rest @ ..] if OPENSTACK_VERSIONS.contains(v) => openstack(t, v, rest),
         [v, rest @ ..] if EC2_VERSIONS.contains(v) => ec2(t, rest),
         _ => not_found(),
     }
 }
 
-fn openstack(t: &MetadataTarget, rest: &[&str]) -> Response {
+fn openstack(t: &MetadataTarget, version: &str, rest: &[&str]) -> Response {
     let spec = &t.spec;
     match rest {
-        [] => text(
-            "meta_data.json\nnetwork_data.json\nuser_data\nvendor_data.json\nvendor_data2.json",
-        ),
+        [] => {
+            let mut items = vec!["meta_data.json", "network_data.json", "user_data"];
+            if has_password(version) {
+                items.push("password");
+            }
+            items.extend(["vendor_data.json", "vendor_data2.json"]);
+            text(items.join("\n"))
+        }
+        ["password"] if has_password(version) => text(t.password.clone()),
         ["meta_data.json"] => axum::Json(configdrive::meta_data(spec)).into_response(),
         ["network_data.json"] => axum::Json(configdrive::network_data(spec)).into_response(),
         ["vendor_data.json"] | ["vendor_data2.json"] => axum::Json(json!({})).into_response(),
@@ -258,5 +306,157 @@ fn ec2(t: &MetadataTarget, rest: &[&str]) -> Response {
             }
         }
         _ => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{DesiredState, HostInfo, LinkError, Report};
+    use std::path::PathBuf;
+
+    fn target(password: &str) -> MetadataTarget {
+        serde_json::from_value(json!({
+            "spec": {"id": "s1", "name": "s1", "display_name": "web", "hostname": "web", "project_id": "p",
+                     "image_id": "i", "vcpus": 1, "memory_mb": 256, "disk_gb": 1, "key_name": null,
+                     "public_key": null, "user_data": null, "metadata": {}, "availability_zone": "nova",
+                     "launch_index": 0, "reservation_id": "r-1", "power": "running", "reboot_seq": 0,
+                     "reboot_hard": false, "rebuild_seq": 0, "resize_seq": 0, "deleted": false},
+            "fixed_ip": "10.0.0.5", "floating_ip": null, "flavor_name": "m1.tiny",
+            "security_groups": ["default"], "password": password,
+        }))
+        .unwrap()
+    }
+
+    async fn body_of(r: Response) -> (StatusCode, String) {
+        let status = r.status();
+        let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&b).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_password_is_listed_and_read_from_2013_04_04_on() {
+        let t = target("ZW5jcnlwdGVk");
+        let (_, list) = body_of(respond(&t, "openstack/latest")).await;
+        assert!(list.lines().any(|l| l == "password"), "{list}");
+        let (_, old) = body_of(respond(&t, "openstack/2012-08-10")).await;
+        assert!(!old.lines().any(|l| l == "password"), "{old}");
+        assert_eq!(
+            body_of(respond(&t, "openstack/2013-04-04/password")).await,
+            (StatusCode::OK, "ZW5jcnlwdGVk".to_owned())
+        );
+        assert_eq!(
+            body_of(respond(&t, "openstack/2012-08-10/password"))
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    /// A control plane that records posted passwords and knows one address.
+    #[derive(Default)]
+    struct Passwords(Mutex<Vec<(String, String, String)>>);
+
+    #[async_trait::async_trait]
+    impl ControlPlane for Passwords {
+        async fn register(&self, _: &HostInfo) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn heartbeat(&self, _: &str) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn desired(&self, _: &str, _: i64) -> std::result::Result<DesiredState, LinkError> {
+            Ok(DesiredState::default())
+        }
+        async fn report(&self, _: &str, _: Vec<Report>) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn report_balancers(
+            &self,
+            _: &str,
+            _: Vec<crate::balancer::BalancerReport>,
+        ) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn image_file(&self, _: &str) -> std::result::Result<(PathBuf, String), LinkError> {
+            Err(LinkError("no images".into()))
+        }
+        async fn migration_disk(&self, _: &str) -> std::result::Result<PathBuf, LinkError> {
+            Err(LinkError("no disks".into()))
+        }
+        async fn instance_at(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> std::result::Result<Option<MetadataTarget>, LinkError> {
+            Ok(None)
+        }
+        async fn post_password(
+            &self,
+            network_id: &str,
+            ip: &str,
+            password: &str,
+        ) -> std::result::Result<PasswordPost, LinkError> {
+            if ip != "10.0.0.5" {
+                return Ok(PasswordPost::Unknown);
+            }
+            let mut posted = self.0.lock().unwrap();
+            if !posted.is_empty() {
+                return Ok(PasswordPost::AlreadySet);
+            }
+            posted.push((network_id.into(), ip.into(), password.into()));
+            Ok(PasswordPost::Stored)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instance_posts_its_password_once() {
+        let control = Arc::new(Passwords::default());
+        let s = Served {
+            control: control.clone(),
+            network_id: "n1".into(),
+        };
+        let path = "openstack/latest/password";
+        assert_eq!(
+            body_of(post(&s, "10.0.0.5", path, b"c2VjcmV0").await)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            body_of(post(&s, "10.0.0.5", path, b"b3RoZXI=").await).await,
+            (
+                StatusCode::CONFLICT,
+                "The password is already set.".to_owned()
+            )
+        );
+        assert_eq!(
+            control.0.lock().unwrap().clone(),
+            vec![(
+                "n1".to_owned(),
+                "10.0.0.5".to_owned(),
+                "c2VjcmV0".to_owned()
+            )]
+        );
+        assert_eq!(
+            body_of(post(&s, "10.0.0.5", path, &[b'x'; 257]).await).await,
+            (StatusCode::BAD_REQUEST, "Request is too large.".to_owned())
+        );
+        assert_eq!(
+            body_of(post(&s, "10.0.0.9", path, b"x").await).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            body_of(post(&s, "10.0.0.5", "openstack/latest/meta_data.json", b"x").await)
+                .await
+                .0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            body_of(post(&s, "10.0.0.5", "openstack/2012-08-10/password", b"x").await)
+                .await
+                .0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

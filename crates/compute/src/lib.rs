@@ -20,6 +20,7 @@ pub mod server_delete;
 pub mod server_groups;
 pub mod server_live_migrate;
 pub mod server_migrate;
+pub mod server_password;
 pub mod server_resize;
 pub mod server_shelve;
 pub mod server_snapshot;

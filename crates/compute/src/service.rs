@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use ferro_agent_api::netspec::HostNetwork;
-use ferro_agent_api::spec::{LinkError, MetadataTarget, NicSpec, VolumeSpec};
+use ferro_agent_api::spec::{LinkError, MetadataTarget, NicSpec, PasswordPost, VolumeSpec};
 use ferro_agent_api::{
     ControlPlane, DesiredState, HostAgent, HostInfo, InstanceSpec, Observed, Power, Report,
 };
@@ -1219,7 +1219,23 @@ impl ControlPlane for LocalLink {
             floating_ip,
             flavor_name: s.flavor().map(|f| f.original_name).unwrap_or_default(),
             security_groups,
+            password: c.server_password(&s.id).await.map_err(link)?,
         }))
+    }
+
+    async fn post_password(
+        &self,
+        network_id: &str,
+        ip: &str,
+        password: &str,
+    ) -> Result<PasswordPost, LinkError> {
+        let c = &self.compute;
+        let Some((device, _)) = c.network.port_at(network_id, ip).await.map_err(link)? else {
+            return Ok(PasswordPost::Unknown);
+        };
+        c.post_server_password(&device, password)
+            .await
+            .map_err(link)
     }
 
     async fn report_balancers(

@@ -1608,11 +1608,51 @@ async fn admin_actions(backend: Backend) {
             .contains("vm_state active"));
     }
 
+    // changePassword goes through a QEMU guest agent no guest here runs:
+    // Nova's 409 for such a guest, after the body is checked.
+    let r = act(&member, json!({"changePassword": {}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    let r = act(&member, json!({"changePassword": {"adminPass": "s3cret!"}})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
+    assert!(r.json["conflictingRequest"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("QEMU guest agent is not enabled"));
+
     let pw = format!("servers/{s}/os-server-password");
     let r = tc.compute(Method::GET, &pw, &member, None, V).await;
     assert_eq!(
         (r.status, r.json.clone()),
         (StatusCode::OK, json!({"password": ""}))
+    );
+    // The guest posts its (encrypted) password through the metadata
+    // service once; the project reads it; a member clears it, and then the
+    // guest may post again.
+    use ferro_agent_api::spec::PasswordPost;
+    use ferro_agent_api::ControlPlane;
+    let compute = &tc.cloud.compute;
+    assert_eq!(
+        compute.post_server_password(&s, "c2VjcmV0").await.unwrap(),
+        PasswordPost::Stored
+    );
+    assert_eq!(
+        compute.post_server_password(&s, "b3RoZXI=").await.unwrap(),
+        PasswordPost::AlreadySet
+    );
+    let r = tc.compute(Method::GET, &pw, &member, None, V).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({"password": "c2VjcmV0"}))
+    );
+    assert_eq!(
+        tc.compute(Method::GET, &pw, &other, None, V).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        tc.compute(Method::DELETE, &pw, &other, None, V)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
     );
     assert_eq!(
         tc.compute(Method::DELETE, &pw, &member, None, V)
@@ -1620,9 +1660,21 @@ async fn admin_actions(backend: Backend) {
             .status,
         StatusCode::NO_CONTENT
     );
+    let r = tc.compute(Method::GET, &pw, &member, None, V).await;
+    assert_eq!(r.json, json!({"password": ""}));
     assert_eq!(
-        tc.compute(Method::GET, &pw, &other, None, V).await.status,
-        StatusCode::NOT_FOUND
+        compute.post_server_password(&s, "b3RoZXI=").await.unwrap(),
+        PasswordPost::Stored
+    );
+    let link = ferro_compute::LocalLink {
+        compute: compute.clone(),
+        network_node: true,
+    };
+    assert_eq!(
+        link.post_password("no-such-network", "10.0.0.1", "x")
+            .await
+            .unwrap(),
+        PasswordPost::Unknown
     );
 
     // update (and rebuild) answer with the brief view until 2.75.

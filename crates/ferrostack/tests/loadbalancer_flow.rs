@@ -572,3 +572,169 @@ async fn bad_input(backend: Backend) {
     );
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn quotas_limit_creates_on_every_backend() {
+    for backend in backends() {
+        quotas(backend).await;
+    }
+}
+
+/// An admin sets a project's quota; a create past it gets Octavia's 403
+/// and writes nothing; `null` and reset put the default (-1) back.
+async fn quotas(backend: Backend) {
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let (project, token) = tc.project_user(&admin, "web", "member").await;
+    let (_, subnet) = net(&tc, &token, "n", "10.8.0.0/24").await;
+
+    let r = lb(&tc, Method::GET, "quotas/defaults", &token, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["quota"]["load_balancer"], -1);
+    assert_eq!(r.json["quota"]["l7rule"], -1);
+
+    let q = format!("quotas/{project}");
+    let r = lb(
+        &tc,
+        Method::PUT,
+        &q,
+        &admin,
+        Some(json!({"quota": {"load_balancer": 1, "listener": 1}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert_eq!(r.json["quota"]["load_balancer"], 1);
+    assert_eq!(
+        r.json["quota"]["loadbalancer"], 1,
+        "the deprecated spelling too"
+    );
+    assert_eq!(r.json["quota"]["pool"], -1);
+    let r = lb(&tc, Method::GET, &q, &token, None).await;
+    assert_eq!(
+        (r.status, r.json["quota"]["listener"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    let r = lb(&tc, Method::GET, "quotas", &admin, None).await;
+    assert_eq!(r.json["quotas"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json["quotas"][0]["project_id"], project.as_str());
+
+    for (body, says) in [
+        (json!({"quota": {"load_balancer": -2}}), "between -1 and"),
+        (
+            json!({"quota": {"load_balancer": "many"}}),
+            "should be an integer",
+        ),
+        (
+            json!({"quota": {"volumes": 3}}),
+            "Unknown attribute 'volumes'",
+        ),
+        (json!({"load_balancer": 3}), "Mandatory field missing"),
+    ] {
+        let r = lb(&tc, Method::PUT, &q, &admin, Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.json);
+        assert!(
+            r.json["faultstring"].as_str().unwrap().contains(says),
+            "{body}: {}",
+            r.json
+        );
+    }
+    assert_eq!(
+        lb(&tc, Method::GET, &q, &token, None).await.json["quota"]["load_balancer"],
+        1
+    );
+
+    let create = json!({"loadbalancer": {"vip_subnet_id": subnet}});
+    let r = lb(
+        &tc,
+        Method::POST,
+        "loadbalancers",
+        &token,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let first = r.id("loadbalancer");
+    wait_active(&tc, &token, &first).await;
+    let before = snapshot(&tc.cloud).await;
+    let r = lb(
+        &tc,
+        Method::POST,
+        "loadbalancers",
+        &token,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json["faultstring"].clone()),
+        (
+            StatusCode::FORBIDDEN,
+            json!("Quota has been met for resources: Load Balancer")
+        )
+    );
+    assert_eq!(
+        snapshot(&tc.cloud).await,
+        before,
+        "a refused create writes nothing (no VIP port)"
+    );
+    let listener =
+        json!({"listener": {"loadbalancer_id": first, "protocol": "HTTP", "protocol_port": 80}});
+    let r = lb(&tc, Method::POST, "listeners", &token, Some(listener)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    wait_active(&tc, &token, &first).await;
+    let second =
+        json!({"listener": {"loadbalancer_id": first, "protocol": "TCP", "protocol_port": 81}});
+    let r = lb(&tc, Method::POST, "listeners", &token, Some(second)).await;
+    assert_eq!(
+        (r.status, r.json["faultstring"].clone()),
+        (
+            StatusCode::FORBIDDEN,
+            json!("Quota has been met for resources: Listener")
+        )
+    );
+
+    // null puts one limit back to the default; reset puts them all back.
+    let r = lb(
+        &tc,
+        Method::PUT,
+        &q,
+        &admin,
+        Some(json!({"quota": {"load_balancer": null}})),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.json["quota"]["load_balancer"].clone(),
+            r.json["quota"]["listener"].clone()
+        ),
+        (json!(-1), json!(1))
+    );
+    let r = lb(&tc, Method::POST, "loadbalancers", &token, Some(create)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let other_lb = r.id("loadbalancer");
+    assert_eq!(
+        lb(&tc, Method::DELETE, &q, &admin, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        lb(&tc, Method::GET, &q, &token, None).await.json["quota"]["listener"],
+        -1
+    );
+    assert_eq!(
+        lb(&tc, Method::GET, "quotas", &admin, None).await.json["quotas"],
+        json!([])
+    );
+
+    for id in [&first, &other_lb] {
+        wait_active(&tc, &token, id).await;
+        let r = lb(
+            &tc,
+            Method::DELETE,
+            &format!("loadbalancers/{id}?cascade=true"),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    }
+    tc.stop().await;
+}

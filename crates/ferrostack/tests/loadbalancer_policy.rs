@@ -66,6 +66,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "healthmonitors/{hm}"),
     ("PUT", "healthmonitors/{hm}"),
     ("DELETE", "healthmonitors/{hm}"),
+    ("GET", "quotas"),
+    ("GET", "quotas/defaults"),
+    ("GET", "quotas/{project}"),
+    ("PUT", "quotas/{project}"),
+    ("DELETE", "quotas/{project}"),
     ("GET", "providers"),
     ("GET", "flavors"),
     ("GET", "availabilityzones"),
@@ -200,6 +205,9 @@ async fn every_route_answers_each_persona_as_octavia_does() {
     // (route, reader, other project's member); the owner and the admin get
     // 200 on every read and update (checked below).
     for (m, p) in ROUTES {
+        if p.starts_with("quotas") {
+            continue; // their own table, below
+        }
         let is_list = !p.contains('{') && *m == "GET";
         let on_object = p.contains('{');
         let (want_reader, want_other) = match *m {
@@ -228,6 +236,62 @@ async fn every_route_answers_each_persona_as_octavia_does() {
             }
         }
     }
+    // Quotas: every persona reads the defaults and its own project's;
+    // only the admin sets or resets one.
+    let project = tc
+        .call(Method::GET, "projects?name=web", &admin, None)
+        .await
+        .json["projects"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forbidden = StatusCode::FORBIDDEN;
+    let quota_body = Some(json!({"quota": {"pool": 5}}));
+    // (method, path, admin, owner, reader, other project's member)
+    let table = [
+        ("GET", "quotas", ok, ok, ok, ok),
+        ("GET", "quotas/defaults", ok, ok, ok, ok),
+        ("GET", "quotas/{project}", ok, ok, ok, forbidden),
+        (
+            "PUT",
+            "quotas/{project}",
+            StatusCode::ACCEPTED,
+            forbidden,
+            forbidden,
+            forbidden,
+        ),
+        (
+            "DELETE",
+            "quotas/{project}",
+            StatusCode::NO_CONTENT,
+            forbidden,
+            forbidden,
+            forbidden,
+        ),
+    ];
+    for (m, p, want_admin, want_owner, want_reader, want_other) in table {
+        let method = Method::from_bytes(m.as_bytes()).unwrap();
+        let path = p.replace("{project}", &project);
+        let body = if m == "PUT" { quota_body.clone() } else { None };
+        // The admin last, so a refused write is checked before the one that works.
+        for (who, token, want) in [
+            ("owner", &owner, want_owner),
+            ("reader", &reader, want_reader),
+            ("other project", &other, want_other),
+            ("admin", &admin, want_admin),
+        ] {
+            let (s, b) = call(&tc, method.clone(), &path, token, body.clone()).await;
+            assert_eq!(s, want, "{who} {m} {p}: {b}");
+        }
+    }
+    assert!(
+        ROUTES
+            .iter()
+            .filter(|(_, p)| p.starts_with("quotas"))
+            .count()
+            == table.len()
+    );
+
     // The owner's deletes, children first; the admin deletes the rest.
     for (p, token) in [
         (format!("healthmonitors/{hm}"), &owner),

@@ -434,6 +434,21 @@ async fn refusals(tc: &TestCloud, hosts: &[Host]) {
     let ok = host_client(&hosts[0]).get(&desired).send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 
+    // Only a network node speaks for instances: another host can neither
+    // read their metadata nor post a password for one.
+    let r = host_client(&hosts[0])
+        .post(format!("{url}/contract/v1/instance-password"))
+        .json(&json!({"network_id": "n", "ip": "10.0.0.5", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r: Value = r.json().await.unwrap();
+    assert!(
+        r["error"].as_str().unwrap().contains("only a network node"),
+        "{r}"
+    );
+
     // A token is used once.
     let t = token_for(tc, "h4").await;
     let first = join::enrol(url, &t, "h4", LOOPBACK).await;

@@ -18,6 +18,9 @@ pub enum LbError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Octavia answers a create past a quota with 403.
+    #[error("{0}")]
+    Quota(String),
     #[error(transparent)]
     Body(#[from] BodyError),
     /// The message for the log; the client sees a generic one.
@@ -53,7 +56,7 @@ impl LbError {
         match self {
             LbError::BadRequest(_) => StatusCode::BAD_REQUEST,
             LbError::Unauthorized => StatusCode::UNAUTHORIZED,
-            LbError::Denied(_) => StatusCode::FORBIDDEN,
+            LbError::Denied(_) | LbError::Quota(_) => StatusCode::FORBIDDEN,
             LbError::NotFound(_) => StatusCode::NOT_FOUND,
             LbError::Conflict(_) => StatusCode::CONFLICT,
             LbError::Body(e) => e.status(),

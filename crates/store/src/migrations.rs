@@ -59,6 +59,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_loadbalancers",
         include_str!("../migrations/0016_loadbalancers.sql"),
     ),
+    (
+        "0018_server_password",
+        include_str!("../migrations/0018_server_password.sql"),
+    ),
+    (
+        "0019_lb_quotas",
+        include_str!("../migrations/0019_lb_quotas.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -1316,6 +1316,28 @@ async fn act(s: &State, c: &Ctx, id: &str, name: &str, arg: &Value) -> Result<Re
         // Deletes are immediate (no `reclaim_instance_interval`), so no
         // server is ever soft-deleted: Nova's answer for any other state.
         "restore" | "forceDelete" => return Err(conflict(&name, &srv)),
+        // Nova sets it through the QEMU guest agent, which needs an image
+        // made for it (hw_qemu_guest_agent); no guest here runs one, so the
+        // answer is Nova's for such a guest. A guest's own password reaches
+        // its project through os-server-password.
+        "changePassword" => {
+            match &arg {
+                Value::Object(o)
+                    if o.len() == 1 && o.get("adminPass").is_some_and(Value::is_string) => {}
+                _ => {
+                    return Err(bad(
+                        "Invalid input for field/attribute changePassword. Value should be an object with one string, adminPass.",
+                    ))
+                }
+            }
+            if vm != "active" {
+                return Err(conflict("changePassword", &srv));
+            }
+            return Err(ComputeError::Conflict(format!(
+                "Failed to set admin password on {} because the QEMU guest agent is not enabled for it",
+                srv.id
+            )));
+        }
         "resize" => return resize(&s, c, srv, arg).await,
         "createImage" => return super::server_images::create_image(&s, c, srv, arg).await,
         "createBackup" => return super::server_images::create_backup(&s, c, srv, arg).await,

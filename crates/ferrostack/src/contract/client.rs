@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use ferro_agent_api::spec::PasswordPost;
 use ferro_agent_api::{ControlPlane, DesiredState, HostInfo, LinkError, MetadataTarget, Report};
 use tokio::io::AsyncWriteExt;
 
@@ -180,6 +181,22 @@ impl ControlPlane for RemoteLink {
             .client
             .get(self.url("instance-at"))
             .query(&[("network_id", network_id), ("ip", ip)])
+            .send()
+            .await
+            .map_err(link_err)?;
+        check(resp).await?.json().await.map_err(link_err)
+    }
+
+    async fn post_password(
+        &self,
+        network_id: &str,
+        ip: &str,
+        password: &str,
+    ) -> Result<PasswordPost, LinkError> {
+        let resp = self
+            .client
+            .post(self.url("instance-password"))
+            .json(&serde_json::json!({"network_id": network_id, "ip": ip, "password": password}))
             .send()
             .await
             .map_err(link_err)?;

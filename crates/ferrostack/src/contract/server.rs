@@ -109,6 +109,7 @@ pub fn router(state: Arc<ContractState>) -> Router {
         .route("/contract/v1/images/{id}", get(image))
         .route("/contract/v1/migrations/{id}/disk", get(migration_disk))
         .route("/contract/v1/instance-at", get(instance_at))
+        .route("/contract/v1/instance-password", post(instance_password))
         .with_state(state)
 }
 
@@ -359,6 +360,45 @@ async fn instance_at(
     }
     match link(&st, true).instance_at(&at.network_id, &at.ip).await {
         Ok(t) => Json(t).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PostedPassword {
+    network_id: String,
+    ip: String,
+    password: String,
+}
+
+/// A password an instance posted to the metadata service its network node
+/// serves; like metadata, only a network node may speak for instances.
+async fn instance_password(
+    State(st): St,
+    Extension(peer): Extension<PeerCert>,
+    Json(p): Json<PostedPassword>,
+) -> Response {
+    let host = match host_of(&st, &peer).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    if !store::is_network_node(&st.db, &host).await.unwrap_or(false) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "only a network node serves instance metadata",
+        );
+    }
+    if p.password.len() > ferro_compute::server_password::MAX_PASSWORD_BYTES {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the password is longer than 256 bytes",
+        );
+    }
+    match link(&st, true)
+        .post_password(&p.network_id, &p.ip, &p.password)
+        .await
+    {
+        Ok(outcome) => Json(outcome).into_response(),
         Err(e) => failed(e),
     }
 }

@@ -362,3 +362,50 @@ pub async fn zones(Ctx(_): Ctx) -> Response {
     )
         .into_response()
 }
+
+// ---- quotas ----
+
+fn json_reply(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+pub async fn list_quotas(AxState(s): St, Ctx(ctx): Ctx) -> Result<Response> {
+    Ok(json_reply(StatusCode::OK, s.list_quotas(&ctx).await?))
+}
+
+pub async fn quota_defaults(AxState(s): St, Ctx(_): Ctx) -> Result<Response> {
+    Ok(json_reply(StatusCode::OK, s.quota_defaults()))
+}
+
+pub async fn show_quota(
+    AxState(s): St,
+    Ctx(ctx): Ctx,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    Ok(json_reply(
+        StatusCode::OK,
+        s.show_quota(&ctx, &project).await?,
+    ))
+}
+
+/// Octavia answers a quota update with 202.
+pub async fn set_quota(
+    AxState(s): St,
+    Ctx(ctx): Ctx,
+    Path(project): Path<String>,
+    Body(body): Body,
+) -> Result<Response> {
+    Ok(json_reply(
+        StatusCode::ACCEPTED,
+        s.set_quota(&ctx, &project, &body).await?,
+    ))
+}
+
+pub async fn reset_quota(
+    AxState(s): St,
+    Ctx(ctx): Ctx,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    s.reset_quota(&ctx, &project).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

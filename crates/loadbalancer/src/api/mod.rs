@@ -79,6 +79,12 @@ fn resource_routes(v: &str) -> Router<State> {
             &format!("{p}/healthmonitors/{{id}}"),
             get(show_monitor).put(update_monitor).delete(delete_monitor),
         )
+        .route(&format!("{p}/quotas"), get(list_quotas))
+        .route(&format!("{p}/quotas/defaults"), get(quota_defaults))
+        .route(
+            &format!("{p}/quotas/{{project}}"),
+            get(show_quota).put(set_quota).delete(reset_quota),
+        )
         .route(&format!("{p}/providers"), get(providers))
         .route(&format!("{p}/flavors"), get(flavors))
         .route(&format!("{p}/availabilityzones"), get(zones))

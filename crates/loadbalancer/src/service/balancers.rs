@@ -112,6 +112,7 @@ impl LoadBalancerService {
                     })?
             }
         };
+        self.check_quota(&project, "load_balancer").await?;
         let id = ids::uuid_id();
         let port_id = ids::uuid_id();
         let now = time::now_micros();

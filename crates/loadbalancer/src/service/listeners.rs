@@ -210,6 +210,7 @@ impl LoadBalancerService {
         if let Some(pool) = &req.default_pool_id {
             check_default_pool(&tree, None, &protocol, pool)?;
         }
+        self.check_quota(project, "listener").await?;
         let (mut tx, revision) = self.begin(&tree).await?;
         let id = ids::uuid_id();
         let now = time::now_micros();

@@ -11,6 +11,7 @@ mod balancers;
 mod listeners;
 mod monitors;
 mod pools;
+mod quotas;
 mod runtime;
 
 use std::collections::HashMap;

@@ -164,6 +164,7 @@ impl LoadBalancerService {
                 "Pool {pool_id} already has a health monitor."
             )));
         }
+        self.check_quota(&m.project_id, "health_monitor").await?;
         let (mut tx, revision) = self.begin(&tree).await?;
         sqlx::query(
             "INSERT INTO lb_healthmonitors (id, seq, project_id, pool_id, name, type, delay, timeout, max_retries, \

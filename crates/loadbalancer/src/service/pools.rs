@@ -209,6 +209,7 @@ impl LoadBalancerService {
                 )));
             }
         }
+        self.check_quota(&project, "pool").await?;
         let (mut tx, revision) = self.begin(&tree).await?;
         let id = ids::uuid_id();
         let now = time::now_micros();
@@ -402,6 +403,7 @@ impl LoadBalancerService {
         let subnet = self
             .member_subnet(ctx, &tree, ip, req.subnet_id.as_deref())
             .await?;
+        self.check_quota(&project, "member").await?;
         let (mut tx, revision) = self.begin(&tree).await?;
         let id = ids::uuid_id();
         let now = time::now_micros();
