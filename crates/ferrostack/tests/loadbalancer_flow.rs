@@ -738,3 +738,110 @@ async fn quotas(backend: Backend) {
     }
     tc.stop().await;
 }
+
+#[tokio::test]
+async fn a_late_health_report_does_not_bring_back_a_deleted_member_on_every_backend() {
+    for backend in backends() {
+        late_report(backend).await;
+    }
+}
+
+/// The network node's report can cross a member's delete: the member's
+/// health row stays gone (and a report for a deleted load balancer writes
+/// nothing either).
+async fn late_report(backend: Backend) {
+    use ferro_agent_api::balancer::{BalancerCounters, BalancerReport, MemberHealth};
+    let tc = TestCloud::start(backend).await;
+    let admin = tc.admin_token().await;
+    let (_, token) = tc.project_user(&admin, "web", "member").await;
+    let (_, subnet) = net(&tc, &token, "n", "10.7.0.0/24").await;
+    let r = lb(
+        &tc,
+        Method::POST,
+        "loadbalancers",
+        &token,
+        Some(json!({"loadbalancer": {"vip_subnet_id": subnet}})),
+    )
+    .await;
+    let id = r.id("loadbalancer");
+    wait_active(&tc, &token, &id).await;
+    let r = lb(&tc, Method::POST, "pools", &token, Some(json!({"pool": {"loadbalancer_id": id, "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}))).await;
+    let pool = r.id("pool");
+    wait_active(&tc, &token, &id).await;
+    let r = lb(
+        &tc,
+        Method::POST,
+        &format!("pools/{pool}/members"),
+        &token,
+        Some(json!({"member": {"address": "10.7.0.9", "protocol_port": 80}})),
+    )
+    .await;
+    let member = r.id("member");
+    wait_active(&tc, &token, &id).await;
+    let r = lb(
+        &tc,
+        Method::DELETE,
+        &format!("pools/{pool}/members/{member}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    wait_active(&tc, &token, &id).await;
+
+    let rows = |sql: &'static str, arg: String| {
+        let pool = tc.cloud.db.pool().clone();
+        async move {
+            let (n,): (i64,) = ferro_store::sqlx::query_as(sql)
+                .bind(arg)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let report = |lb_id: &str| BalancerReport {
+        id: lb_id.to_owned(),
+        revision: 0,
+        fault: None,
+        members: vec![(member.clone(), MemberHealth::Down)],
+        counters: BalancerCounters::default(),
+    };
+    tc.cloud
+        .balancers
+        .reported(vec![report(&id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            "SELECT COUNT(*) FROM lb_health WHERE id = $1",
+            member.clone()
+        )
+        .await,
+        0
+    );
+
+    let r = lb(
+        &tc,
+        Method::DELETE,
+        &format!("loadbalancers/{id}?cascade=true"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    tc.cloud
+        .balancers
+        .reported(vec![report(&id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            "SELECT COUNT(*) FROM lb_health WHERE loadbalancer_id = $1",
+            id.clone()
+        )
+        .await,
+        0
+    );
+    tc.stop().await;
+}

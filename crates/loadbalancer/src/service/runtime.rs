@@ -209,9 +209,15 @@ async fn upsert_health(
     health: &str,
     c: [i64; 5],
 ) -> Result<()> {
+    // Only for what still exists: a report that crosses a delete (of the
+    // member, or of the whole load balancer) must not bring a row back.
     sqlx::query(
         "INSERT INTO lb_health (id, loadbalancer_id, health, bytes_in, bytes_out, active_connections, total_connections, request_errors) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET health = $3, bytes_in = $4, bytes_out = $5, \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+         WHERE EXISTS (SELECT 1 FROM lb_loadbalancers WHERE id = $2) \
+         AND ($1 = $2 OR EXISTS (SELECT 1 FROM lb_members m JOIN lb_pools p ON p.id = m.pool_id \
+                                 WHERE m.id = $1 AND p.loadbalancer_id = $2)) \
+         ON CONFLICT (id) DO UPDATE SET health = $3, bytes_in = $4, bytes_out = $5, \
          active_connections = $6, total_connections = $7, request_errors = $8",
     )
     .bind(id)
