@@ -17,7 +17,7 @@ state="$FERRO_WORK/cli-quotes"
 scratch="$FERRO_WORK/quotes-files"
 box="fsqt-$$"
 deploy="$(cd "$(dirname "$0")/../../apps/quotes/deploy" && pwd)"
-mkdir -p "$scratch"
+rm -rf "$scratch" && mkdir -p "$scratch"
 [ -n "${FERRO_QUOTES_IMAGE:-}" ] || { echo "FERRO_QUOTES_IMAGE is not set (scripts/test builds it)" >&2; exit 1; }
 [ -n "${FERRO_ANSIBLE_VENV:-}" ] || { echo "FERRO_ANSIBLE_VENV is not set (scripts/test makes it)" >&2; exit 1; }
 standin_pid=

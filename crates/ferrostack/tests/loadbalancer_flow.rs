@@ -768,6 +768,25 @@ async fn late_report(backend: Backend) {
     let r = lb(&tc, Method::POST, "pools", &token, Some(json!({"pool": {"loadbalancer_id": id, "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN"}}))).await;
     let pool = r.id("pool");
     wait_active(&tc, &token, &id).await;
+    // Pools (and listeners) filter by the load balancer they show as a list.
+    let r = lb(
+        &tc,
+        Method::GET,
+        &format!("pools?loadbalancer_id={id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.json["pools"].as_array().unwrap().len(), 1, "{}", r.json);
+    let r = lb(
+        &tc,
+        Method::GET,
+        "pools?loadbalancer_id=no-such-lb",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.json["pools"], json!([]));
     let r = lb(
         &tc,
         Method::POST,

@@ -212,7 +212,15 @@ pub fn many(
     q: &Query,
 ) -> Result<Response> {
     for (k, want) in q.0.iter().filter(|(k, _)| !CONTROL.contains(&k.as_str())) {
-        items.retain(|i| i.get(k).is_some_and(|v| matches(v, want)));
+        items.retain(|i| match i.get(k) {
+            Some(v) => matches(v, want),
+            // Octavia filters listeners and pools by `loadbalancer_id`,
+            // which they show as a list (`loadbalancers: [{"id": …}]`).
+            None => k
+                .strip_suffix("_id")
+                .and_then(|base| i.get(format!("{base}s")))
+                .is_some_and(|v| matches(v, want)),
+        });
     }
     if let Some(p) = q.get("project_id") {
         items.retain(|i| i.get("project_id").and_then(Value::as_str) == Some(p));
