@@ -423,6 +423,51 @@ await step("volumes: create one, attach it to client, extend it while attached, 
   await r.waitFor({ state: "detached", timeout: 30000 });
 }, admin);
 
+await step("load balancers: create one on user1_subnet; its listener, pool and member show with the member's health; the topology draws it; delete it", async () => {
+  await nav(admin, "Load Balancers");
+  await admin.getByRole("button", { name: "Create Load Balancer" }).click();
+  await fill(admin, { "Name": "web-lb", "VIP Subnet": { select: "user1_net: user1_subnet (192.169.0.0/24)" } });
+  await submitAndClose(admin, "Create Load Balancer");
+  const r = row(admin, "Name", "web-lb");
+  await r.locator('[data-status="ACTIVE"]').waitFor({ timeout: 60000 });
+  const vip = (await r.locator('td[data-col="VIP Address"]').innerText()).trim();
+  ensure(/^192\.169\.0\.\d+$/.test(vip), `the VIP: ${vip}`);
+  // The rest as a script would add it, through the dashboard's pass-through.
+  const lbApi = (method, path, body) => admin.evaluate(async ([method, path, body]) => {
+    const resp = await fetch(`/api/load-balancer/v2/lbaas${path}`, { method, credentials: "same-origin",
+      headers: { "X-Ferro-Dashboard": "1", "Content-Type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+    return { status: resp.status, body: await resp.json().catch(() => null) };
+  }, [method, path, body]);
+  const lbId = (await lbApi("GET", "/loadbalancers?name=web-lb")).body.loadbalancers[0].id;
+  const settled = () => waitUntil("web-lb to settle", 60, async () => (await lbApi("GET", `/loadbalancers/${lbId}`)).body.loadbalancer.provisioning_status === "ACTIVE");
+  const made = async (path, body) => { const x = await lbApi("POST", path, body); ensure(x.status === 201, `POST ${path}: ${x.status} ${JSON.stringify(x.body)}`); await settled(); return x.body; };
+  const listener = await made("/listeners", { listener: { name: "web-http", loadbalancer_id: lbId, protocol: "HTTP", protocol_port: 80 } });
+  const pool = await made("/pools", { pool: { name: "web-pool", listener_id: listener.listener.id, protocol: "HTTP", lb_algorithm: "ROUND_ROBIN" } });
+  // Nothing listens at .250: its health checks fail and it turns ERROR on screen.
+  await made(`/pools/${pool.pool.id}/members`, { member: { name: "nobody", address: "192.169.0.250", protocol_port: 80 } });
+  await made("/healthmonitors", { healthmonitor: { pool_id: pool.pool.id, type: "HTTP", url_path: "/", delay: 2, timeout: 1, max_retries: 1, max_retries_down: 1 } });
+  await r.locator('td[data-col="Listeners"]', { hasText: "HTTP:80" }).waitFor({ timeout: 15000 });
+  await r.locator('td[data-col="Name"] a').click();
+  await admin.locator("main .page-head h1", { hasText: "web-lb" }).waitFor();
+  await row(admin, "Name", "web-http").locator('td[data-col="Default Pool"]', { hasText: "web-pool" }).waitFor();
+  await row(admin, "Name", "web-pool").locator('td[data-col="Health Monitor"]', { hasText: "HTTP GET / every 2 s" }).waitFor();
+  const m = row(admin, "Name", "nobody");
+  await m.locator('td[data-col="Address"]', { hasText: "192.169.0.250:80" }).waitFor();
+  await m.locator('[data-status="ERROR"]').waitFor({ timeout: 60000 });
+  await admin.screenshot({ path: `${SHOTS}/loadbalancer.png`, fullPage: true });
+  await nav(admin, "Network Topology");
+  const node = admin.locator('#topology-svg g[data-kind="loadbalancer"][data-name="web-lb"]');
+  await node.waitFor();
+  ensure((await node.getAttribute("data-links")).split(",").includes("user1_net"), "web-lb is not on user1_net");
+  ensure((await node.locator("text.ip").allTextContents()).includes(vip), "the topology doesn't show the VIP");
+  await node.click();
+  await admin.locator("main .page-head h1", { hasText: "web-lb" }).waitFor();
+  await admin.getByRole("button", { name: "Delete Load Balancer" }).click();
+  await admin.getByRole("alertdialog").getByRole("button", { name: "Delete Load Balancer" }).click();
+  await admin.locator("main .page-head h1", { hasText: "Load Balancers" }).waitFor();
+  await waitUntil("web-lb to be gone", 60, async () => (await lbApi("GET", "/loadbalancers?name=web-lb")).body.loadbalancers.length === 0);
+}, admin);
+
 await step("create a key pair: its private key downloads once; delete it", async () => {
   await nav(admin, "Key Pairs");
   await admin.getByRole("button", { name: "Create Key Pair" }).click();

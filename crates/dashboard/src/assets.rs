@@ -40,6 +40,7 @@ static FILES: &[(&str, &[u8])] = embed![
     "js/networks.js",
     "js/routers.js",
     "js/floatingips.js",
+    "js/loadbalancers.js",
     "js/secgroups.js",
     "js/topology.js",
     "js/admin.js",

@@ -32,6 +32,8 @@ export function messageOf(text, status) {
           if (Array.isArray(v) && v[0] && (v[0].detail || v[0].title)) return String(v[0].detail || v[0].title);
         }
         if (typeof j.message === "string") return j.message;
+        // Octavia {"faultcode", "faultstring", "debuginfo"}.
+        if (typeof j.faultstring === "string") return j.faultstring;
       }
     } catch (_) {
       // Glance answers with an HTML page: the message follows the heading.
@@ -96,6 +98,7 @@ export const network = client("network");
 export const image = client("image");
 export const volume = client("volume", "/v3");
 export const identity = client("identity");
+export const loadBalancer = client("load-balancer", "/v2/lbaas");
 
 export const session = {
   get: () => send("/session", "GET"),

@@ -14,6 +14,7 @@ import { volumesPage, snapshotsPage } from "./volumes.js";
 import { networksPage, networkPage } from "./networks.js";
 import { routersPage, routerPage } from "./routers.js";
 import floatingips from "./floatingips.js";
+import { balancersPage, balancerPage } from "./loadbalancers.js";
 import { groupsPage, groupPage } from "./secgroups.js";
 import topology from "./topology.js";
 import { hypervisors, services, projects, users } from "./admin.js";
@@ -24,6 +25,7 @@ const NAV = [
   ["Volumes", [["volumes", "Volumes", volumesPage], ["volume-snapshots", "Volume Snapshots", snapshotsPage]]],
   ["Network", [["topology", "Network Topology", topology], ["networks", "Networks", networksPage],
     ["routers", "Routers", routersPage], ["floating-ips", "Floating IPs", floatingips],
+    ["loadbalancers", "Load Balancers", balancersPage],
     ["security-groups", "Security Groups", groupsPage]]],
   ["Admin", [["admin/hypervisors", "Hypervisors", hypervisors], ["admin/services", "Compute Services", services],
     ["admin/flavors", "Flavors", flavors], ["admin/projects", "Projects", projects], ["admin/users", "Users", users]]],
@@ -32,6 +34,7 @@ const NAV = [
 const DETAIL = [
   [/^networks\/([^/]+)$/, networkPage],
   [/^routers\/([^/]+)$/, routerPage],
+  [/^loadbalancers\/([^/]+)$/, balancerPage],
   [/^security-groups\/([^/]+)$/, groupPage],
 ];
 

@@ -1,5 +1,6 @@
 // Network > Network Topology: the project's networks as coloured columns
-// (external first), and to their right one row per router and instance,
+// (external first), and to their right one row per router, load balancer
+// and instance,
 // with a line to each network it has an address on and that address
 // written where the line meets the column — the picture Horizon draws.
 // Redrawn when what it shows changes.
@@ -18,7 +19,7 @@ const BOX_W = 210;
 const BOX_H = 48;
 
 /** What the drawing shows, from the APIs' answers. */
-export function model({ networks, subnets, routers, ports, servers, floatingips }, projectId) {
+export function model({ networks, subnets, routers, ports, servers, floatingips, loadbalancers = [] }, projectId) {
   const nets = networks.filter((n) => n.project_id === projectId || n.shared || n["router:external"])
     .sort((a, b) => (b["router:external"] ? 1 : 0) - (a["router:external"] ? 1 : 0) || (a.name || "").localeCompare(b.name || ""));
   const netIds = new Set(nets.map((n) => n.id));
@@ -37,6 +38,12 @@ export function model({ networks, subnets, routers, ports, servers, floatingips 
       if (netIds.has(p.network_id)) links.push({ net: p.network_id, ips: (p.fixed_ips || []).map((f) => f.ip_address) });
     }
     devices.push({ kind: "router", id: r.id, name: r.name || r.id.slice(0, 8), status: r.status, links, sub: "router" });
+  }
+  for (const lb of loadbalancers.filter((x) => x.project_id === projectId)) {
+    const links = netIds.has(lb.vip_network_id) ? [{ net: lb.vip_network_id, ips: [lb.vip_address] }] : [];
+    const fip = fipOf.get(lb.vip_port_id);
+    devices.push({ kind: "loadbalancer", id: lb.id, name: lb.name || lb.id.slice(0, 8), status: lb.operating_status, links,
+      fips: fip ? [fip] : [], sub: `${lb.provisioning_status} · ${lb.operating_status}${fip ? ` · floating ${fip}` : ""}` });
   }
   for (const sv of [...servers].sort((a, b) => a.name.localeCompare(b.name))) {
     const mine = ports.filter((x) => x.device_id === sv.id && netIds.has(x.network_id));
@@ -74,7 +81,7 @@ function draw(m, go) {
     const cols = d.links.map((l) => col.get(l.net)).filter((c) => c !== undefined);
     const g = s("g", { class: `node ${d.kind}`, "data-kind": d.kind, "data-name": d.name,
       "data-links": d.links.map((l) => m.networks[col.get(l.net)].name).join(","),
-      onClick: () => go(d.kind === "router" ? `#/routers/${d.id}` : "#/instances") });
+      onClick: () => go(d.kind === "router" ? `#/routers/${d.id}` : d.kind === "loadbalancer" ? `#/loadbalancers/${d.id}` : "#/instances") });
     if (cols.length) {
       const minCol = Math.min(...cols);
       g.append(s("line", { x1: barX(minCol) + BAR, y1: y, x2: boxX, y2: y, stroke: "#57606a", "stroke-width": 2 }));
@@ -85,11 +92,12 @@ function draw(m, go) {
       g.append(s("circle", { cx, cy: y, r: 5, fill: "#fff", stroke: m.networks[i].color, "stroke-width": 3 }),
         s("text", { x: cx + 9, y: y - 8, "font-size": 12, fill: "#1f2328", class: "ip" }, l.ips.join(", ")));
     }
-    const fill = d.kind === "router" ? "#fff7ed" : "#eff6ff";
-    const stroke = d.kind === "router" ? "#c2410c" : d.status === "ERROR" ? "#c0262d" : "#1d4ed8";
+    const LOOK = { router: ["#fff7ed", "#c2410c", 24, "⇄ "], loadbalancer: ["#f0fdf4", "#15803d", 14, "⚖ "], instance: ["#eff6ff", "#1d4ed8", 6, "▣ "] };
+    const [fill, normal, radius, icon] = LOOK[d.kind];
+    const stroke = d.status === "ERROR" ? "#c0262d" : normal;
     g.append(s("title", null, `${d.kind} ${d.name}\n${d.sub}`),
-      s("rect", { class: "box", x: boxX, y: y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: d.kind === "router" ? 24 : 6, fill, stroke, "stroke-width": 1.5 }),
-      s("text", { x: boxX + 14, y: y - 3, "font-size": 14, "font-weight": 600, fill: "#1f2328" }, `${d.kind === "router" ? "⇄ " : "▣ "}${d.name}`),
+      s("rect", { class: "box", x: boxX, y: y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: radius, fill, stroke, "stroke-width": 1.5 }),
+      s("text", { x: boxX + 14, y: y - 3, "font-size": 14, "font-weight": 600, fill: "#1f2328" }, `${icon}${d.name}`),
       s("text", { x: boxX + 14, y: y + 14, "font-size": 11.5, fill: "#5b636d" }, d.sub));
     svg.append(g);
   });
@@ -107,16 +115,18 @@ export default {
     const legend = h("div", { class: "legend" },
       h("span", null, h("i", { style: { background: EXTERNAL } }), "external network"),
       h("span", null, h("i", { style: { background: COLORS[0] } }), "project networks"),
-      h("span", null, "⇄ router"), h("span", null, "▣ instance"),
-      h("span", null, "Click a network or router to open it."));
+      h("span", null, "⇄ router"), h("span", null, "⚖ load balancer"), h("span", null, "▣ instance"),
+      h("span", null, "Click a network, router or load balancer to open it."));
     ctx.root.append(pageHead("Network Topology"), legend, box);
     let last = "";
     const load = async () => {
-      const [n, sn, r, p, sv, f] = await Promise.all([
+      const [n, sn, r, p, sv, f, lbs] = await Promise.all([
         api.network.get("/v2.0/networks"), api.network.get("/v2.0/subnets"), api.network.get("/v2.0/routers"),
-        api.network.get("/v2.0/ports"), api.listServers(), api.network.get("/v2.0/floatingips")]);
+        api.network.get("/v2.0/ports"), api.listServers(), api.network.get("/v2.0/floatingips"),
+        // A cloud may run without load balancers; the picture doesn't need them.
+        api.loadBalancer.get("/loadbalancers").catch(() => ({ loadbalancers: [] }))]);
       const m = model({ networks: n.networks || [], subnets: sn.subnets || [], routers: r.routers || [], ports: p.ports || [],
-        servers: sv.servers || [], floatingips: f.floatingips || [] }, project);
+        servers: sv.servers || [], floatingips: f.floatingips || [], loadbalancers: lbs.loadbalancers || [] }, project);
       const sig = JSON.stringify(m);
       if (sig === last) return;
       last = sig;

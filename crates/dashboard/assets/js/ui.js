@@ -68,6 +68,9 @@ const STATUS_CLASS = {
   REBUILD: "busy", saving: "busy", queued: "busy", importing: "busy", uploading: "busy", PENDING_CREATE: "busy",
   SHUTOFF: "off", PAUSED: "off", SUSPENDED: "off", deactivated: "off",
   active: "ok",
+  // Load balancers (Octavia's provisioning and operating statuses).
+  ONLINE: "ok", OFFLINE: "off", DEGRADED: "busy", NO_MONITOR: "", DRAINING: "off",
+  PENDING_UPDATE: "busy", PENDING_DELETE: "busy",
   // Volumes and snapshots (Cinder's lower-case statuses).
   available: "ok", "in-use": "ok", error: "bad", error_extending: "bad", creating: "busy", attaching: "busy",
   detaching: "busy", extending: "busy", deleting: "busy", reserved: "busy", downloading: "busy",
