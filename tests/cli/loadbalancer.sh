@@ -6,8 +6,11 @@
 # a round-robin pool of api-1 and api-2 with an HTTP health monitor.
 # Requests through the floating IP alternate between the two; with api-1
 # stopped every request still succeeds and the monitor marks it ERROR;
-# started again it rejoins. HAProxy killed comes back. Octavia's refusals,
-# quotas, then a cascade delete that leaves no namespace, HAProxy or VIP port.
+# started again it rejoins. HAProxy killed comes back. L7 policies route
+# /v2/ to a pool of its own, redirect an old host name and refuse a header;
+# a download that started before those reloads finishes whole. Octavia's
+# refusals, quotas, then a cascade delete that leaves no namespace, HAProxy
+# or VIP port.
 . "$(dirname "$0")/lib.bash"
 state="$FERRO_WORK/cli-lb"
 scratch="$FERRO_WORK/lb-files"
@@ -46,9 +49,10 @@ check "router add subnet" os router add subnet app_router app_subnet
 check "router gateway" os router set app_router --external-gateway ext_net
 check "the APIs' port is open" os security group rule create --proto tcp --dst-port 8080 default
 
-# Each API instance serves its name on port 8080 (user data runs as root).
+# Each API instance serves its name on port 8080, at / and /v2/, and a
+# 2 MiB file (user data runs as root).
 for n in api-1 api-2; do
-    printf '#!/bin/sh\nmkdir -p /tmp/www && echo %s >/tmp/www/index.html && httpd -p 8080 -h /tmp/www\n' "$n" >"$scratch/$n.sh"
+    printf '#!/bin/sh\nmkdir -p /tmp/www/v2 && echo %s >/tmp/www/index.html && echo %s >/tmp/www/v2/index.html\ndd if=/dev/zero of=/tmp/www/big bs=1024 count=2048 2>/dev/null\nhttpd -p 8080 -h /tmp/www\n' "$n" "$n" >"$scratch/$n.sh"
     check "server create $n" os server create --image tiny --flavor m1.tiny --network app_net --user-data "$scratch/$n.sh" "$n"
 done
 
@@ -105,6 +109,39 @@ kill -KILL "$master"
 restarted() { local p; p=$(cat "$run_dir/lb/$lb_id/pid" 2>/dev/null) && [ "$p" != "$master" ] && [ -d "/proc/$p" ]; }
 wait_for "a killed HAProxy is started again" 60 restarted
 wait_for "and answers" 60 get
+
+# L7: /v2/ goes to a pool of api-2 alone, while a slow download that
+# started before the change (and its HAProxy reload) goes on.
+in_box curl -sS --limit-rate 64k --max-time 60 -o /dev/null -w '%{http_code} %{size_download}' "http://$FIP/big" >"$scratch/big.out" 2>&1 &
+download=$!
+sleep 2
+check "pool create v2 (no listener)" os loadbalancer pool create --name v2 --loadbalancer lb1 --protocol HTTP --lb-algorithm ROUND_ROBIN --wait
+check "member create api-2 in v2 --wait" os loadbalancer member create --name api-2 --address "$ip2" --protocol-port 8080 --wait v2
+check "l7policy create REDIRECT_TO_POOL --wait" os loadbalancer l7policy create --name to-v2 --action REDIRECT_TO_POOL --redirect-pool v2 --wait http
+check "l7rule create PATH STARTS_WITH /v2/ --wait" os loadbalancer l7rule create --type PATH --compare-type STARTS_WITH --value /v2/ --wait to-v2
+check "the download still runs after four reloads" kill -0 "$download"
+v2s() { local i; for i in 1 2 3 4 5 6; do in_box curl -sS --max-time 10 "http://$FIP/v2/"; done | sort -u | paste -sd' '; }
+check_eq "/v2/ goes to api-2 alone (6 requests)" "api-2" "$(v2s)"
+check_eq "/ still goes to both" "api-1 api-2" "$(answers 6 | sort -u | paste -sd' ')"
+check "l7policy create REDIRECT_TO_URL 301 --wait" os loadbalancer l7policy create --name moved --action REDIRECT_TO_URL \
+    --redirect-url https://new.example/ --redirect-http-code 301 --wait http
+check "l7rule create HOST_NAME EQUAL_TO old.example --wait" os loadbalancer l7rule create --type HOST_NAME --compare-type EQUAL_TO --value old.example --wait moved
+check_eq "a request for old.example is redirected" "301 https://new.example/" \
+    "$(in_box curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: old.example' --max-time 10 "http://$FIP/")"
+check "l7policy create REJECT --wait" os loadbalancer l7policy create --name no-bots --action REJECT --position 1 --wait http
+check "l7rule create HEADER X-Bot EQUAL_TO yes --wait" os loadbalancer l7rule create --type HEADER --key X-Bot --compare-type EQUAL_TO --value yes --wait no-bots
+check_eq "a request with X-Bot: yes is refused" "403" \
+    "$(in_box curl -sS -o /dev/null -w '%{http_code}' -H 'X-Bot: yes' --max-time 10 "http://$FIP/")"
+check_eq "the policies, by position" "no-bots 1|to-v2 2|moved 3" \
+    "$(os loadbalancer l7policy list -f value -c name -c position --sort-column position | awk '{print $1, $2}' | paste -sd'|')"
+check_fails "deleting a pool a policy sends to" "in use by L7 policy" os loadbalancer pool delete v2
+check "l7policy delete to-v2" os loadbalancer l7policy delete to-v2
+wait_for "the load balancer applies it" 60 lb_active
+check_eq "/v2/ goes to both again" "api-1 api-2" "$(v2s)"
+wait "$download"
+check_eq "the download finished whole (2 MiB, 200)" "200 2097152" "$(cat "$scratch/big.out")"
+check "pool delete v2" os loadbalancer pool delete v2
+wait_for "the load balancer applies it" 60 lb_active
 
 # Octavia's refusals change nothing.
 check "a network no router reaches" os network create lone_net

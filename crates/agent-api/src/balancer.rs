@@ -41,6 +41,35 @@ pub struct ListenerSpec {
     pub forwarded_for: bool,
     /// Client addresses let in; empty lets everyone in.
     pub allowed_cidrs: Vec<String>,
+    /// Enabled L7 policies that have enabled rules, in position order.
+    #[serde(default)]
+    pub l7policies: Vec<L7PolicySpec>,
+}
+
+/// An L7 policy: when every rule matches, do `action`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L7PolicySpec {
+    pub id: String,
+    /// `REDIRECT_TO_POOL`, `REDIRECT_TO_URL`, `REDIRECT_PREFIX` or `REJECT`.
+    pub action: String,
+    pub redirect_pool: Option<String>,
+    pub redirect_url: Option<String>,
+    pub redirect_prefix: Option<String>,
+    pub redirect_code: Option<i64>,
+    pub rules: Vec<L7RuleSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L7RuleSpec {
+    pub id: String,
+    /// `HOST_NAME`, `PATH`, `FILE_TYPE`, `HEADER` or `COOKIE`.
+    pub kind: String,
+    /// `EQUAL_TO`, `STARTS_WITH`, `ENDS_WITH`, `CONTAINS` or `REGEX`.
+    pub compare: String,
+    /// The header or cookie name.
+    pub key: Option<String>,
+    pub value: String,
+    pub invert: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,6 +66,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "healthmonitors/{hm}"),
     ("PUT", "healthmonitors/{hm}"),
     ("DELETE", "healthmonitors/{hm}"),
+    ("GET", "l7policies"),
+    ("POST", "l7policies"),
+    ("GET", "l7policies/{l7p}"),
+    ("PUT", "l7policies/{l7p}"),
+    ("DELETE", "l7policies/{l7p}"),
+    ("GET", "l7policies/{l7p}/rules"),
+    ("POST", "l7policies/{l7p}/rules"),
+    ("GET", "l7policies/{l7p}/rules/{rule}"),
+    ("PUT", "l7policies/{l7p}/rules/{rule}"),
+    ("DELETE", "l7policies/{l7p}/rules/{rule}"),
     ("GET", "quotas"),
     ("GET", "quotas/defaults"),
     ("GET", "quotas/{project}"),
@@ -167,6 +177,21 @@ async fn every_route_answers_each_persona_as_octavia_does() {
     settle(&tc, &owner, &lb).await;
     let hm = made(call(&tc, Method::POST, "healthmonitors", &owner, Some(json!({"healthmonitor": {"pool_id": pool, "type": "TCP", "delay": 5, "timeout": 2, "max_retries": 2}}))).await.1, "healthmonitor");
     settle(&tc, &owner, &lb).await;
+    let l7p = made(call(&tc, Method::POST, "l7policies", &owner, Some(json!({"l7policy": {"listener_id": listener, "action": "REDIRECT_TO_POOL", "redirect_pool_id": pool}}))).await.1, "l7policy");
+    settle(&tc, &owner, &lb).await;
+    let rule = made(
+        call(
+            &tc,
+            Method::POST,
+            &format!("l7policies/{l7p}/rules"),
+            &owner,
+            Some(json!({"rule": {"type": "PATH", "compare_type": "STARTS_WITH", "value": "/v2"}})),
+        )
+        .await
+        .1,
+        "rule",
+    );
+    settle(&tc, &owner, &lb).await;
 
     let path = |p: &str| {
         p.replace("{lb}", &lb)
@@ -174,6 +199,8 @@ async fn every_route_answers_each_persona_as_octavia_does() {
             .replace("{pool}", &pool)
             .replace("{member}", &member)
             .replace("{hm}", &hm)
+            .replace("{l7p}", &l7p)
+            .replace("{rule}", &rule)
     };
     // Bodies that would be valid for the owner. Creates for the denied
     // personas only (the allowed ones' creates are checked by
@@ -193,6 +220,14 @@ async fn every_route_answers_each_persona_as_octavia_does() {
             ("POST", "healthmonitors") => Some(
                 json!({"healthmonitor": {"pool_id": pool, "type": "TCP", "delay": 5, "timeout": 2, "max_retries": 2}}),
             ),
+            ("POST", "l7policies") => {
+                Some(json!({"l7policy": {"listener_id": listener, "action": "REJECT"}}))
+            }
+            ("POST", "l7policies/{l7p}/rules") => Some(
+                json!({"rule": {"type": "HOST_NAME", "compare_type": "EQUAL_TO", "value": "a.example"}}),
+            ),
+            ("PUT", "l7policies/{l7p}") => Some(json!({"l7policy": {"name": "x"}})),
+            ("PUT", "l7policies/{l7p}/rules/{rule}") => Some(json!({"rule": {"invert": false}})),
             ("PUT", "loadbalancers/{lb}") => Some(json!({"loadbalancer": {"name": "x"}})),
             ("PUT", "listeners/{listener}") => Some(json!({"listener": {"name": "x"}})),
             ("PUT", "pools/{pool}") => Some(json!({"pool": {"name": "x"}})),
@@ -294,6 +329,8 @@ async fn every_route_answers_each_persona_as_octavia_does() {
 
     // The owner's deletes, children first; the admin deletes the rest.
     for (p, token) in [
+        (format!("l7policies/{l7p}/rules/{rule}"), &owner),
+        (format!("l7policies/{l7p}"), &admin),
         (format!("healthmonitors/{hm}"), &owner),
         (format!("pools/{pool}/members/{member}"), &owner),
         (format!("pools/{pool}"), &admin),
@@ -337,7 +374,8 @@ fn the_policy_table_covers_every_route() {
             .replace("pools/{id}", "pools/{pool}")
             .replace("loadbalancers/{id}", "loadbalancers/{lb}")
             .replace("listeners/{id}", "listeners/{listener}")
-            .replace("healthmonitors/{id}", "healthmonitors/{hm}");
+            .replace("healthmonitors/{id}", "healthmonitors/{hm}")
+            .replace("l7policies/{id}", "l7policies/{l7p}");
         assert!(
             ROUTES.iter().any(|(_, p)| *p == generic),
             "route {r} ({generic}) has no row in the policy table"

@@ -125,6 +125,46 @@ pub struct Monitor {
     pub updated_at: i64,
 }
 
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct L7Policy {
+    pub id: String,
+    pub seq: i64,
+    pub project_id: String,
+    pub listener_id: String,
+    pub name: String,
+    pub description: String,
+    pub action: String,
+    pub position: i64,
+    pub redirect_pool_id: Option<String>,
+    pub redirect_url: Option<String>,
+    pub redirect_prefix: Option<String>,
+    pub redirect_http_code: Option<i64>,
+    pub admin_state_up: i64,
+    pub revision: i64,
+    pub tags: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct L7Rule {
+    pub id: String,
+    pub seq: i64,
+    pub project_id: String,
+    pub l7policy_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub compare_type: String,
+    pub rule_key: Option<String>,
+    pub rule_value: String,
+    pub invert: i64,
+    pub admin_state_up: i64,
+    pub revision: i64,
+    pub tags: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// One load balancer with everything under it, and what the network node
 /// last said of it: what rendering and status need.
 #[derive(Clone, Debug)]
@@ -134,6 +174,9 @@ pub struct Tree {
     pub pools: Vec<Pool>,
     pub members: Vec<Member>,
     pub monitors: Vec<Monitor>,
+    /// In listener, then position order.
+    pub l7policies: Vec<L7Policy>,
+    pub l7rules: Vec<L7Rule>,
     /// (member id, health) as last reported.
     pub health: Vec<(String, MemberHealth)>,
 }
@@ -288,7 +331,8 @@ impl Tree {
             "default_tls_container_ref": null, "sni_container_refs": [],
             "client_ca_tls_container_ref": null, "client_authentication": "NONE",
             "client_crl_container_ref": null,
-            "l7policies": [], "insert_headers": headers,
+            "l7policies": ids(self.listener_policies(&l.id).map(|p| &p.id)),
+            "insert_headers": headers,
             "loadbalancers": [{"id": l.loadbalancer_id}],
             "timeout_client_data": l.timeout_client_data,
             "timeout_member_connect": l.timeout_member_connect,
@@ -362,6 +406,58 @@ impl Tree {
             "pools": [{"id": h.pool_id}],
             "tags": tags(&h.tags),
             "created_at": iso_seconds(h.created_at), "updated_at": iso_seconds(h.updated_at),
+        })
+    }
+
+    /// The L7 policies of a listener, in position order.
+    pub fn listener_policies<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = &'a L7Policy> {
+        self.l7policies
+            .iter()
+            .filter(move |p| p.listener_id == listener)
+    }
+
+    pub fn policy_rules<'a>(&'a self, policy: &'a str) -> impl Iterator<Item = &'a L7Rule> {
+        self.l7rules.iter().filter(move |r| r.l7policy_id == policy)
+    }
+
+    fn l7_status(&self, admin_state_up: i64) -> &'static str {
+        if self.running() && admin_state_up != 0 {
+            "ONLINE"
+        } else {
+            "OFFLINE"
+        }
+    }
+
+    pub fn render_l7policy(&self, p: &L7Policy) -> Value {
+        json!({
+            "id": p.id, "name": p.name, "description": p.description,
+            "project_id": p.project_id, "tenant_id": p.project_id,
+            "admin_state_up": p.admin_state_up != 0,
+            "provisioning_status": self.provisioning(p.revision, p.created_at, p.updated_at),
+            "operating_status": self.l7_status(p.admin_state_up),
+            "listener_id": p.listener_id, "action": p.action, "position": p.position,
+            "redirect_pool_id": p.redirect_pool_id, "redirect_url": p.redirect_url,
+            "redirect_prefix": p.redirect_prefix, "redirect_http_code": p.redirect_http_code,
+            "rules": ids(self.policy_rules(&p.id).map(|r| &r.id)),
+            "tags": tags(&p.tags),
+            "created_at": iso_seconds(p.created_at), "updated_at": iso_seconds(p.updated_at),
+        })
+    }
+
+    pub fn render_l7rule(&self, r: &L7Rule) -> Value {
+        json!({
+            "id": r.id,
+            "project_id": r.project_id, "tenant_id": r.project_id,
+            "admin_state_up": r.admin_state_up != 0,
+            "provisioning_status": self.provisioning(r.revision, r.created_at, r.updated_at),
+            "operating_status": self.l7_status(r.admin_state_up),
+            "type": r.kind, "compare_type": r.compare_type,
+            "key": r.rule_key, "value": r.rule_value, "invert": r.invert != 0,
+            "tags": tags(&r.tags),
+            "created_at": iso_seconds(r.created_at), "updated_at": iso_seconds(r.updated_at),
         })
     }
 

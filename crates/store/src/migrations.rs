@@ -67,6 +67,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_lb_quotas",
         include_str!("../migrations/0019_lb_quotas.sql"),
     ),
+    ("0020_lb_l7", include_str!("../migrations/0020_lb_l7.sql")),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -10,7 +10,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::balancer::{BalancerCounters, BalancerSpec, ListenerSpec, MemberHealth, PoolSpec};
+use crate::balancer::{
+    BalancerCounters, BalancerSpec, L7PolicySpec, L7RuleSpec, ListenerSpec, MemberHealth, PoolSpec,
+};
 
 /// HAProxy's `http-check expect` for Octavia's expected codes.
 fn expect(codes: &str) -> String {
@@ -54,8 +56,83 @@ fn frontend(out: &mut String, l: &ListenerSpec, vip: &str) {
             let _ = writeln!(out, "    option forwardfor");
         }
     }
+    if l.protocol == "HTTP" {
+        l7(out, &l.l7policies);
+    }
     if let Some(p) = &l.default_pool {
         let _ = writeln!(out, "    default_backend {p}");
+    }
+}
+
+/// An L7 rule as an ACL's fetch, flags and value (values were checked
+/// by the control plane to carry no whitespace or quotes).
+fn acl(r: &L7RuleSpec) -> String {
+    let how = match r.compare.as_str() {
+        "STARTS_WITH" => "beg",
+        "ENDS_WITH" => "end",
+        "CONTAINS" => "sub",
+        "REGEX" => "reg",
+        _ => "str",
+    };
+    let key = r.key.as_deref().unwrap_or_default();
+    match r.kind.as_str() {
+        "HOST_NAME" => format!("req.hdr(host),field(1,:) -i -m {how} '{}'", r.value),
+        "HEADER" => format!("req.hdr({key}) -m {how} '{}'", r.value),
+        "COOKIE" => format!("req.cook({key}) -m {how} '{}'", r.value),
+        "FILE_TYPE" if r.compare == "REGEX" => format!("path -i -m reg '{}'", r.value),
+        "FILE_TYPE" => format!("path -i -m end '.{}'", r.value.trim_start_matches('.')),
+        _ => format!("path -m {how} '{}'", r.value),
+    }
+}
+
+/// A listener's L7 policies, Octavia's way: REJECT first, then the
+/// redirects, then REDIRECT_TO_POOL, in position order within each (the
+/// order HAProxy runs `http-request` and `use_backend` rules in anyway).
+fn l7(out: &mut String, policies: &[L7PolicySpec]) {
+    for p in policies {
+        for r in &p.rules {
+            let _ = writeln!(out, "    acl {} {}", r.id, acl(r));
+        }
+    }
+    let cond = |p: &L7PolicySpec| {
+        p.rules
+            .iter()
+            .map(|r| format!("{}{}", if r.invert { "!" } else { "" }, r.id))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let code = |p: &L7PolicySpec| p.redirect_code.unwrap_or(302);
+    for p in policies.iter().filter(|p| p.action == "REJECT") {
+        let _ = writeln!(out, "    http-request deny if {}", cond(p));
+    }
+    for p in policies {
+        match (p.action.as_str(), &p.redirect_url, &p.redirect_prefix) {
+            // Locations are log-format strings: a literal % is %%.
+            ("REDIRECT_TO_URL", Some(u), _) => {
+                let u = u.replace('%', "%%");
+                let _ = writeln!(
+                    out,
+                    "    http-request redirect code {} location '{u}' if {}",
+                    code(p),
+                    cond(p)
+                );
+            }
+            ("REDIRECT_PREFIX", _, Some(x)) => {
+                let x = x.replace('%', "%%");
+                let _ = writeln!(
+                    out,
+                    "    http-request redirect code {} prefix '{x}' if {}",
+                    code(p),
+                    cond(p)
+                );
+            }
+            _ => {}
+        }
+    }
+    for p in policies.iter().filter(|p| p.action == "REDIRECT_TO_POOL") {
+        if let Some(pool) = &p.redirect_pool {
+            let _ = writeln!(out, "    use_backend {pool} if {}", cond(p));
+        }
     }
 }
 
@@ -283,6 +360,7 @@ mod tests {
                 timeout_member_data_ms: 50000,
                 forwarded_for: true,
                 allowed_cidrs: vec![],
+                l7policies: vec![],
             }],
             pools: vec![PoolSpec {
                 id: "pool1".into(),
@@ -364,6 +442,89 @@ backend pool1
     server m2 10.0.0.22:8080 weight 2 check port 9000 disabled
 ";
         assert_eq!(cfg, want);
+    }
+
+    fn rule(
+        id: &str,
+        kind: &str,
+        compare: &str,
+        key: Option<&str>,
+        value: &str,
+        invert: bool,
+    ) -> L7RuleSpec {
+        L7RuleSpec {
+            id: id.into(),
+            kind: kind.into(),
+            compare: compare.into(),
+            key: key.map(Into::into),
+            value: value.into(),
+            invert,
+        }
+    }
+
+    fn policy(id: &str, action: &str, rules: Vec<L7RuleSpec>) -> L7PolicySpec {
+        L7PolicySpec {
+            id: id.into(),
+            action: action.into(),
+            redirect_pool: (action == "REDIRECT_TO_POOL").then(|| "pool2".into()),
+            redirect_url: (action == "REDIRECT_TO_URL").then(|| "https://new.example/a%20b".into()),
+            redirect_prefix: (action == "REDIRECT_PREFIX").then(|| "https://www.example".into()),
+            redirect_code: (action.starts_with("REDIRECT_TO_U") || action == "REDIRECT_PREFIX")
+                .then_some(301),
+            rules,
+        }
+    }
+
+    #[test]
+    fn l7_policies_become_acls_rejects_first_then_redirects_then_pools() {
+        let mut b = spec();
+        b.listeners[0].l7policies = vec![
+            policy(
+                "p1",
+                "REDIRECT_TO_POOL",
+                vec![rule("r1", "PATH", "STARTS_WITH", None, "/v2", false)],
+            ),
+            policy(
+                "p2",
+                "REDIRECT_TO_URL",
+                vec![rule(
+                    "r2",
+                    "HOST_NAME",
+                    "EQUAL_TO",
+                    None,
+                    "old.example",
+                    false,
+                )],
+            ),
+            policy(
+                "p3",
+                "REJECT",
+                vec![
+                    rule("r3", "HEADER", "CONTAINS", Some("User-Agent"), "bot", false),
+                    rule("r4", "COOKIE", "EQUAL_TO", Some("trusted"), "yes", true),
+                ],
+            ),
+            policy(
+                "p4",
+                "REDIRECT_PREFIX",
+                vec![rule("r5", "FILE_TYPE", "EQUAL_TO", None, "jpg", false)],
+            ),
+        ];
+        let cfg = config(&b, Path::new("/s/lb1"), None);
+        let want = "\
+    option forwardfor
+    acl r1 path -m beg '/v2'
+    acl r2 req.hdr(host),field(1,:) -i -m str 'old.example'
+    acl r3 req.hdr(User-Agent) -m sub 'bot'
+    acl r4 req.cook(trusted) -m str 'yes'
+    acl r5 path -i -m end '.jpg'
+    http-request deny if r3 !r4
+    http-request redirect code 301 location 'https://new.example/a%%20b' if r2
+    http-request redirect code 301 prefix 'https://www.example' if r5
+    use_backend pool2 if r1
+    default_backend pool1
+";
+        assert!(cfg.contains(want), "{cfg}");
     }
 
     #[test]

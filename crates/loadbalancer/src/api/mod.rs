@@ -7,6 +7,7 @@
 //! `<key>_links` with a `next` link when a page was cut.
 
 mod handlers;
+mod l7;
 
 use std::sync::Arc;
 
@@ -78,6 +79,26 @@ fn resource_routes(v: &str) -> Router<State> {
         .route(
             &format!("{p}/healthmonitors/{{id}}"),
             get(show_monitor).put(update_monitor).delete(delete_monitor),
+        )
+        .route(
+            &format!("{p}/l7policies"),
+            get(l7::list_policies).post(l7::create_policy),
+        )
+        .route(
+            &format!("{p}/l7policies/{{id}}"),
+            get(l7::show_policy)
+                .put(l7::update_policy)
+                .delete(l7::delete_policy),
+        )
+        .route(
+            &format!("{p}/l7policies/{{id}}/rules"),
+            get(l7::list_rules).post(l7::create_rule),
+        )
+        .route(
+            &format!("{p}/l7policies/{{id}}/rules/{{rule}}"),
+            get(l7::show_rule)
+                .put(l7::update_rule)
+                .delete(l7::delete_rule),
         )
         .route(&format!("{p}/quotas"), get(list_quotas))
         .route(&format!("{p}/quotas/defaults"), get(quota_defaults))

@@ -219,6 +219,9 @@ impl LoadBalancerService {
         }
         let mut tx = self.pool().begin().await?;
         for sql in [
+            "DELETE FROM lb_l7rules WHERE l7policy_id IN (SELECT p.id FROM lb_l7policies p \
+             JOIN lb_listeners l ON l.id = p.listener_id WHERE l.loadbalancer_id = $1)",
+            "DELETE FROM lb_l7policies WHERE listener_id IN (SELECT id FROM lb_listeners WHERE loadbalancer_id = $1)",
             "DELETE FROM lb_members WHERE pool_id IN (SELECT id FROM lb_pools WHERE loadbalancer_id = $1)",
             "DELETE FROM lb_healthmonitors WHERE pool_id IN (SELECT id FROM lb_pools WHERE loadbalancer_id = $1)",
             "DELETE FROM lb_pools WHERE loadbalancer_id = $1",

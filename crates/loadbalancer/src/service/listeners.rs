@@ -332,10 +332,13 @@ impl LoadBalancerService {
         let tree = self.tree_of(ctx, "lb_listeners", "Listener", id).await?;
         self.may_write(ctx, "load-balancer:listener:delete", &tree.lb.project_id)?;
         let (mut tx, _) = self.begin(&tree).await?;
-        sqlx::query("DELETE FROM lb_listeners WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM lb_l7rules WHERE l7policy_id IN (SELECT id FROM lb_l7policies WHERE listener_id = $1)",
+            "DELETE FROM lb_l7policies WHERE listener_id = $1",
+            "DELETE FROM lb_listeners WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         tracing::info!(listener_id = %id, "listener deleted");
         self.changed();

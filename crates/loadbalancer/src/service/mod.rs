@@ -8,6 +8,7 @@
 //! both pass the "not pending" check: the second gets Octavia's 409.
 
 mod balancers;
+mod l7;
 mod listeners;
 mod monitors;
 mod pools;
@@ -25,9 +26,10 @@ use ferro_store::Db;
 use sqlx::{Any, Transaction};
 
 use crate::error::{LbError, Result};
-use crate::model::{Listener, LoadBalancer, Member, Monitor, Pool, Tree};
+use crate::model::{L7Policy, L7Rule, Listener, LoadBalancer, Member, Monitor, Pool, Tree};
 
 pub use balancers::BalancerCreate;
+pub use l7::{L7PolicyCreate, L7PolicyUpdate, L7RuleCreate, L7RuleUpdate};
 pub use listeners::ListenerCreate;
 pub use monitors::MonitorCreate;
 pub use pools::{MemberCreate, PoolCreate};
@@ -140,6 +142,9 @@ impl LoadBalancerService {
             Scope::One(id) => ("SELECT id FROM lb_loadbalancers WHERE id = $1", Some(id)),
         };
         let pools_of = format!("SELECT id FROM lb_pools WHERE loadbalancer_id IN ({lbs})");
+        let listeners_of = format!("SELECT id FROM lb_listeners WHERE loadbalancer_id IN ({lbs})");
+        let policies_of =
+            format!("SELECT id FROM lb_l7policies WHERE listener_id IN ({listeners_of})");
         let rows = |table: &str, column: &str, within: &str| {
             format!("SELECT * FROM {table} WHERE {column} IN ({within}) ORDER BY seq")
         };
@@ -160,6 +165,13 @@ impl LoadBalancerService {
             .await?;
         let monitors: Vec<Monitor> = self
             .fetch(&rows("lb_healthmonitors", "pool_id", &pools_of), arg)
+            .await?;
+        let mut l7policies: Vec<L7Policy> = self
+            .fetch(&rows("lb_l7policies", "listener_id", &listeners_of), arg)
+            .await?;
+        l7policies.sort_by_key(|p| p.position);
+        let l7rules: Vec<L7Rule> = self
+            .fetch(&rows("lb_l7rules", "l7policy_id", &policies_of), arg)
             .await?;
         let health: Vec<(String, String, String)> = self
             .fetch(
@@ -182,6 +194,8 @@ impl LoadBalancerService {
                 pools: Vec::new(),
                 members: Vec::new(),
                 monitors: Vec::new(),
+                l7policies: Vec::new(),
+                l7rules: Vec::new(),
                 health: Vec::new(),
             })
             .collect();
@@ -209,6 +223,28 @@ impl LoadBalancerService {
         for h in monitors {
             if let Some(i) = pool_lb.get(&h.pool_id).and_then(|lb| at(lb)) {
                 trees[i].monitors.push(h);
+            }
+        }
+        let listener_lb: HashMap<String, String> = trees
+            .iter()
+            .flat_map(|t| {
+                t.listeners
+                    .iter()
+                    .map(|l| (l.id.clone(), l.loadbalancer_id.clone()))
+            })
+            .collect();
+        let mut policy_lb: HashMap<String, String> = HashMap::new();
+        for p in l7policies {
+            if let Some(lb) = listener_lb.get(&p.listener_id) {
+                policy_lb.insert(p.id.clone(), lb.clone());
+                if let Some(i) = at(lb) {
+                    trees[i].l7policies.push(p);
+                }
+            }
+        }
+        for r in l7rules {
+            if let Some(i) = policy_lb.get(&r.l7policy_id).and_then(|lb| at(lb)) {
+                trees[i].l7rules.push(r);
             }
         }
         for (id, lb, health) in health {
@@ -255,6 +291,9 @@ impl LoadBalancerService {
             "lb_members" | "lb_healthmonitors" => format!(
                 "SELECT p.loadbalancer_id FROM {table} x JOIN lb_pools p ON p.id = x.pool_id WHERE x.id = $1"
             ),
+            "lb_l7policies" => "SELECT l.loadbalancer_id FROM lb_l7policies x \
+                 JOIN lb_listeners l ON l.id = x.listener_id WHERE x.id = $1"
+                .to_owned(),
             _ => format!("SELECT loadbalancer_id FROM {table} WHERE id = $1"),
         };
         let lb: Option<(String,)> = sqlx::query_as(&sql)

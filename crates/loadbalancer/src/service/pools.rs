@@ -283,10 +283,21 @@ impl LoadBalancerService {
     }
 
     /// Removes a pool with its members and health monitor; listeners that
-    /// sent to it send nowhere.
+    /// sent to it send nowhere. One an L7 policy redirects to is refused
+    /// (409) until the policy goes or points elsewhere.
     pub async fn delete_pool(&self, ctx: &AuthContext, id: &str) -> Result<()> {
         let tree = self.tree_of(ctx, "lb_pools", "Pool", id).await?;
         self.may_write(ctx, "load-balancer:pool:delete", &tree.lb.project_id)?;
+        if let Some(p) = tree
+            .l7policies
+            .iter()
+            .find(|p| p.redirect_pool_id.as_deref() == Some(id))
+        {
+            return Err(LbError::Conflict(format!(
+                "Pool {id} is in use by L7 policy {}.",
+                p.id
+            )));
+        }
         let (mut tx, revision) = self.begin(&tree).await?;
         sqlx::query("UPDATE lb_listeners SET default_pool_id = NULL, revision = $1 WHERE default_pool_id = $2")
             .bind(revision)

@@ -21,8 +21,8 @@ pub const KINDS: [(&str, &str, &str); 7] = [
     ("pool", "lb_pools", "Pool"),
     ("health_monitor", "lb_healthmonitors", "Health Monitor"),
     ("member", "lb_members", "Member"),
-    ("l7policy", "", "L7 Policy"),
-    ("l7rule", "", "L7 Rule"),
+    ("l7policy", "lb_l7policies", "L7 Policy"),
+    ("l7rule", "lb_l7rules", "L7 Rule"),
 ];
 
 /// Octavia's largest quota value.

@@ -2,7 +2,8 @@
 //! reports back (the revision its HAProxy runs, member health, counters).
 
 use ferro_agent_api::balancer::{
-    BalancerReport, BalancerSpec, ListenerSpec, MemberHealth, MemberSpec, MonitorSpec, PoolSpec,
+    BalancerReport, BalancerSpec, L7PolicySpec, L7RuleSpec, ListenerSpec, MemberHealth, MemberSpec,
+    MonitorSpec, PoolSpec,
 };
 use serde_json::Value;
 
@@ -111,10 +112,40 @@ fn spec_of(t: &Tree, mac: String, prefix: &str, gateway: Option<String>) -> Bala
                     .and_then(|h| h.get("X-Forwarded-For").cloned())
                     .is_some_and(|v| v == Value::Bool(true) || v == "true" || v == "True"),
                 allowed_cidrs: serde_json::from_str(&l.allowed_cidrs).unwrap_or_default(),
+                l7policies: l7_of(t, &l.id),
             })
             .collect(),
         pools,
     }
+}
+
+/// A listener's enabled policies with their enabled rules, in position
+/// order; a policy without enabled rules never matches, so it is left out.
+fn l7_of(t: &Tree, listener: &str) -> Vec<L7PolicySpec> {
+    t.listener_policies(listener)
+        .filter(|p| p.admin_state_up != 0)
+        .map(|p| L7PolicySpec {
+            id: p.id.clone(),
+            action: p.action.clone(),
+            redirect_pool: p.redirect_pool_id.clone(),
+            redirect_url: p.redirect_url.clone(),
+            redirect_prefix: p.redirect_prefix.clone(),
+            redirect_code: p.redirect_http_code,
+            rules: t
+                .policy_rules(&p.id)
+                .filter(|r| r.admin_state_up != 0)
+                .map(|r| L7RuleSpec {
+                    id: r.id.clone(),
+                    kind: r.kind.clone(),
+                    compare: r.compare_type.clone(),
+                    key: r.rule_key.clone(),
+                    value: r.rule_value.clone(),
+                    invert: r.invert != 0,
+                })
+                .collect(),
+        })
+        .filter(|p| !p.rules.is_empty())
+        .collect()
 }
 
 impl LoadBalancerService {
