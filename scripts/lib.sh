@@ -30,28 +30,36 @@ build_release() {
     cargo build --release --locked -p ferrostack --bin ferrostack
 }
 
-# The python-openstackclient the tests drive, with its load-balancer plugin
-# (python-octaviaclient), in a venv kept between runs.
+# The python-openstackclient the tests drive, with its load-balancer and
+# key-manager plugins (python-octaviaclient, python-barbicanclient), in a
+# venv kept between runs. A venv that has the client but lacks a plugin pin
+# gets the missing ones installed; one without the client is made anew.
 OSC_VERSION=10.5.0
 OCTAVIA_CLIENT_VERSION=3.15.0
+BARBICAN_CLIENT_VERSION=7.6.0
 ensure_venv() {
     FERRO_VENV=${FERRO_VENV:-/var/tmp/ferrostack-venv}
-    local shown=
+    local shown= missing=() pin name version
     # Read pip's whole answer first: `pip show | grep -q` can die of SIGPIPE under pipefail.
-    [ -x "$FERRO_VENV/bin/pip" ] && shown=$("$FERRO_VENV/bin/pip" show python-openstackclient python-octaviaclient 2>/dev/null || true)
-    if [ -x "$FERRO_VENV/bin/openstack" ] && printf '%s\n' "$shown" | grep -q "^Version: $OSC_VERSION$" \
-        && printf '%s\n' "$shown" | grep -q "^Version: $OCTAVIA_CLIENT_VERSION$"; then
-        export FERRO_VENV
-        return 0
+    [ -x "$FERRO_VENV/bin/pip" ] && shown=$("$FERRO_VENV/bin/pip" show python-openstackclient python-octaviaclient python-barbicanclient 2>/dev/null || true)
+    if [ ! -x "$FERRO_VENV/bin/openstack" ] || ! printf '%s\n' "$shown" | grep -q "^Version: $OSC_VERSION$"; then
+        say "creating the test venv with python-openstackclient $OSC_VERSION in $FERRO_VENV"
+        rm -rf "$FERRO_VENV"
+        if ! python3 -m venv "$FERRO_VENV" 2>/dev/null; then
+            ensure_packages python3-venv
+            python3 -m venv "$FERRO_VENV"
+        fi
+        shown=
+        missing=("python-openstackclient==$OSC_VERSION")
     fi
-    say "creating the test venv with python-openstackclient $OSC_VERSION in $FERRO_VENV"
-    rm -rf "$FERRO_VENV"
-    if ! python3 -m venv "$FERRO_VENV" 2>/dev/null; then
-        ensure_packages python3-venv
-        python3 -m venv "$FERRO_VENV"
+    for pin in "python-octaviaclient==$OCTAVIA_CLIENT_VERSION" "python-barbicanclient==$BARBICAN_CLIENT_VERSION"; do
+        name=${pin%%==*} version=${pin##*==}
+        printf '%s\n' "$shown" | grep -A1 -x "Name: $name" | grep -q -x "Version: $version" || missing+=("$pin")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]} into $FERRO_VENV"
+        "$FERRO_VENV/bin/pip" install -q --disable-pip-version-check "python-openstackclient==$OSC_VERSION" "${missing[@]}"
     fi
-    "$FERRO_VENV/bin/pip" install -q --disable-pip-version-check "python-openstackclient==$OSC_VERSION" \
-        "python-octaviaclient==$OCTAVIA_CLIENT_VERSION"
     export FERRO_VENV
 }
 

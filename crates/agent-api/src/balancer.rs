@@ -28,7 +28,7 @@ pub struct BalancerSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerSpec {
     pub id: String,
-    /// `HTTP` or `TCP`.
+    /// `HTTP`, `TERMINATED_HTTPS`, `TCP` or `HTTPS` (passed through).
     pub protocol: String,
     pub port: u16,
     /// `None` for unlimited.
@@ -44,6 +44,10 @@ pub struct ListenerSpec {
     /// Enabled L7 policies that have enabled rules, in position order.
     #[serde(default)]
     pub l7policies: Vec<L7PolicySpec>,
+    /// TERMINATED_HTTPS: PEM bundles (certificate, intermediates, private
+    /// key), the default first, then those chosen by SNI.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 /// An L7 policy: when every rule matches, do `action`.

@@ -18,6 +18,7 @@ use ferro_common::request_id;
 use ferro_compute::{ComputeService, LocalLink};
 use ferro_identity::{Identity, IdentityConfig};
 use ferro_image::{ImageService, LocalStore};
+use ferro_keymanager::KeyManager;
 use ferro_loadbalancer::LoadBalancerService;
 use ferro_network::{NetworkConfig, NetworkService};
 use ferro_placement::api::Placement;
@@ -65,6 +66,8 @@ pub struct Config {
     pub volume_port: u16,
     /// Load-balancer API port (Octavia's 9876); 0 picks a free one.
     pub loadbalancer_port: u16,
+    /// Key-manager API port (Barbican's 9311); 0 picks a free one.
+    pub keymanager_port: u16,
     /// Volumes in memory (a recording fake) instead of qcow2 files; the
     /// default with the fake hypervisor.
     pub fake_volumes: Option<bool>,
@@ -125,6 +128,7 @@ impl Config {
             dashboard_port: 8080,
             volume_port: 8776,
             loadbalancer_port: 9876,
+            keymanager_port: 9311,
             fake_volumes: None,
             force_config_drive: true,
             bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
@@ -160,6 +164,8 @@ pub struct Cloud {
     pub volume_url: String,
     /// `http(s)://host:port` (Octavia's API root).
     pub loadbalancer_url: String,
+    /// `http(s)://host:port` (Barbican's API root).
+    pub keymanager_url: String,
     /// Where the web console is (`http(s)://host:port/`).
     pub dashboard_url: String,
     /// Where joined hosts reach the contract (`https://host:port`).
@@ -168,6 +174,7 @@ pub struct Cloud {
     pub network: Arc<NetworkService>,
     pub volumes: Arc<VolumeService>,
     pub balancers: Arc<LoadBalancerService>,
+    pub keys: Arc<KeyManager>,
     pub openrc: PathBuf,
     pub ca_cert: Option<PathBuf>,
     pub admin_password: String,
@@ -255,6 +262,7 @@ impl Cloud {
         let dashboard_listener = bind(&cfg, cfg.dashboard_port, "dashboard").await?;
         let volume_listener = bind(&cfg, cfg.volume_port, "block storage").await?;
         let lb_listener = bind(&cfg, cfg.loadbalancer_port, "load balancer").await?;
+        let km_listener = bind(&cfg, cfg.keymanager_port, "key manager").await?;
         let contract_listener = bind(&cfg, cfg.contract_port, "host contract").await?;
         let tls = if cfg.tls {
             let mut names = vec![host.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -284,6 +292,7 @@ impl Cloud {
         let volume_base = url_of(&volume_listener)?;
         let volume_url = format!("{volume_base}/v3");
         let loadbalancer_url = url_of(&lb_listener)?;
+        let keymanager_url = url_of(&km_listener)?;
         let contract_url = format!(
             "https://{host_in_url}:{}",
             contract_listener.local_addr()?.port()
@@ -299,6 +308,7 @@ impl Cloud {
             ("block-storage", "cinder", &volume_url),
             ("volumev3", "cinderv3", &volume_url),
             ("load-balancer", "octavia", &loadbalancer_url),
+            ("key-manager", "barbican", &keymanager_url),
         ] {
             identity
                 .register_service(kind, name, url, region)
@@ -367,6 +377,14 @@ impl Cloud {
             network.clone(),
             loadbalancer_url.clone(),
         ));
+        let keys = Arc::new(KeyManager::new(
+            db.clone(),
+            auth.clone(),
+            keymanager_url.clone(),
+        ));
+        balancers.set_certificates(Arc::new(crate::balancer_link::CertificateLink(
+            keys.clone(),
+        )));
         compute.set_balancers(Arc::new(crate::balancer_link::BalancerLink(
             balancers.clone(),
         )));
@@ -397,6 +415,11 @@ impl Cloud {
             ferro_loadbalancer::router(balancers.clone()),
             &metrics,
             "load-balancer",
+        );
+        let km_app = with_common_layers(
+            ferro_keymanager::router(keys.clone()),
+            &metrics,
+            "key-manager",
         );
         let placement_app = with_common_layers(
             ferro_placement::api::router(placement),
@@ -466,7 +489,13 @@ impl Cloud {
                 server_tls.clone(),
                 rx.clone(),
             )),
-            tokio::spawn(serve::serve(lb_listener, lb_app, server_tls, rx.clone())),
+            tokio::spawn(serve::serve(
+                lb_listener,
+                lb_app,
+                server_tls.clone(),
+                rx.clone(),
+            )),
+            tokio::spawn(serve::serve(km_listener, km_app, server_tls, rx.clone())),
             tokio::spawn(volumes.clone().run_worker(rx.clone())),
             tokio::spawn(wake_on_network_changes(compute.clone(), rx.clone())),
         ];
@@ -535,12 +564,14 @@ impl Cloud {
             network_url,
             volume_url,
             loadbalancer_url,
+            keymanager_url,
             dashboard_url,
             contract_url,
             compute,
             network,
             volumes,
             balancers,
+            keys,
             openrc,
             ca_cert,
             admin_password: password,

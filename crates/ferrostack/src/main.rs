@@ -93,6 +93,9 @@ struct UpArgs {
     /// Port of the load-balancer API (Octavia's 9876; 0 picks a free one).
     #[arg(long, default_value_t = 9876)]
     loadbalancer_port: u16,
+    /// Port of the key-manager API (Barbican's 9311; 0 picks a free one).
+    #[arg(long, default_value_t = 9311)]
+    keymanager_port: u16,
     /// Physical network to host bridge mappings, comma separated.
     #[arg(long, default_value = "physnet1:br-ex")]
     bridge_mappings: String,
@@ -490,6 +493,11 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
             0
         } else {
             a.loadbalancer_port
+        },
+        keymanager_port: if a.ephemeral_ports {
+            0
+        } else {
+            a.keymanager_port
         },
         fake_volumes: None,
         force_config_drive: a.force_config_drive,

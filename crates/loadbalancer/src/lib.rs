@@ -1,5 +1,6 @@
 //! Load balancers, compatible with Octavia's v2 API: load balancers (a VIP
-//! port on a tenant subnet), listeners (HTTP, TCP), pools (round robin,
+//! port on a tenant subnet), listeners (HTTP, TCP, TERMINATED_HTTPS with a
+//! certificate from the key manager), L7 policies and rules, pools (round robin,
 //! least connections, source IP; session persistence), members on any
 //! host, and health monitors (HTTP, TCP, PING). The network node runs each
 //! load balancer as HAProxy in a namespace of its own (the agent's
@@ -9,10 +10,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod certificates;
 pub mod error;
 pub mod model;
 pub mod service;
 
 pub use api::router;
+pub use certificates::{CertificateError, Certificates};
 pub use error::LbError;
 pub use service::LoadBalancerService;

@@ -61,6 +61,26 @@ pub struct Listener {
     pub tags: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A key-manager secret or container URL (TERMINATED_HTTPS).
+    pub default_tls_container_ref: Option<String>,
+    /// A JSON list of such URLs, served by SNI.
+    pub sni_container_refs: Option<String>,
+}
+
+impl Listener {
+    /// Its certificate references: the default first, then SNI's.
+    pub fn tls_refs(&self) -> Vec<String> {
+        let sni: Vec<String> = self
+            .sni_container_refs
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        self.default_tls_container_ref
+            .iter()
+            .cloned()
+            .chain(sni)
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -328,7 +348,8 @@ impl Tree {
             "protocol": l.protocol, "protocol_port": l.protocol_port,
             "connection_limit": l.connection_limit,
             "default_pool_id": l.default_pool_id,
-            "default_tls_container_ref": null, "sni_container_refs": [],
+            "default_tls_container_ref": l.default_tls_container_ref,
+            "sni_container_refs": serde_json::from_str::<Value>(l.sni_container_refs.as_deref().unwrap_or("[]")).unwrap_or_else(|_| json!([])),
             "client_ca_tls_container_ref": null, "client_authentication": "NONE",
             "client_crl_container_ref": null,
             "l7policies": ids(self.listener_policies(&l.id).map(|p| &p.id)),

@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0019_lb_quotas.sql"),
     ),
     ("0020_lb_l7", include_str!("../migrations/0020_lb_l7.sql")),
+    (
+        "0021_certificates",
+        include_str!("../migrations/0021_certificates.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

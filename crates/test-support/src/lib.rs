@@ -201,6 +201,7 @@ impl TestCloud {
         cfg.dashboard_port = 0;
         cfg.volume_port = 0;
         cfg.loadbalancer_port = 0;
+        cfg.keymanager_port = 0;
         cfg.hypervisor = ferrostack::Hypervisor::Fake;
         cfg.host_name = Some("fake-host".into());
         cfg.fake_fail_spawn = Some("doomed".into());
@@ -537,6 +538,47 @@ impl TestCloud {
             .token(&format!("{name}-user"), "Default", "pw", name, "Default")
             .await;
         (project, token)
+    }
+
+    /// A second user `user` holding `role` on the existing project
+    /// `project` (by name); returns that user's project-scoped token.
+    pub async fn another_user(&self, admin: &str, project: &str, user: &str, role: &str) -> String {
+        let project_id = self
+            .call(
+                Method::GET,
+                &format!("projects?name={project}"),
+                admin,
+                None,
+            )
+            .await
+            .json["projects"][0]["id"]
+            .as_str()
+            .expect("project exists")
+            .to_owned();
+        let user_id = self
+            .call(
+                Method::POST,
+                "users",
+                admin,
+                Some(json!({"user": {"name": user, "domain_id": "default", "password": "pw"}})),
+            )
+            .await
+            .id("user");
+        let role_id = self
+            .call(Method::GET, &format!("roles?name={role}"), admin, None)
+            .await
+            .json["roles"][0]["id"]
+            .as_str()
+            .expect("role exists")
+            .to_owned();
+        self.call(
+            Method::PUT,
+            &format!("projects/{project_id}/users/{user_id}/roles/{role_id}"),
+            admin,
+            None,
+        )
+        .await;
+        self.token(user, "Default", "pw", project, "Default").await
     }
 
     /// Uploads `data` as a public image named `name`; returns its id.

@@ -27,18 +27,49 @@ fn expect(codes: &str) -> String {
     }
 }
 
+/// Whether HAProxy sees HTTP on a listener (TERMINATED_HTTPS once TLS is
+/// off) rather than a stream.
+fn is_http(protocol: &str) -> bool {
+    protocol == "HTTP" || protocol == "TERMINATED_HTTPS"
+}
+
 fn mode(protocol: &str) -> &'static str {
-    if protocol == "HTTP" {
+    if is_http(protocol) {
         "http"
     } else {
         "tcp"
     }
 }
 
-fn frontend(out: &mut String, l: &ListenerSpec, vip: &str) {
+/// Where each TERMINATED_HTTPS listener's certificates go (the agent
+/// writes them, mode 0600, before checking the configuration), with
+/// their PEM text.
+pub fn certificate_files<'a>(
+    b: &'a BalancerSpec,
+    dir: &Path,
+) -> Vec<(std::path::PathBuf, &'a str)> {
+    b.listeners
+        .iter()
+        .flat_map(|l| {
+            l.certificates
+                .iter()
+                .enumerate()
+                .map(move |(i, pem)| (dir.join(format!("{}-{i}.pem", l.id)), pem.as_str()))
+        })
+        .collect()
+}
+
+fn frontend(out: &mut String, l: &ListenerSpec, vip: &str, dir: &Path) {
     let _ = writeln!(out, "\nfrontend {}", l.id);
     let _ = writeln!(out, "    mode {}", mode(&l.protocol));
-    let _ = writeln!(out, "    bind {vip}:{}", l.port);
+    if l.certificates.is_empty() {
+        let _ = writeln!(out, "    bind {vip}:{}", l.port);
+    } else {
+        let crts: Vec<String> = (0..l.certificates.len())
+            .map(|i| format!("crt {}", dir.join(format!("{}-{i}.pem", l.id)).display()))
+            .collect();
+        let _ = writeln!(out, "    bind {vip}:{} ssl {}", l.port, crts.join(" "));
+    }
     if let Some(c) = l.connection_limit {
         let _ = writeln!(out, "    maxconn {c}");
     }
@@ -50,13 +81,13 @@ fn frontend(out: &mut String, l: &ListenerSpec, vip: &str) {
             l.allowed_cidrs.join(" ")
         );
     }
-    if l.protocol == "HTTP" {
+    if is_http(&l.protocol) {
         let _ = writeln!(out, "    option httplog");
         if l.forwarded_for {
             let _ = writeln!(out, "    option forwardfor");
         }
     }
-    if l.protocol == "HTTP" {
+    if is_http(&l.protocol) {
         l7(out, &l.l7policies);
     }
     if let Some(p) = &l.default_pool {
@@ -259,7 +290,7 @@ pub fn config(b: &BalancerSpec, dir: &Path, user: Option<&str>) -> String {
     let _ = writeln!(out, "    timeout client 50000");
     let _ = writeln!(out, "    timeout server 50000");
     for l in &b.listeners {
-        frontend(&mut out, l, vip);
+        frontend(&mut out, l, vip, dir);
     }
     for p in &b.pools {
         let from: Vec<&ListenerSpec> = b
@@ -361,6 +392,7 @@ mod tests {
                 forwarded_for: true,
                 allowed_cidrs: vec![],
                 l7policies: vec![],
+                certificates: vec![],
             }],
             pools: vec![PoolSpec {
                 id: "pool1".into(),
@@ -525,6 +557,29 @@ backend pool1
     default_backend pool1
 ";
         assert!(cfg.contains(want), "{cfg}");
+    }
+
+    #[test]
+    fn terminated_https_binds_with_its_certificates() {
+        let mut b = spec();
+        b.listeners[0].protocol = "TERMINATED_HTTPS".into();
+        b.listeners[0].port = 443;
+        b.listeners[0].certificates = vec!["DEFAULT PEM".into(), "SNI PEM".into()];
+        let dir = Path::new("/s/lb1");
+        let cfg = config(&b, dir, None);
+        assert!(
+            cfg.contains("    mode http\n    bind 10.0.0.10:443 ssl crt /s/lb1/l1-0.pem crt /s/lb1/l1-1.pem\n"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("    option forwardfor\n"));
+        let files = certificate_files(&b, dir);
+        assert_eq!(
+            files,
+            vec![
+                (dir.join("l1-0.pem"), "DEFAULT PEM"),
+                (dir.join("l1-1.pem"), "SNI PEM")
+            ]
+        );
     }
 
     #[test]

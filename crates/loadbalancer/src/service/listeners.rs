@@ -1,4 +1,9 @@
 //! Listeners: a protocol and port on the VIP, sending to a default pool.
+//! A TERMINATED_HTTPS listener ends TLS with the certificate its
+//! `default_tls_container_ref` names in the key manager (and those of
+//! `sni_container_refs`, chosen by the name the client asks for); each
+//! reference is read and checked when it is set, for the listener's
+//! project.
 
 use ferro_common::{ids, time, AuthContext};
 use ferro_store::flag;
@@ -10,9 +15,10 @@ use super::{next_seq, LoadBalancerService};
 use crate::error::{LbError, Result};
 use crate::model::{Listener, Tree};
 
-/// Protocols a listener may have here: HTTP is proxied, TCP and HTTPS
-/// (passed through, not terminated) are forwarded as streams.
-pub(crate) const LISTENER_PROTOCOLS: &[&str] = &["HTTP", "TCP", "HTTPS"];
+/// Protocols a listener may have here: HTTP and TERMINATED_HTTPS are
+/// proxied, TCP and HTTPS (passed through, not terminated) are forwarded
+/// as streams.
+pub(crate) const LISTENER_PROTOCOLS: &[&str] = &["HTTP", "TCP", "HTTPS", "TERMINATED_HTTPS"];
 
 /// Octavia's default timeouts, in milliseconds.
 const TIMEOUT_CLIENT: i64 = 50_000;
@@ -60,6 +66,8 @@ pub struct ListenerUpdate {
     pub insert_headers: Option<serde_json::Map<String, Value>>,
     pub allowed_cidrs: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
+    pub default_tls_container_ref: Option<String>,
+    pub sni_container_refs: Option<Vec<String>>,
 }
 
 pub(crate) fn some_or_null<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
@@ -176,11 +184,6 @@ impl LoadBalancerService {
             .protocol
             .clone()
             .ok_or_else(|| LbError::invalid("protocol", "None", "Mandatory field missing."))?;
-        if protocol == "TERMINATED_HTTPS" || req.default_tls_container_ref.is_some() {
-            return Err(LbError::bad(
-                "Validation failure: TERMINATED_HTTPS listeners need a certificate store, which is not offered yet.",
-            ));
-        }
         if !LISTENER_PROTOCOLS.contains(&protocol.as_str()) {
             return Err(LbError::invalid(
                 "protocol",
@@ -202,6 +205,14 @@ impl LoadBalancerService {
         let tree = self.tree(ctx, lb_id).await?;
         let project = &tree.lb.project_id;
         self.may_write(ctx, "load-balancer:listener:post", project)?;
+        let sni = req.sni_container_refs.clone().unwrap_or_default();
+        self.check_tls(
+            project,
+            &protocol,
+            req.default_tls_container_ref.as_deref(),
+            &sni,
+        )
+        .await?;
         if tree.listeners.iter().any(|l| l.protocol_port == port) {
             return Err(LbError::Conflict(format!(
                 "Another Listener on this Load Balancer is already using protocol_port {port}"
@@ -217,8 +228,9 @@ impl LoadBalancerService {
         sqlx::query(
             "INSERT INTO lb_listeners (id, seq, project_id, loadbalancer_id, name, description, protocol, protocol_port, \
              connection_limit, default_pool_id, admin_state_up, revision, timeout_client_data, timeout_member_connect, \
-             timeout_member_data, timeout_tcp_inspect, insert_headers, allowed_cidrs, tags, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)",
+             timeout_member_data, timeout_tcp_inspect, insert_headers, allowed_cidrs, tags, created_at, updated_at, \
+             default_tls_container_ref, sni_container_refs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22)",
         )
         .bind(&id)
         .bind(next_seq())
@@ -243,6 +255,8 @@ impl LoadBalancerService {
         })
         .bind(tags_json(&req.tags))
         .bind(now)
+        .bind(&req.default_tls_container_ref)
+        .bind(serde_json::to_string(&sni).unwrap_or_else(|_| "[]".into()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -271,6 +285,22 @@ impl LoadBalancerService {
         check_headers(&req.insert_headers)?;
         if let Some(Some(pool)) = &req.default_pool_id {
             check_default_pool(&tree, Some(id), &l.protocol, pool)?;
+        }
+        let default_tls = req
+            .default_tls_container_ref
+            .clone()
+            .or(l.default_tls_container_ref.clone());
+        let sni = match &req.sni_container_refs {
+            Some(s) => s.clone(),
+            None => l
+                .sni_container_refs
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
+        };
+        if req.default_tls_container_ref.is_some() || req.sni_container_refs.is_some() {
+            self.check_tls(&l.project_id, &l.protocol, default_tls.as_deref(), &sni)
+                .await?;
         }
         let (mut tx, revision) = self.begin(&tree).await?;
         let merged = Listener {
@@ -304,7 +334,7 @@ impl LoadBalancerService {
             "UPDATE lb_listeners SET name = $1, description = $2, connection_limit = $3, default_pool_id = $4, \
              admin_state_up = $5, timeout_client_data = $6, timeout_member_connect = $7, timeout_member_data = $8, \
              timeout_tcp_inspect = $9, insert_headers = $10, allowed_cidrs = $11, tags = $12, revision = $13, \
-             updated_at = $14 WHERE id = $15",
+             updated_at = $14, default_tls_container_ref = $15, sni_container_refs = $16 WHERE id = $17",
         )
         .bind(&merged.name)
         .bind(&merged.description)
@@ -320,12 +350,43 @@ impl LoadBalancerService {
         .bind(&merged.tags)
         .bind(revision)
         .bind(time::now_micros())
+        .bind(&default_tls)
+        .bind(serde_json::to_string(&sni).unwrap_or_else(|_| "[]".into()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         self.changed();
         self.tree(ctx, &tree.lb.id).await
+    }
+
+    /// A TERMINATED_HTTPS listener needs a default certificate; other
+    /// protocols take none. Every reference must give a usable
+    /// certificate of `project`.
+    async fn check_tls(
+        &self,
+        project: &str,
+        protocol: &str,
+        default: Option<&str>,
+        sni: &[String],
+    ) -> Result<()> {
+        if protocol != "TERMINATED_HTTPS" {
+            if default.is_some() || !sni.is_empty() {
+                return Err(LbError::bad(format!(
+                    "Validation failure: Certificate container references are only allowed on TERMINATED_HTTPS listeners, not {protocol}."
+                )));
+            }
+            return Ok(());
+        }
+        let Some(default) = default else {
+            return Err(LbError::bad(
+                "Validation failure: A TERMINATED_HTTPS listener needs a default_tls_container_ref.",
+            ));
+        };
+        for r in std::iter::once(default).chain(sni.iter().map(String::as_str)) {
+            self.certificate(project, r).await?;
+        }
+        Ok(())
     }
 
     pub async fn delete_listener(&self, ctx: &AuthContext, id: &str) -> Result<()> {

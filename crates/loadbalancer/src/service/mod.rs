@@ -16,7 +16,7 @@ mod quotas;
 mod runtime;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ferro_common::auth::SharedAuth;
 use ferro_common::policy::{self, Rule, Target};
@@ -25,6 +25,7 @@ use ferro_network::NetworkService;
 use ferro_store::Db;
 use sqlx::{Any, Transaction};
 
+use crate::certificates::Certificates;
 use crate::error::{LbError, Result};
 use crate::model::{L7Policy, L7Rule, Listener, LoadBalancer, Member, Monitor, Pool, Tree};
 
@@ -40,6 +41,8 @@ pub struct LoadBalancerService {
     pub network: Arc<NetworkService>,
     /// `http://host:9876`
     pub base_url: String,
+    /// Where TERMINATED_HTTPS listeners' certificates come from.
+    certificates: OnceLock<Arc<dyn Certificates>>,
 }
 
 /// What to load: every load balancer, one project's, or one.
@@ -57,7 +60,27 @@ impl LoadBalancerService {
             auth,
             network,
             base_url,
+            certificates: OnceLock::new(),
         }
+    }
+
+    pub fn set_certificates(&self, store: Arc<dyn Certificates>) {
+        let _ = self.certificates.set(store);
+    }
+
+    /// The PEM bundle `reference` names for `project`, or Octavia's 400.
+    pub(crate) async fn certificate(&self, project: &str, reference: &str) -> Result<String> {
+        let Some(store) = self.certificates.get() else {
+            return Err(LbError::bad(
+                "Validation failure: this cloud has no key manager to read certificates from.",
+            ));
+        };
+        store.bundle(project, reference).await.map_err(|e| match e {
+            crate::certificates::CertificateError::Failed(why) => {
+                LbError::Internal(format!("reading certificate {reference}: {why}"))
+            }
+            e => LbError::bad(format!("Could not retrieve certificate: {reference}: {e}")),
+        })
     }
 
     pub fn pool(&self) -> &sqlx::AnyPool {

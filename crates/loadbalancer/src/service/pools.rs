@@ -21,7 +21,7 @@ const PERSISTENCE: &[&str] = &["SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE"];
 /// Whether a listener of `listener` protocol may send to a pool of `pool`.
 pub(crate) fn compatible(listener: &str, pool: &str) -> bool {
     match listener {
-        "HTTP" => pool == "HTTP",
+        "HTTP" | "TERMINATED_HTTPS" => pool == "HTTP",
         "TCP" => pool == "TCP" || pool == "HTTP" || pool == "HTTPS",
         "HTTPS" => pool == "HTTPS" || pool == "TCP",
         _ => false,
@@ -541,6 +541,8 @@ mod tests {
             ("TCP", "TCP", true),
             ("HTTPS", "HTTPS", true),
             ("HTTPS", "HTTP", false),
+            ("TERMINATED_HTTPS", "HTTP", true),
+            ("TERMINATED_HTTPS", "HTTPS", false),
         ] {
             assert_eq!(compatible(l, p), ok, "{l} → {p}");
         }

@@ -113,6 +113,7 @@ fn spec_of(t: &Tree, mac: String, prefix: &str, gateway: Option<String>) -> Bala
                     .is_some_and(|v| v == Value::Bool(true) || v == "true" || v == "True"),
                 allowed_cidrs: serde_json::from_str(&l.allowed_cidrs).unwrap_or_default(),
                 l7policies: l7_of(t, &l.id),
+                certificates: Vec::new(),
             })
             .collect(),
         pools,
@@ -169,9 +170,39 @@ impl LoadBalancerService {
             if t.lb.admin_state_up == 0 {
                 spec.listeners.clear();
             }
+            self.add_certificates(&t, &mut spec).await;
             out.push(spec);
         }
         Ok(out)
+    }
+
+    /// Reads each TERMINATED_HTTPS listener's certificates. One whose
+    /// certificate can no longer be read (its secret was deleted since) is
+    /// left out, loudly, rather than served without it.
+    async fn add_certificates(&self, t: &Tree, spec: &mut BalancerSpec) {
+        let mut keep = Vec::new();
+        for mut l in std::mem::take(&mut spec.listeners) {
+            let refs = t
+                .listeners
+                .iter()
+                .find(|x| x.id == l.id)
+                .map(|x| x.tls_refs())
+                .unwrap_or_default();
+            let mut ok = true;
+            for r in refs {
+                match self.certificate(&t.lb.project_id, &r).await {
+                    Ok(pem) => l.certificates.push(pem),
+                    Err(e) => {
+                        tracing::warn!(listener_id = %l.id, reference = %r, error = %e, "a TERMINATED_HTTPS listener's certificate can't be read: the listener is not run");
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                keep.push(l);
+            }
+        }
+        spec.listeners = keep;
     }
 
     /// Takes the network node's reports: the revision each load balancer

@@ -118,6 +118,11 @@ impl LinuxDataplane {
             &s(&["0755", &script.display().to_string()]),
         )
         .await;
+        for (path, pem) in haproxy::certificate_files(b, &dir) {
+            write_private(&path, pem)
+                .await
+                .map_err(io(format!("writing {}", path.display())))?;
+        }
         let next = dir.join("haproxy.cfg.next");
         tokio::fs::write(&next, &cfg)
             .await
@@ -217,6 +222,20 @@ impl LinuxDataplane {
         }
         (out, dead)
     }
+}
+
+/// Writes a file only its owner may read (a certificate's private key).
+async fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await?;
+    f.write_all(text.as_bytes()).await?;
+    f.sync_all().await
 }
 
 /// `show stat` over HAProxy's stats socket.
