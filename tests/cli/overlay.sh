@@ -13,7 +13,8 @@
 # servers reach each other and nothing of the first project, and its
 # network has a VNI of its own. Cold migration with its disk (confirm and
 # revert) and live migration under ping and SSH, keeping fixed and
-# floating IPs. Deleting everything leaves no VXLAN device,
+# floating IPs. A load balancer on the network node sends to members on
+# both compute hosts. Deleting everything leaves no VXLAN device,
 # forwarding entry, bridge, tap, namespace or dnsmasq on any host.
 . "$(dirname "$0")/lib.bash"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -189,6 +190,23 @@ check "a port whose group has no rule for 8080 is unreachable from the other hos
     bash -c "! ip netns exec $nn ssh ${ssh_opts[*]} cloud@${FIP[vm1]} timeout 8 wget -q -O - http://${FIXED[vm4]}:8080/who"
 check_eq "nor from its own host (vm3 -> vm4:8080)" "" \
     "$(on_vm vm3 timeout 8 wget -q -O - "http://${FIXED[vm4]}:8080/who" 2>/dev/null)"
+
+# A load balancer: HAProxy on the network node (h1), its members on h2 and h3.
+check "loadbalancer create (HAProxy runs on h1)" os loadbalancer create --name lb1 --vip-subnet-id user1_subnet --wait
+vip=$(os loadbalancer show lb1 -f value -c vip_address)
+check "the members' group lets the VIP in on 8080" os security group rule create --proto tcp --dst-port 8080 --remote-ip "$vip/32" default
+check "listener create HTTP:80" os loadbalancer listener create --name http --protocol HTTP --protocol-port 80 --wait lb1
+check "pool create" os loadbalancer pool create --name web --listener http --protocol HTTP --lb-algorithm ROUND_ROBIN --wait
+for vm in vm1 vm3; do
+    check "member create $vm (on ${HOST_OF[$vm]})" os loadbalancer member create --address "${FIXED[$vm]}" --protocol-port 8080 --wait web
+done
+lb_fip=$(os floating ip create -f value -c floating_ip_address ext_net)
+check "floating ip set --port (the VIP's)" os floating ip set --port "$(os loadbalancer show lb1 -f value -c vip_port_id)" "$lb_fip"
+lb_get() { in_ext curl -sS --max-time 10 "http://$lb_fip/who"; }
+wait_for "the load balancer answers through its floating IP" 60 lb_get
+check_eq "4 requests: the members on h2 and h3 both answer" "vm1 vm3" "$(for i in 1 2 3 4; do lb_get; done | sort -u | paste -sd' ')"
+check "loadbalancer delete --cascade --wait" os loadbalancer delete --cascade --wait lb1
+check "floating ip delete (the VIP's)" os floating ip delete "$lb_fip"
 
 vx_of() { # vx_of HOST NETWORK_ID: the VNI of that network's tunnel device on the host
     local dev="vx-${2:0:11}"
