@@ -423,7 +423,7 @@ await step("volumes: create one, attach it to client, extend it while attached, 
   await r.waitFor({ state: "detached", timeout: 30000 });
 }, admin);
 
-await step("load balancers: create one on user1_subnet; its listener, pool and member show with the member's health; the topology draws it; delete it", async () => {
+await step("load balancers: create one on user1_subnet; add its listener, pool, member and monitor through the page's forms; the member's health shows; delete the member; the topology draws it; delete it", async () => {
   await nav(admin, "Load Balancers");
   await admin.getByRole("button", { name: "Create Load Balancer" }).click();
   await fill(admin, { "Name": "web-lb", "VIP Subnet": { select: "user1_net: user1_subnet (192.169.0.0/24)" } });
@@ -432,7 +432,7 @@ await step("load balancers: create one on user1_subnet; its listener, pool and m
   await r.locator('[data-status="ACTIVE"]').waitFor({ timeout: 60000 });
   const vip = (await r.locator('td[data-col="VIP Address"]').innerText()).trim();
   ensure(/^192\.169\.0\.\d+$/.test(vip), `the VIP: ${vip}`);
-  // The rest as a script would add it, through the dashboard's pass-through.
+  // The API through the dashboard's pass-through, to wait for the load balancer.
   const lbApi = (method, path, body) => admin.evaluate(async ([method, path, body]) => {
     const resp = await fetch(`/api/load-balancer/v2/lbaas${path}`, { method, credentials: "same-origin",
       headers: { "X-Ferro-Dashboard": "1", "Content-Type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
@@ -440,21 +440,41 @@ await step("load balancers: create one on user1_subnet; its listener, pool and m
   }, [method, path, body]);
   const lbId = (await lbApi("GET", "/loadbalancers?name=web-lb")).body.loadbalancers[0].id;
   const settled = () => waitUntil("web-lb to settle", 60, async () => (await lbApi("GET", `/loadbalancers/${lbId}`)).body.loadbalancer.provisioning_status === "ACTIVE");
-  const made = async (path, body) => { const x = await lbApi("POST", path, body); ensure(x.status === 201, `POST ${path}: ${x.status} ${JSON.stringify(x.body)}`); await settled(); return x.body; };
-  const listener = await made("/listeners", { listener: { name: "web-http", loadbalancer_id: lbId, protocol: "HTTP", protocol_port: 80 } });
-  const pool = await made("/pools", { pool: { name: "web-pool", listener_id: listener.listener.id, protocol: "HTTP", lb_algorithm: "ROUND_ROBIN" } });
-  // Nothing listens at .250: its health checks fail and it turns ERROR on screen.
-  await made(`/pools/${pool.pool.id}/members`, { member: { name: "nobody", address: "192.169.0.250", protocol_port: 80 } });
-  await made("/healthmonitors", { healthmonitor: { pool_id: pool.pool.id, type: "HTTP", url_path: "/", delay: 2, timeout: 1, max_retries: 1, max_retries_down: 1 } });
-  await r.locator('td[data-col="Listeners"]', { hasText: "HTTP:80" }).waitFor({ timeout: 15000 });
+  // Its listener, pool, member and monitor through the page's forms; each
+  // waits for the load balancer to apply the last (Octavia refuses changes
+  // while one is pending) and for the page to show it.
   await r.locator('td[data-col="Name"] a').click();
   await admin.locator("main .page-head h1", { hasText: "web-lb" }).waitFor();
+  await admin.getByRole("button", { name: "Add Listener" }).click();
+  await fill(admin, { "Name": "web-http", "Port": "80" });
+  await submitAndClose(admin, "Add Listener");
+  await settled();
+  await row(admin, "Name", "web-http").waitFor();
+  await admin.getByRole("button", { name: "Add Pool" }).click();
+  await fill(admin, { "Name": "web-pool", "Listener (its default pool)": { select: "web-http (HTTP:80)" } });
+  await submitAndClose(admin, "Add Pool");
+  await settled();
   await row(admin, "Name", "web-http").locator('td[data-col="Default Pool"]', { hasText: "web-pool" }).waitFor();
-  await row(admin, "Name", "web-pool").locator('td[data-col="Health Monitor"]', { hasText: "HTTP GET / every 2 s" }).waitFor();
+  // Nothing listens at .250: its health checks fail and it turns ERROR on screen.
+  await admin.getByRole("button", { name: "Add Member" }).click();
+  await fill(admin, { "Name": "nobody", "Address": "192.169.0.250", "Port": "80" });
+  await submitAndClose(admin, "Add Member");
+  await settled();
   const m = row(admin, "Name", "nobody");
   await m.locator('td[data-col="Address"]', { hasText: "192.169.0.250:80" }).waitFor();
+  await admin.getByRole("button", { name: "Add Health Monitor" }).click();
+  await fill(admin, { "Delay (s)": "2", "Timeout (s)": "1", "Successes to come back": "1", "Failures to leave the rotation": "1" });
+  await submitAndClose(admin, "Add Health Monitor");
+  await settled();
+  await row(admin, "Name", "web-pool").locator('td[data-col="Health Monitor"]', { hasText: "HTTP GET / every 2 s" }).waitFor();
   await m.locator('[data-status="ERROR"]').waitFor({ timeout: 60000 });
   await admin.screenshot({ path: `${SHOTS}/loadbalancer.png`, fullPage: true });
+  await rowAction(m, "Delete Member");
+  await admin.getByRole("alertdialog").getByRole("button", { name: "Delete Member" }).click();
+  await waitUntil("the member to be gone", 30, async () => !(await m.count()));
+  await settled();
+  await nav(admin, "Load Balancers");
+  await row(admin, "Name", "web-lb").locator('td[data-col="Listeners"]', { hasText: "HTTP:80" }).waitFor({ timeout: 15000 });
   await nav(admin, "Network Topology");
   const node = admin.locator('#topology-svg g[data-kind="loadbalancer"][data-name="web-lb"]');
   await node.waitFor();
