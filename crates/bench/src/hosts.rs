@@ -28,6 +28,10 @@ pub struct Args {
     /// Also poll desired state every 2 s per host, as a real agent does.
     #[arg(long)]
     poll_desired: bool,
+    /// Once the hosts are registered, time this many `GET
+    /// /allocation_candidates` over all of them (0: none).
+    #[arg(long, default_value_t = 0)]
+    candidates: usize,
     #[arg(long, default_value = "/var/tmp/ferro-bench-hosts")]
     work: PathBuf,
 }
@@ -134,6 +138,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let enrol_s = t_enrol.elapsed().as_secs_f64();
+    if a.candidates > 0 {
+        candidates(&state, pid, a.candidates, a.hosts).await?;
+    }
 
     // Heartbeats (and polls), each host at its own phase of the period.
     let beats = Arc::new(AtomicU64::new(0));
@@ -242,6 +249,76 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "controller RSS: {:.1} MiB with the hosts, {:.1} MiB idle",
         rss as f64 / 1024.0,
         idle_rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Controller CPU and latency per `GET /allocation_candidates` over every
+/// registered host, next to the same decision over as many hosts made in
+/// memory in this process (the scheduler alone: the floor).
+async fn candidates(
+    state: &std::path::Path,
+    pid: u32,
+    n: usize,
+    hosts: usize,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(state.join("openrc"))?;
+    let var = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let auth_url = var("OS_AUTH_URL");
+    let http = reqwest::Client::new();
+    let token = crate::issue_at(&http, &auth_url, &var("OS_PASSWORD")).await?;
+    let catalog: serde_json::Value = http
+        .get(format!("{auth_url}/auth/catalog"))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let placement = catalog["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["type"] == "placement")
+        .and_then(|s| s["endpoints"][0]["url"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let url = format!("{placement}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:1");
+    let get = || {
+        http.get(&url)
+            .header("X-Auth-Token", &token)
+            .header("OpenStack-API-Version", "placement 1.10")
+            .send()
+    };
+    let first: serde_json::Value = get().await?.json().await?;
+    let answered = first["allocation_requests"].as_array().map_or(0, Vec::len);
+    let c0 = super::cpu_ticks(pid);
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = get().await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "allocation_candidates: {}",
+            r.status()
+        );
+        r.bytes().await?;
+        lat.push(t.elapsed());
+    }
+    let cpu_ms = (super::cpu_ticks(pid) - c0) as f64 * 1000.0 / ticks_per_second() / n as f64;
+    lat.sort();
+    let (floor, _, _) = crate::scheduler_ms(hosts);
+    println!(
+        "allocation candidates over {hosts} hosts: {cpu_ms:.2} ms controller CPU per request, p50 {:.1} ms, {answered} candidates per answer ({n} requests)",
+        super::pct(&lat, 0.5)
+    );
+    println!(
+        "the same decision in memory (scheduler alone, this process): {floor:.3} ms — the API costs {:.0}x that",
+        cpu_ms / floor.max(1e-9)
     );
     Ok(())
 }

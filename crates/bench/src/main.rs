@@ -228,6 +228,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn scheduler(n: usize) {
+    let (per, fit, iterations) = scheduler_ms(n);
+    println!(
+        "scheduler: {n} hosts, {per:.3} ms per decision ({fit} hosts fit), {iterations} decisions"
+    );
+}
+
+/// The scheduler's decision over `n` varied hosts, in memory: (ms per
+/// decision, hosts that fit, decisions made).
+pub fn scheduler_ms(n: usize) -> (f64, usize, usize) {
     use ferro_placement::{schedule, HostState, Request};
     let hosts: Vec<HostState> = (0..n)
         .map(|i| HostState {
@@ -265,11 +274,7 @@ fn scheduler(n: usize) {
         picked += schedule(&hosts, &req).map(|r| r.len()).unwrap_or(0);
     }
     let per = t.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
-    println!(
-        "scheduler: {n} hosts, {:.3} ms per decision ({} hosts fit), {iterations} decisions",
-        per,
-        picked / iterations
-    );
+    (per, picked / iterations, iterations)
 }
 
 async fn identity(args: Args) -> anyhow::Result<()> {

@@ -242,10 +242,12 @@ async fn candidates(St(s): St<State>, headers: HeaderMap, uri: axum::http::Uri) 
         })
         .collect();
     let fit = crate::scheduler::schedule(&states, &req).unwrap_or_default();
+    // By name, once: a scan per candidate was quadratic in the hosts.
+    let by_name: HashMap<&str, &HostRow> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let mut requests = Vec::new();
     let mut summaries = Map::new();
     for st in fit {
-        if let Some(h) = hosts.iter().find(|h| h.name == st.name) {
+        if let Some(h) = by_name.get(st.name.as_str()) {
             requests.push(json!({"allocations": {h.hypervisor_id.clone(): {"resources": want}}}));
             summaries.insert(
                 h.hypervisor_id.clone(),
