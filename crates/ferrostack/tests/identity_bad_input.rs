@@ -383,7 +383,7 @@ async fn run(backend: ferro_test_support::Backend) {
             "endpoints".into(),
             true,
             B::Json(
-                json!({"endpoint": {"service_id": svc, "interface": "public", "url": "http://x", "region_id": "Atlantis"}}),
+                json!({"endpoint": {"service_id": svc, "interface": "public", "url": "http://x", "region_id": "r".repeat(256)}}),
             ),
         ),
         (

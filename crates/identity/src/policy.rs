@@ -32,6 +32,12 @@ pub const MANAGE_GRANTS: Policy = ("identity:manage_grants", Rule::Admin);
 pub const APP_CREDS: Policy = ("identity:application_credentials", Rule::AdminOrSelf);
 pub const READ_CATALOG: Policy = ("identity:get_catalog_entry", Rule::Authenticated);
 pub const MANAGE_CATALOG: Policy = ("identity:manage_catalog", Rule::Admin);
+pub const CREDENTIALS: Policy = ("identity:credentials", Rule::AdminOrSelf);
+pub const LIST_CREDENTIALS: Policy = ("identity:list_credentials", Rule::Authenticated);
+pub const MANAGE_RECORDS: Policy = (
+    "identity:manage_policies_consumers_endpoint_groups",
+    Rule::Admin,
+);
 pub const VALIDATE_TOKEN: Policy = ("identity:validate_token", Rule::AdminOrSelf);
 
 pub fn authorize(ctx: &AuthContext, policy: Policy, target: Target<'_>) -> Result<()> {

@@ -327,7 +327,8 @@ impl Identity {
                 if let Some(a) = parent.audit_ids.first() {
                     audit_ids.push(*a);
                 }
-                (user, token::METHOD_TOKEN, None)
+                // a rescoped token keeps the methods that proved the user
+                (user, token::METHOD_TOKEN | parent.methods, None)
             }
             Credentials::AppCred {
                 id,
@@ -684,6 +685,22 @@ impl Identity {
             ScopeRef::System => ("system", "all", None),
             ScopeRef::Unscoped => return Ok(Vec::new()),
         };
+        // the projects above a project: their inherited grants reach it
+        let mut ancestors = Vec::new();
+        if kind == "project"
+            && assignments
+                .iter()
+                .any(|a| a.inherited == 1 && a.target_type == "project")
+        {
+            let mut at = store::get::<Project>(self.pool(), "projects", target).await?;
+            for _ in 0..64 {
+                let Some(parent) = at.and_then(|p| p.parent_id) else {
+                    break;
+                };
+                ancestors.push(parent.clone());
+                at = store::get::<Project>(self.pool(), "projects", &parent).await?;
+            }
+        }
         let direct: Vec<String> = assignments
             .iter()
             .filter(|a| {
@@ -691,6 +708,9 @@ impl Identity {
                     || (a.inherited == 1
                         && a.target_type == "domain"
                         && Some(&a.target_id) == domain_of_project.as_ref())
+                    || (a.inherited == 1
+                        && a.target_type == "project"
+                        && ancestors.contains(&a.target_id))
             })
             .map(|a| a.role_id.clone())
             .collect();
@@ -700,8 +720,11 @@ impl Identity {
         let all = self.expand_implied(direct).await?;
         let mut roles = Vec::with_capacity(all.len());
         for id in all {
+            // a domain's own roles only lend what they imply to a token
             if let Some(r) = store::get::<Role>(self.pool(), "roles", &id).await? {
-                roles.push(r);
+                if r.domain_id.is_empty() {
+                    roles.push(r);
+                }
             }
         }
         roles.sort_by(|a, b| a.name.cmp(&b.name));

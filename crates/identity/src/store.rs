@@ -194,3 +194,66 @@ pub async fn setting(pool: &AnyPool, name: &str) -> Result<Option<String>> {
         .await?;
     Ok(row.map(|r| r.0))
 }
+
+/// One of Keystone's small records (credentials, policies, consumers,
+/// endpoint groups, domain configuration): its id, owner and JSON body.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Record {
+    pub id: String,
+    pub owner_id: String,
+    pub body: String,
+}
+
+pub async fn record(pool: &AnyPool, kind: &str, id: &str) -> Result<Option<Record>> {
+    Ok(sqlx::query_as(
+        "SELECT id, owner_id, body FROM identity_records WHERE kind = $1 AND id = $2",
+    )
+    .bind(kind)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The records of a kind, all or one owner's, oldest first.
+pub async fn records(pool: &AnyPool, kind: &str, owner: Option<&str>) -> Result<Vec<Record>> {
+    let q = match owner {
+        Some(o) => sqlx::query_as(
+            "SELECT id, owner_id, body FROM identity_records WHERE kind = $1 AND owner_id = $2 ORDER BY created_at, id",
+        )
+        .bind(kind)
+        .bind(o.to_owned()),
+        None => sqlx::query_as(
+            "SELECT id, owner_id, body FROM identity_records WHERE kind = $1 ORDER BY created_at, id",
+        )
+        .bind(kind),
+    };
+    Ok(q.fetch_all(pool).await?)
+}
+
+/// Writes a record, replacing the body (and owner) of one with its id.
+pub async fn put_record(pool: &AnyPool, kind: &str, r: &Record) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO identity_records (kind, id, owner_id, body, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (kind, id) DO UPDATE SET owner_id = excluded.owner_id, body = excluded.body",
+    )
+    .bind(kind)
+    .bind(&r.id)
+    .bind(&r.owner_id)
+    .bind(&r.body)
+    .bind(ferro_common::time::now_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_record(pool: &AnyPool, kind: &str, id: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM identity_records WHERE kind = $1 AND id = $2")
+            .bind(kind)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}

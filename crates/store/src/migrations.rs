@@ -72,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0021_certificates",
         include_str!("../migrations/0021_certificates.sql"),
     ),
+    (
+        "0022_identity_records",
+        include_str!("../migrations/0022_identity_records.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

@@ -40,6 +40,18 @@ pub struct RoleRef {
     name: Option<String>,
 }
 
+/// An expiry as Keystone shows it: the naive UTC time as Python's
+/// `isoformat()` writes it (no zone; microseconds only when not zero), so a
+/// client reads back what it sent.
+fn naive_iso(micros: i64) -> String {
+    let full = time::iso_micros(micros);
+    let full = full.trim_end_matches('Z');
+    match full.strip_suffix(".000000") {
+        Some(whole) => whole.to_owned(),
+        None => full.to_owned(),
+    }
+}
+
 async fn render(s: &Identity, c: &AppCred, secret: Option<&str>) -> Result<Value> {
     let base = s.base_url();
     let mut roles = Vec::new();
@@ -51,7 +63,7 @@ async fn render(s: &Identity, c: &AppCred, secret: Option<&str>) -> Result<Value
     let mut v = json!({
         "id": c.id, "name": c.name, "description": c.description, "user_id": c.user_id,
         "project_id": c.project_id, "roles": roles, "unrestricted": c.unrestricted != 0,
-        "expires_at": c.expires_at.map(time::iso_micros), "access_rules": [],
+        "expires_at": c.expires_at.map(naive_iso), "access_rules": [],
         "links": {"self": format!("{base}/users/{}/application_credentials/{}", c.user_id, c.id)}
     });
     if let Some(sec) = secret {

@@ -1,4 +1,5 @@
-//! Role grants (user or group, on a project, domain or the system) and the
+//! Role grants (user or group, on a project, domain or the system; direct,
+//! or inherited by the projects below with OS-INHERIT) and the
 //! `/v3/role_assignments` query with `effective` and `include_names`.
 
 use std::collections::HashMap;
@@ -22,12 +23,23 @@ struct Grant {
     actor_id: String,
     target_type: &'static str,
     target_id: String,
+    /// 1: inherited by the projects in the domain or below the project.
+    inherited: i64,
 }
 
-/// `/v3/{projects|domains}/{tid}/{users|groups}/{aid}/roles[/{role}]`
+/// `/v3/{projects|domains}/{tid}/{users|groups}/{aid}/roles[/{role}]`, or
+/// `/v3/OS-INHERIT/…/roles[/{role}]/inherited_to_projects`.
 fn parse(uri: &Uri) -> Result<(Grant, Option<String>)> {
-    let segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let mut segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let bad = || IdentityError::not_found("resource", uri.path().to_owned());
+    let inherited = segs.get(1) == Some(&"OS-INHERIT");
+    if inherited {
+        if segs.last() != Some(&"inherited_to_projects") {
+            return Err(bad());
+        }
+        segs.remove(1);
+        segs.pop();
+    }
     if segs.len() < 6 {
         return Err(bad());
     }
@@ -47,6 +59,7 @@ fn parse(uri: &Uri) -> Result<(Grant, Option<String>)> {
             actor_id: segs[4].to_owned(),
             target_type,
             target_id: segs[2].to_owned(),
+            inherited: i64::from(inherited),
         },
         segs.get(6).map(|s| s.to_string()),
     ))
@@ -91,13 +104,14 @@ async fn role_or_404(s: &Identity, id: &str) -> Result<Role> {
 async fn exists(s: &Identity, g: &Grant, role: &str) -> Result<bool> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT role_id FROM role_assignments WHERE actor_type = $1 AND actor_id = $2 AND target_type = $3 \
-         AND target_id = $4 AND role_id = $5 AND inherited = 0",
+         AND target_id = $4 AND role_id = $5 AND inherited = $6",
     )
     .bind(g.actor_type)
     .bind(&g.actor_id)
     .bind(g.target_type)
     .bind(&g.target_id)
     .bind(role)
+    .bind(g.inherited)
     .fetch_optional(s.pool())
     .await?;
     Ok(row.is_some())
@@ -109,13 +123,14 @@ async fn do_grant(s: &Identity, g: Grant, role: String) -> Result<Response> {
     if !exists(s, &g, &role).await? {
         sqlx::query(
             "INSERT INTO role_assignments (actor_type, actor_id, target_type, target_id, role_id, inherited) \
-             VALUES ($1, $2, $3, $4, $5, 0)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(g.actor_type)
         .bind(&g.actor_id)
         .bind(g.target_type)
         .bind(&g.target_id)
         .bind(&role)
+        .bind(g.inherited)
         .execute(s.pool())
         .await?;
         tracing::info!(actor = %g.actor_id, target = %g.target_id, role_id = %role, "role granted");
@@ -140,13 +155,14 @@ async fn do_check(s: &Identity, g: Grant, role: String) -> Result<Response> {
 async fn do_revoke(s: &Identity, g: Grant, role: String) -> Result<Response> {
     let n = sqlx::query(
         "DELETE FROM role_assignments WHERE actor_type = $1 AND actor_id = $2 AND target_type = $3 \
-         AND target_id = $4 AND role_id = $5 AND inherited = 0",
+         AND target_id = $4 AND role_id = $5 AND inherited = $6",
     )
     .bind(g.actor_type)
     .bind(&g.actor_id)
     .bind(g.target_type)
     .bind(&g.target_id)
     .bind(&role)
+    .bind(g.inherited)
     .execute(s.pool())
     .await?
     .rows_affected();
@@ -164,12 +180,13 @@ async fn do_list(s: &Identity, g: Grant) -> Result<Response> {
     check_exists(s, &g).await?;
     let roles: Vec<Role> = sqlx::query_as(
         "SELECT r.* FROM roles r JOIN role_assignments a ON a.role_id = r.id WHERE a.actor_type = $1 \
-         AND a.actor_id = $2 AND a.target_type = $3 AND a.target_id = $4 AND a.inherited = 0 ORDER BY r.name",
+         AND a.actor_id = $2 AND a.target_type = $3 AND a.target_id = $4 AND a.inherited = $5 ORDER BY r.name",
     )
     .bind(g.actor_type)
     .bind(&g.actor_id)
     .bind(g.target_type)
     .bind(&g.target_id)
+    .bind(g.inherited)
     .fetch_all(s.pool())
     .await?;
     let base = s.base_url();
@@ -220,6 +237,7 @@ fn system_grant(actor: &str, aid: String) -> Result<Grant> {
         actor_id: aid,
         target_type: "system",
         target_id: "all".into(),
+        inherited: 0,
     })
 }
 
@@ -267,10 +285,39 @@ pub async fn list(St(s): St<State>, Caller(c): Caller, p: Params) -> Result<Resp
     let pool = s.pool();
     let mut rows = store::all_assignments(pool).await?;
     if effective {
-        // Groups become their members; roles gain what they imply.
+        // Groups become their members; roles gain what they imply; an
+        // inherited grant becomes one on each project it reaches; roles of a
+        // domain (not global) are left out, as they never reach a token.
         let pairs = store::implied_pairs(pool).await?;
-        let mut out = Vec::new();
+        let domain_roles: std::collections::HashSet<String> =
+            store::list::<Role>(pool, "roles", store::Filter::default(), "id")
+                .await?
+                .into_iter()
+                .filter(|r| !r.domain_id.is_empty())
+                .map(|r| r.id)
+                .collect();
+        let projects = if rows.iter().any(|a| a.inherited != 0) {
+            store::list::<Project>(pool, "projects", store::Filter::default(), "id").await?
+        } else {
+            Vec::new()
+        };
+        let mut reached = Vec::new();
         for a in rows {
+            if a.inherited == 0 {
+                reached.push(a);
+                continue;
+            }
+            for p in inherited_by(&projects, &a) {
+                reached.push(Assignment {
+                    target_type: "project".into(),
+                    target_id: p,
+                    inherited: 0,
+                    ..a.clone()
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for a in reached {
             let users: Vec<String> = if a.actor_type == "group" {
                 store::users_of_group(pool, &a.actor_id)
                     .await?
@@ -281,6 +328,9 @@ pub async fn list(St(s): St<State>, Caller(c): Caller, p: Params) -> Result<Resp
                 vec![a.actor_id.clone()]
             };
             for role in expand(vec![a.role_id.clone()], &pairs) {
+                if domain_roles.contains(&role) {
+                    continue;
+                }
                 for u in &users {
                     out.push(Assignment {
                         actor_type: "user".into(),
@@ -360,6 +410,35 @@ pub async fn list(St(s): St<State>, Caller(c): Caller, p: Params) -> Result<Resp
         out,
         format!("{base}/role_assignments"),
     )))
+}
+
+/// The projects an inherited grant reaches: every project of its domain, or
+/// every project below its project (not the project itself).
+fn inherited_by(projects: &[Project], a: &Assignment) -> Vec<String> {
+    if a.target_type == "domain" {
+        return projects
+            .iter()
+            .filter(|p| p.domain_id == a.target_id)
+            .map(|p| p.id.clone())
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![a.target_id.clone()];
+    // (bounded by the number of projects: a parent cycle can't loop forever)
+    for _ in 0..=projects.len() {
+        let next: Vec<String> = projects
+            .iter()
+            .filter(|p| p.parent_id.as_ref().is_some_and(|pp| frontier.contains(pp)))
+            .map(|p| p.id.clone())
+            .filter(|id| !out.contains(id))
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    out
 }
 
 /// `{"id", "name", "domain": {...}}` for a user, group, project, domain or role.

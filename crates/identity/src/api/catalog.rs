@@ -54,14 +54,37 @@ pub async fn create_region(
     Caller(c): Caller,
     Body(b): Body<RegionBody>,
 ) -> Result<Response> {
+    let id = b.region.id.clone().unwrap_or_else(ids::hex_id);
+    make_region(&s, &c, id, b.region).await
+}
+
+/// `PUT /v3/regions/{id}`: a region with the id chosen by the caller.
+pub async fn put_region(
+    St(s): St<State>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<RegionBody>,
+) -> Result<Response> {
+    if b.region.id.as_ref().is_some_and(|given| *given != id) {
+        return Err(IdentityError::bad(
+            "The region id in the body must match the one in the URL.",
+        ));
+    }
+    make_region(&s, &c, id, b.region).await
+}
+
+async fn make_region(
+    s: &Identity,
+    c: &super::Resolved,
+    id: String,
+    f: RegionFields,
+) -> Result<Response> {
     authorize(&c.ctx, policy::MANAGE_CATALOG, Default::default())?;
-    let f = b.region;
-    let id = f.id.unwrap_or_else(ids::hex_id);
     check_name("id", &id, 255)?;
     let description = f.description.unwrap_or_default();
     check_text("description", &description)?;
     if let Some(p) = &f.parent_region_id {
-        region_or_404(&s, p)
+        region_or_404(s, p)
             .await
             .map_err(|_| IdentityError::bad(format!("Could not find parent region: {p}.")))?;
     }
@@ -79,7 +102,7 @@ pub async fn create_region(
         description,
         parent_region_id: f.parent_region_id,
     };
-    insert_region(&s, &row).await?;
+    insert_region(s, &row).await?;
     Ok(created(json!({"region": row.render(&s.base_url())})))
 }
 
@@ -348,6 +371,25 @@ fn check_url(u: &str) -> Result<()> {
     }
 }
 
+/// The region an endpoint names, made when missing (Keystone makes it, so
+/// an endpoint can be created before its region).
+async fn ensure_region(s: &Identity, id: &str) -> Result<()> {
+    check_name("region_id", id, 255)?;
+    if store::get::<Region>(s.pool(), "regions", id)
+        .await?
+        .is_none()
+    {
+        let row = Region {
+            id: id.to_owned(),
+            description: String::new(),
+            parent_region_id: None,
+        };
+        insert_region(s, &row).await?;
+        tracing::info!(region = %id, "region created for an endpoint");
+    }
+    Ok(())
+}
+
 async fn endpoint_or_404(s: &Identity, id: &str) -> Result<Endpoint> {
     store::get(s.pool(), "endpoints", id)
         .await?
@@ -392,9 +434,7 @@ pub async fn create_endpoint(
         .map_err(|_| IdentityError::bad(format!("Could not find service: {service_id}.")))?;
     let region_id = f.region_id.or(f.region);
     if let Some(r) = &region_id {
-        region_or_404(&s, r)
-            .await
-            .map_err(|_| IdentityError::bad(format!("Could not find region: {r}.")))?;
+        ensure_region(&s, r).await?;
     }
     let row = Endpoint {
         id: ids::hex_id(),
@@ -455,9 +495,7 @@ pub async fn update_endpoint(
         row.service_id = sid;
     }
     if let Some(r) = f.region_id.or(f.region) {
-        region_or_404(&s, &r)
-            .await
-            .map_err(|_| IdentityError::bad(format!("Could not find region: {r}.")))?;
+        ensure_region(&s, &r).await?;
         row.region_id = Some(r);
     }
     if let Some(e) = f.enabled {

@@ -8,7 +8,11 @@ mod app_creds;
 mod assignments;
 mod auth;
 mod catalog;
+mod credentials;
 mod discovery;
+mod domain_config;
+mod project_tags;
+mod records;
 mod resources;
 mod roles;
 
@@ -113,7 +117,7 @@ pub fn router(state: State) -> Router {
             "/v3/roles/{id}/implies/{implied}",
             put(roles::add_implied)
                 .get(roles::get_implied)
-                .head(roles::get_implied)
+                .head(roles::check_implied)
                 .delete(roles::delete_implied),
         )
         .route("/v3/role_inferences", get(roles::inferences))
@@ -137,6 +141,7 @@ pub fn router(state: State) -> Router {
         .route(
             "/v3/regions/{id}",
             get(catalog::get_region)
+                .put(catalog::put_region)
                 .patch(catalog::update_region)
                 .delete(catalog::delete_region),
         )
@@ -160,9 +165,110 @@ pub fn router(state: State) -> Router {
                 .patch(catalog::update_endpoint)
                 .delete(catalog::delete_endpoint),
         )
+        .merge(record_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// Credentials, EC2 credentials, policies, OAuth1 consumers, endpoint groups
+/// and domain configuration.
+fn record_routes() -> Router<State> {
+    use axum::routing::patch;
+    Router::new()
+        .route(
+            "/v3/credentials",
+            get(credentials::list).post(credentials::create),
+        )
+        .route(
+            "/v3/credentials/{id}",
+            get(credentials::show)
+                .patch(credentials::update)
+                .delete(credentials::delete),
+        )
+        .route(
+            "/v3/users/{id}/credentials/OS-EC2",
+            get(credentials::ec2_list).post(credentials::ec2_create),
+        )
+        .route(
+            "/v3/users/{id}/credentials/OS-EC2/{access}",
+            get(credentials::ec2_show).delete(credentials::ec2_delete),
+        )
+        .route(
+            "/v3/policies",
+            get(records::list_policies).post(records::create_policy),
+        )
+        .route(
+            "/v3/policies/{id}",
+            get(records::show_policy)
+                .patch(records::update_policy)
+                .delete(records::delete_policy),
+        )
+        .route(
+            "/v3/OS-OAUTH1/consumers",
+            get(records::list_consumers).post(records::create_consumer),
+        )
+        .route(
+            "/v3/OS-OAUTH1/consumers/{id}",
+            get(records::show_consumer)
+                .patch(records::update_consumer)
+                .delete(records::delete_consumer),
+        )
+        .route(
+            "/v3/OS-EP-FILTER/endpoint_groups",
+            get(records::list_endpoint_groups).post(records::create_endpoint_group),
+        )
+        .route(
+            "/v3/OS-EP-FILTER/endpoint_groups/{id}",
+            get(records::show_endpoint_group)
+                .head(records::show_endpoint_group)
+                .patch(records::update_endpoint_group)
+                .delete(records::delete_endpoint_group),
+        )
+        .route(
+            "/v3/projects/{id}/tags",
+            get(project_tags::list)
+                .put(project_tags::replace)
+                .delete(project_tags::clear),
+        )
+        .route(
+            "/v3/projects/{id}/tags/{tag}",
+            get(project_tags::check)
+                .head(project_tags::check)
+                .put(project_tags::add)
+                .delete(project_tags::remove),
+        )
+        .route(
+            "/v3/domains/config/default",
+            get(domain_config::default_all),
+        )
+        .route(
+            "/v3/domains/config/{group}/default",
+            get(domain_config::default_group),
+        )
+        .route(
+            "/v3/domains/config/{group}/{option}/default",
+            get(domain_config::default_option),
+        )
+        .route(
+            "/v3/domains/{id}/config",
+            put(domain_config::create)
+                .get(domain_config::show)
+                .patch(domain_config::update)
+                .delete(domain_config::delete),
+        )
+        .route(
+            "/v3/domains/{id}/config/{group}",
+            get(domain_config::show_group)
+                .patch(domain_config::update_group)
+                .delete(domain_config::delete_group),
+        )
+        .route(
+            "/v3/domains/{id}/config/{group}/{option}",
+            get(domain_config::show_option)
+                .merge(patch(domain_config::update_option))
+                .delete(domain_config::delete_option),
+        )
 }
 
 /// Role grants on projects and domains, for users and groups.
@@ -177,6 +283,21 @@ fn grant_routes() -> Router<State> {
                 )
                 .route(
                     &format!("/v3/{target}/{{tid}}/{actor}/{{aid}}/roles/{{role}}"),
+                    put(assignments::grant)
+                        .get(assignments::check)
+                        .head(assignments::check)
+                        .delete(assignments::revoke),
+                )
+                .route(
+                    &format!(
+                        "/v3/OS-INHERIT/{target}/{{tid}}/{actor}/{{aid}}/roles/inherited_to_projects"
+                    ),
+                    get(assignments::list_grants),
+                )
+                .route(
+                    &format!(
+                        "/v3/OS-INHERIT/{target}/{{tid}}/{actor}/{{aid}}/roles/{{role}}/inherited_to_projects"
+                    ),
                     put(assignments::grant)
                         .get(assignments::check)
                         .head(assignments::check)

@@ -53,7 +53,7 @@ async fn domain_or_404(s: &Identity, id: &str) -> Result<Domain> {
         .ok_or_else(|| IdentityError::not_found("domain", id))
 }
 
-async fn project_or_404(s: &Identity, id: &str) -> Result<Project> {
+pub(super) async fn project_or_404(s: &Identity, id: &str) -> Result<Project> {
     store::get(s.pool(), "projects", id)
         .await?
         .ok_or_else(|| IdentityError::not_found("project", id))
@@ -307,7 +307,7 @@ pub struct ProjectFields {
     extra: Map<String, Value>,
 }
 
-fn check_tags(tags: &[String]) -> Result<String> {
+pub(super) fn check_tags(tags: &[String]) -> Result<String> {
     if tags.len() > 80 {
         return Err(IdentityError::bad("A project has at most 80 tags."));
     }
@@ -721,6 +721,7 @@ pub async fn delete_user(
         "DELETE FROM role_assignments WHERE actor_type = 'user' AND actor_id = $1",
         "DELETE FROM group_members WHERE user_id = $1",
         "DELETE FROM application_credentials WHERE user_id = $1",
+        "DELETE FROM identity_records WHERE kind = 'credential' AND owner_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;

@@ -269,6 +269,16 @@ pub async fn get_implied(
     ))
 }
 
+/// `HEAD /v3/roles/{prior}/implies/{implied}`: Keystone's 204 when the rule exists.
+pub async fn check_implied(
+    st: St<State>,
+    c: Caller,
+    path: Path<(String, String)>,
+) -> Result<Response> {
+    get_implied(st, c, path).await?;
+    Ok(super::no_content())
+}
+
 pub async fn delete_implied(
     St(s): St<State>,
     Caller(c): Caller,
