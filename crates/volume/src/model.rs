@@ -128,6 +128,23 @@ impl Volume {
         ])
     }
 
+    /// A volume as Cinder answers a create or an update: the core view, without
+    /// what its show/detail extensions add (tenant, host, migration, image
+    /// metadata).
+    pub fn render_written(
+        &self,
+        base: &str,
+        type_name: &str,
+        attachments: &[Attachment],
+        view: View,
+    ) -> Value {
+        let mut v = self.render(base, type_name, attachments, view);
+        if let Value::Object(m) = &mut v {
+            m.retain(|k, _| !k.starts_with("os-vol-") && k != "volume_image_metadata");
+        }
+        v
+    }
+
     pub fn summary(&self, base: &str) -> Value {
         json!({"id": self.id, "name": self.name, "links": self.links(base)})
     }
@@ -181,7 +198,10 @@ impl Volume {
         put("links", self.links(base));
         put("replication_status", Value::Null);
         put("consistencygroup_id", Value::Null);
-        put("os-vol-tenant-attr:tenant_id", json!(self.project_id));
+        if view.admin {
+            // Cinder's VolumeTenantAttribute: an admin-only field by default
+            put("os-vol-tenant-attr:tenant_id", json!(self.project_id));
+        }
         if let Some(meta) = &self.image_metadata {
             put("volume_image_metadata", json!(json_map(meta)));
         }
@@ -268,8 +288,11 @@ impl VolumeType {
             "description": self.description,
             "is_public": self.is_public != 0,
             "os-volume-type-access:is_public": self.is_public != 0,
-            "qos_specs_id": null,
         });
+        if view.admin {
+            // (Cinder's access_types_qos_specs_id: admins only)
+            v["qos_specs_id"] = Value::Null;
+        }
         // Cinder shows extra specs to admins only by default... except the
         // few that users may read (multiattach, RESKEY:availability_zones).
         let specs = json_map(&self.extra_specs);

@@ -49,20 +49,33 @@ pub async fn show(S(s): S<State>, ctx: Ctx, p: P) -> Result<Response> {
     Ok(one(StatusCode::OK, "snapshot", snap.render(ctx.view())))
 }
 
+/// A snapshot as Cinder answers a create or an update: without what its
+/// show/detail extension adds (`os-extended-snapshot-attributes:*`).
+fn written(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|k, _| !k.starts_with("os-extended-snapshot-attributes:"));
+    }
+    v
+}
+
 pub async fn create(S(s): S<State>, ctx: Ctx, body: Body) -> Result<Response> {
     let req: SnapshotCreate = body.resource("snapshot")?;
     let snap = s.create_snapshot(&ctx.0, req, ctx.1).await?;
     Ok(one(
         StatusCode::ACCEPTED,
         "snapshot",
-        snap.render(ctx.view()),
+        written(snap.render(ctx.view())),
     ))
 }
 
 pub async fn update(S(s): S<State>, ctx: Ctx, p: P, body: Body) -> Result<Response> {
     let req: SnapshotUpdate = body.resource("snapshot")?;
     let snap = s.update_snapshot(&ctx.0, p.get("id"), req).await?;
-    Ok(one(StatusCode::OK, "snapshot", snap.render(ctx.view())))
+    Ok(one(
+        StatusCode::OK,
+        "snapshot",
+        written(snap.render(ctx.view())),
+    ))
 }
 
 pub async fn delete(S(s): S<State>, ctx: Ctx, p: P) -> Result<Response> {

@@ -35,7 +35,12 @@ pub async fn show(S(s): S<State>, ctx: Ctx, p: P) -> Result<Response> {
 pub async fn create(S(s): S<State>, ctx: Ctx, body: Body) -> Result<Response> {
     let req: TypeCreate = body.resource("volume_type")?;
     let t = s.create_type(&ctx.0, req).await?;
-    Ok(one(StatusCode::OK, "volume_type", t.render(ctx.view())))
+    // Cinder's create answer has no qos_specs_id
+    let mut v = t.render(ctx.view());
+    if let Some(m) = v.as_object_mut() {
+        m.remove("qos_specs_id");
+    }
+    Ok(one(StatusCode::OK, "volume_type", v))
 }
 
 pub async fn update(S(s): S<State>, ctx: Ctx, p: P, body: Body) -> Result<Response> {

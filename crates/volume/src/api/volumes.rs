@@ -13,6 +13,11 @@ use crate::model::{json_map, Volume};
 use crate::service::{ListQuery, VolumeCreate, VolumeUpdate};
 
 async fn render(s: &State, ctx: &Ctx, v: &Volume) -> Result<Value> {
+    render_as(s, ctx, v, false).await
+}
+
+/// `written`: the view of a create or update answer ([`Volume::render_written`]).
+async fn render_as(s: &State, ctx: &Ctx, v: &Volume, written: bool) -> Result<Value> {
     let names = s.type_names().await?;
     let atts = s
         .attachments_of(&[&v.id])
@@ -23,7 +28,11 @@ async fn render(s: &State, ctx: &Ctx, v: &Volume) -> Result<Value> {
         .get(&v.volume_type_id)
         .map(String::as_str)
         .unwrap_or("");
-    Ok(v.render(&s.base_url, tname, &atts, ctx.view()))
+    Ok(if written {
+        v.render_written(&s.base_url, tname, &atts, ctx.view())
+    } else {
+        v.render(&s.base_url, tname, &atts, ctx.view())
+    })
 }
 
 async fn listing(s: &State, ctx: &Ctx, q: &Query, detail: bool) -> Result<Response> {
@@ -84,14 +93,18 @@ pub async fn create(S(s): S<State>, ctx: Ctx, body: Body) -> Result<Response> {
     Ok(one(
         StatusCode::ACCEPTED,
         "volume",
-        render(&s, &ctx, &v).await?,
+        render_as(&s, &ctx, &v, true).await?,
     ))
 }
 
 pub async fn update(S(s): S<State>, ctx: Ctx, p: P, body: Body) -> Result<Response> {
     let req: VolumeUpdate = body.resource("volume")?;
     let v = s.update_volume(&ctx.0, p.get("id"), req).await?;
-    Ok(one(StatusCode::OK, "volume", render(&s, &ctx, &v).await?))
+    Ok(one(
+        StatusCode::OK,
+        "volume",
+        render_as(&s, &ctx, &v, true).await?,
+    ))
 }
 
 pub async fn delete(S(s): S<State>, ctx: Ctx, p: P, q: Query) -> Result<Response> {

@@ -117,7 +117,9 @@ impl VolumeService {
                     _ => true,
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut rows = rows;
+        sort_snapshots(&mut rows, &q.sort);
         page(rows, q, |s| &s.id)
     }
 
@@ -246,4 +248,30 @@ impl VolumeService {
         self.start(Job::DeleteSnapshot(id.to_owned()));
         Ok(())
     }
+}
+
+/// Cinder's `sort` (or `sort_key`/`sort_dir`) over snapshots; newest first
+/// when none is given.
+fn sort_snapshots(rows: &mut [Snapshot], keys: &[(String, bool)]) {
+    if keys.is_empty() {
+        return;
+    }
+    rows.sort_by(|a, b| {
+        for (k, asc) in keys {
+            let ord = match k.as_str() {
+                "name" | "display_name" => a.name.cmp(&b.name),
+                "size" => a.size.cmp(&b.size),
+                "status" => a.status.cmp(&b.status),
+                "volume_id" => a.volume_id.cmp(&b.volume_id),
+                "updated_at" => a.updated_at.cmp(&b.updated_at),
+                "id" => a.id.cmp(&b.id),
+                _ => a.created_at.cmp(&b.created_at),
+            };
+            let ord = if *asc { ord } else { ord.reverse() };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        b.id.cmp(&a.id)
+    });
 }
