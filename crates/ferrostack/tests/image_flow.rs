@@ -138,6 +138,21 @@ async fn patch_sharing_and_bad_input() {
         patch(r#"[{"op":"remove","path":"/os_distro"}]"#, jp).await,
         StatusCode::OK
     );
+    // the older v2.0 media type names the operation by its key
+    let jp0 = "application/openstack-images-v2.0-json-patch";
+    assert_eq!(
+        patch(
+            r#"[{"replace":"/name","value":"n3"},{"add":"/old_style","value":"yes"}]"#,
+            jp0
+        )
+        .await,
+        StatusCode::OK
+    );
+    let shown = tc
+        .send(Method::GET, &format!("{base}/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(shown.json["name"], "n3");
+    assert_eq!(shown.json["old_style"], "yes");
     assert_eq!(
         patch(
             r#"[{"op":"replace","path":"/name","value":"x"}]"#,
@@ -177,7 +192,7 @@ async fn patch_sharing_and_bad_input() {
     let img = tc
         .send(Method::GET, &format!("{base}/{id}"), Some(&admin), None)
         .await;
-    assert_eq!(img.json["name"], "n2");
+    assert_eq!(img.json["name"], "n3");
     assert!(img.json.get("os_distro").is_none());
 
     let before = ferro_test_support::snapshot(&tc.cloud).await;
@@ -274,4 +289,57 @@ async fn patch_sharing_and_bad_input() {
     assert_eq!(rest.json["images"].as_array().unwrap().len(), 6);
     assert!(rest.json.get("next").is_none());
     tc.stop().await;
+}
+
+#[tokio::test]
+async fn the_owner_deactivates_its_own_image() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let (_, owner) = tc.project_user(&admin, "imgowner", "member").await;
+    let (_, other) = tc.project_user(&admin, "imgother", "member").await;
+    let (_, reader) = tc.project_user(&admin, "imgreader", "reader").await;
+    let url = format!("{}/v2/images", tc.cloud.image_url);
+    let body = json!({"name": "mine", "disk_format": "qcow2", "container_format": "bare"});
+    let made = tc
+        .send(Method::POST, &url, Some(&owner), Some(RawBody::Json(body)))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.json);
+    let id = made.json["id"].as_str().unwrap().to_owned();
+    let data = RawBody::Bytes(tiny_qcow2(), "application/octet-stream");
+    let put = tc
+        .send(
+            Method::PUT,
+            &format!("{url}/{id}/file"),
+            Some(&owner),
+            Some(data),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT);
+    let base = format!("{url}/{id}");
+    let act = |token: &str, what: &str| {
+        let (url, token) = (format!("{base}/actions/{what}"), token.to_owned());
+        let tc = &tc;
+        async move { tc.send(Method::POST, &url, Some(&token), None).await }
+    };
+    assert_eq!(
+        act(&other, "deactivate").await.status,
+        StatusCode::NOT_FOUND,
+        "not visible to another project"
+    );
+    assert_eq!(
+        act(&reader, "deactivate").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        act(&owner, "deactivate").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let shown = tc.send(Method::GET, &base, Some(&owner), None).await;
+    assert_eq!(shown.json["status"], "deactivated");
+    assert_eq!(
+        act(&owner, "reactivate").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let shown = tc.send(Method::GET, &base, Some(&owner), None).await;
+    assert_eq!(shown.json["status"], "active");
 }

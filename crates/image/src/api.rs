@@ -57,6 +57,8 @@ pub fn router(state: State) -> Router {
         .route("/v2/images/{id}/actions/reactivate", post(reactivate))
         .route("/v2/schemas/image", get(schema_image))
         .route("/v2/schemas/images", get(schema_images))
+        .route("/v2/schemas/member", get(schema_member))
+        .route("/v2/schemas/members", get(schema_members))
         .fallback(|| async { ImageError::NotFound("The resource could not be found.".into()) })
         .with_state(state)
 }
@@ -507,6 +509,7 @@ async fn update(
         .as_array()
         .ok_or_else(|| bad("A JSON patch is a list of operations."))?;
     for op in ops {
+        let op = &old_patch_op(op);
         let kind = op["op"]
             .as_str()
             .ok_or_else(|| bad("Each patch operation needs an 'op'."))?;
@@ -646,6 +649,24 @@ async fn remove_tag(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// An operation of the older v2.0 patch media type (`{"replace": "/name",
+/// "value": …}`: the operation is the key, its value the path) as a v2.1 one.
+fn old_patch_op(op: &Value) -> Value {
+    if op.get("op").is_some() {
+        return op.clone();
+    }
+    for kind in ["add", "replace", "remove"] {
+        if let Some(path) = op.get(kind) {
+            let mut v = json!({"op": kind, "path": path});
+            if let Some(value) = op.get("value") {
+                v["value"] = value.clone();
+            }
+            return v;
+        }
+    }
+    op.clone()
+}
+
 async fn set_active_state(
     s: &ImageService,
     c: &AuthContext,
@@ -653,12 +674,14 @@ async fn set_active_state(
     from: &str,
     to: &str,
 ) -> Result<Response> {
-    if !c.is_admin() {
+    let img = s.visible(c, id).await?;
+    // Glance's default: an admin, or a member of the owning project
+    let owner_member = c.has_role("member") && Some(img.owner.as_str()) == c.project_id();
+    if !c.is_admin() && !owner_member {
         return Err(ImageError::Forbidden(
-            "Only administrators may deactivate or reactivate images.".into(),
+            "Only administrators and the image's owner may deactivate or reactivate it.".into(),
         ));
     }
-    let img = s.visible(c, id).await?;
     if img.status == to {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -844,5 +867,35 @@ async fn schema_images() -> Response {
         StatusCode::OK,
         json!({"name": "images", "properties": {"images": {"type": "array", "items": image_schema()},
         "schema": {"type": "string"}, "first": {"type": "string"}, "next": {"type": "string"}}}),
+    )
+}
+
+/// An image member, as `GET /v2/images/{id}/members/{member}` answers.
+fn member_schema() -> Value {
+    json!({
+        "name": "member",
+        "properties": {
+            "image_id": {"type": "string", "description": "An identifier for the image",
+                         "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"},
+            "member_id": {"type": "string", "description": "An identifier for the image member (the project)"},
+            "status": {"type": "string", "enum": ["pending", "accepted", "rejected"],
+                       "description": "The status of this image member"},
+            "created_at": {"type": "string", "description": "Date and time of image member creation"},
+            "updated_at": {"type": "string", "description": "Date and time of last modification of image member"},
+            "schema": {"type": "string", "readOnly": true}
+        }
+    })
+}
+
+async fn schema_member() -> Response {
+    json_ok(StatusCode::OK, member_schema())
+}
+
+async fn schema_members() -> Response {
+    json_ok(
+        StatusCode::OK,
+        json!({"name": "members", "properties": {"members": {"type": "array", "items": member_schema()},
+               "schema": {"type": "string"}},
+               "links": [{"href": "{schema}", "rel": "describedby"}]}),
     )
 }
