@@ -1117,3 +1117,93 @@ async fn agents_are_listed_per_host_for_admins() {
     assert_eq!(missing.json["NeutronError"]["type"], "AgentNotFound");
     tc.stop().await;
 }
+
+/// Neutron's bulk create: all the networks, subnets or ports of one request
+/// are made, or (one refused) none is left.
+#[tokio::test]
+async fn bulk_create_makes_all_or_none() {
+    for backend in backends() {
+        let tc = TestCloud::start(backend).await;
+        let admin = tc.admin_token().await;
+        let (_, t) = tc.project_user(&admin, "bulk", "member").await;
+        let count = async |what: &str| {
+            tc.network(Method::GET, what, &t, None).await.json[what]
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        let two = tc
+            .network(
+                Method::POST,
+                "networks",
+                &t,
+                Some(json!({"networks": [{"name": "b1"}, {"name": "b2"}]})),
+            )
+            .await;
+        assert_eq!(two.status, StatusCode::CREATED, "{}", two.json);
+        let ids: Vec<String> = two.json["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        let subnets = tc
+            .network(
+                Method::POST,
+                "subnets",
+                &t,
+                Some(json!({"subnets": [
+                    {"network_id": ids[0], "cidr": "10.1.0.0/24", "ip_version": 4},
+                    {"network_id": ids[1], "cidr": "10.2.0.0/24", "ip_version": 4}]})),
+            )
+            .await;
+        assert_eq!(subnets.status, StatusCode::CREATED, "{}", subnets.json);
+        assert_eq!(subnets.json["subnets"].as_array().unwrap().len(), 2);
+        let ports = tc
+            .network(
+                Method::POST,
+                "ports",
+                &t,
+                Some(json!({"ports": [{"network_id": ids[0]}, {"network_id": ids[1]}]})),
+            )
+            .await;
+        assert_eq!(ports.status, StatusCode::CREATED, "{}", ports.json);
+        assert_eq!(count("ports").await, 2);
+        // the second subnet overlaps the first one's network: refused, and
+        // the first (valid) one of the request is not left behind
+        let before = count("subnets").await;
+        let bad = tc
+            .network(
+                Method::POST,
+                "subnets",
+                &t,
+                Some(json!({"subnets": [
+                    {"network_id": ids[0], "cidr": "10.9.0.0/24", "ip_version": 4},
+                    {"network_id": ids[0], "cidr": "10.9.0.0/25", "ip_version": 4}]})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.json);
+        assert_eq!(
+            count("subnets").await,
+            before,
+            "nothing of a refused bulk stays"
+        );
+        // an item that doesn't parse refuses the whole request before anything is made
+        let nets = count("networks").await;
+        let unparsable = tc
+            .network(
+                Method::POST,
+                "networks",
+                &t,
+                Some(json!({"networks": [{"name": "ok"}, {"name": "x", "colour": "red"}]})),
+            )
+            .await;
+        assert_eq!(unparsable.status, StatusCode::BAD_REQUEST);
+        assert_eq!(count("networks").await, nets);
+        let empty = tc
+            .network(Method::POST, "networks", &t, Some(json!({"networks": []})))
+            .await;
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+        tc.stop().await;
+    }
+}

@@ -158,27 +158,42 @@ impl Body {
         let Some(inner) = m.remove(key) else {
             if m.contains_key(&format!("{key}s")) {
                 return Err(NetworkError::bad(format!(
-                    "Bulk creation of {key}s is not supported; send one {key} at a time."
+                    "Bulk operation on {key}s is not supported here; send one {key} at a time."
                 )));
             }
             return Err(NetworkError::bad(format!(
                 "Resource body required: expected an object under '{key}'."
             )));
         };
-        if !inner.is_object() {
-            return Err(NetworkError::bad(format!(
-                "Invalid input for {key}: expected an object."
-            )));
-        }
-        serde_json::from_value(inner).map_err(|e| {
-            let msg = e.to_string();
-            if let Some(rest) = msg.strip_prefix("unknown field `") {
-                let field = rest.split('`').next().unwrap_or("");
-                NetworkError::bad(format!("Unrecognized attribute(s) '{field}'"))
-            } else {
-                NetworkError::bad(format!("Invalid input for {key}: {msg}"))
+        parse_one(key, inner)
+    }
+
+    /// One object under `key`, or Neutron's bulk form: a list under
+    /// `key`s (`{"networks": [{…}, {…}]}`), every item parsed first.
+    pub fn one_or_many<T: DeserializeOwned>(self, key: &str) -> Result<Bulk<T>> {
+        let Value::Object(mut m) = self.0 else {
+            return Err(NetworkError::bad(
+                "Invalid request body: expected a JSON object.",
+            ));
+        };
+        match m.remove(&format!("{key}s")) {
+            Some(Value::Array(items)) if !m.contains_key(key) => {
+                if items.is_empty() {
+                    return Err(NetworkError::bad(format!(
+                        "Invalid input for {key}s: the list is empty."
+                    )));
+                }
+                let parsed = items
+                    .into_iter()
+                    .map(|v| parse_one(key, v))
+                    .collect::<Result<Vec<T>>>()?;
+                Ok(Bulk::Many(parsed))
             }
-        })
+            Some(_) => Err(NetworkError::bad(format!(
+                "Invalid input for {key}s: expected a list of objects."
+            ))),
+            None => Ok(Bulk::One(Body(Value::Object(m)).resource(key)?)),
+        }
     }
 
     /// The object under `key`, unparsed.
@@ -194,6 +209,62 @@ impl Body {
                 "Invalid request body: expected a JSON object.",
             )),
         }
+    }
+}
+
+/// A create request: one resource, or several at once.
+pub enum Bulk<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// Creates every item, in order (`|req| create-expression`); when one
+/// fails, deletes those already made, newest first (`|made| undo-expression`),
+/// and answers that failure, as Neutron's bulk create does. Evaluates to the
+/// list made. (A crash part-way leaves the ones made: visible, owned,
+/// deletable.)
+macro_rules! create_all {
+    ($items:expr, |$req:ident| $create:expr, |$made:ident| $undo:expr) => {{
+        let mut made = Vec::new();
+        let mut failed = None;
+        for $req in $items {
+            match $create {
+                Ok(r) => made.push(r),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            for $made in made.iter().rev() {
+                if let Err(u) = $undo {
+                    tracing::warn!(error = %u, "undoing a bulk create left one behind");
+                }
+            }
+            return Err(e);
+        }
+        made
+    }};
+}
+pub(crate) use create_all;
+
+fn parse_one<T: DeserializeOwned>(key: &str, inner: Value) -> Result<T> {
+    {
+        if !inner.is_object() {
+            return Err(NetworkError::bad(format!(
+                "Invalid input for {key}: expected an object."
+            )));
+        }
+        serde_json::from_value(inner).map_err(|e| {
+            let msg = e.to_string();
+            if let Some(rest) = msg.strip_prefix("unknown field `") {
+                let field = rest.split('`').next().unwrap_or("");
+                NetworkError::bad(format!("Unrecognized attribute(s) '{field}'"))
+            } else {
+                NetworkError::bad(format!("Invalid input for {key}: {msg}"))
+            }
+        })
     }
 }
 

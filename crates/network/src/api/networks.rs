@@ -4,7 +4,7 @@ use axum::extract::{Path, State as S};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{list_reply, one, pick_fields, Body, Ctx, Query, State};
+use super::{create_all, list_reply, one, pick_fields, Body, Bulk, Ctx, Query, State};
 use crate::error::Result;
 use crate::service::{NetworkCreate, NetworkUpdate, SubnetCreate, SubnetUpdate};
 
@@ -49,12 +49,25 @@ pub async fn show(
 }
 
 pub async fn create(S(s): S<State>, Ctx(ctx): Ctx, body: Body) -> Result<Response> {
-    let req: NetworkCreate = body.resource("network")?;
-    let n = s.create_network(&ctx, req).await?;
+    let reqs = match body.one_or_many::<NetworkCreate>("network")? {
+        Bulk::One(req) => {
+            let n = s.create_network(&ctx, req).await?;
+            let v = render(&s, &n, ctx.is_admin()).await?;
+            return Ok(one(StatusCode::CREATED, "network", v));
+        }
+        Bulk::Many(reqs) => reqs,
+    };
+    let made = create_all!(reqs, |req| s.create_network(&ctx, req).await, |n| {
+        s.delete_network(&ctx, &n.id).await
+    });
+    let mut out = Vec::with_capacity(made.len());
+    for n in &made {
+        out.push(render(&s, n, ctx.is_admin()).await?);
+    }
     Ok(one(
         StatusCode::CREATED,
-        "network",
-        render(&s, &n, ctx.is_admin()).await?,
+        "networks",
+        serde_json::Value::Array(out),
     ))
 }
 
@@ -94,9 +107,22 @@ pub async fn show_subnet(
 }
 
 pub async fn create_subnet(S(s): S<State>, Ctx(ctx): Ctx, body: Body) -> Result<Response> {
-    let req: SubnetCreate = body.resource("subnet")?;
-    let x = s.create_subnet(&ctx, req).await?;
-    Ok(one(StatusCode::CREATED, "subnet", x.render()))
+    let reqs = match body.one_or_many::<SubnetCreate>("subnet")? {
+        Bulk::One(req) => {
+            let x = s.create_subnet(&ctx, req).await?;
+            return Ok(one(StatusCode::CREATED, "subnet", x.render()));
+        }
+        Bulk::Many(reqs) => reqs,
+    };
+    let made = create_all!(reqs, |req| s.create_subnet(&ctx, req).await, |x| {
+        s.delete_subnet(&ctx, &x.id).await
+    });
+    let out = made.iter().map(|x| x.render()).collect();
+    Ok(one(
+        StatusCode::CREATED,
+        "subnets",
+        serde_json::Value::Array(out),
+    ))
 }
 
 pub async fn update_subnet(

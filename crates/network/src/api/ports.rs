@@ -4,7 +4,7 @@ use axum::extract::{Path, State as S};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{list_reply, one, pick_fields, Body, Ctx, Query, State};
+use super::{create_all, list_reply, one, pick_fields, Body, Bulk, Ctx, Query, State};
 use crate::error::Result;
 use crate::service::{PortCreate, PortUpdate};
 
@@ -50,12 +50,28 @@ pub async fn show(
 }
 
 pub async fn create(S(s): S<State>, Ctx(ctx): Ctx, body: Body) -> Result<Response> {
-    let req: PortCreate = body.resource("port")?;
-    let (p, ips) = s.create_port(&ctx, req).await?;
+    let reqs = match body.one_or_many::<PortCreate>("port")? {
+        Bulk::One(req) => {
+            let (p, ips) = s.create_port(&ctx, req).await?;
+            return Ok(one(
+                StatusCode::CREATED,
+                "port",
+                p.render(&ips, ctx.is_admin()),
+            ));
+        }
+        Bulk::Many(reqs) => reqs,
+    };
+    let made = create_all!(reqs, |req| s.create_port(&ctx, req).await, |made| {
+        s.delete_port(&ctx, &made.0.id).await
+    });
+    let out = made
+        .iter()
+        .map(|(p, ips)| p.render(ips, ctx.is_admin()))
+        .collect();
     Ok(one(
         StatusCode::CREATED,
-        "port",
-        p.render(&ips, ctx.is_admin()),
+        "ports",
+        serde_json::Value::Array(out),
     ))
 }
 
