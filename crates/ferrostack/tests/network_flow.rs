@@ -1115,6 +1115,15 @@ async fn agents_are_listed_per_host_for_admins() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.json["NeutronError"]["type"], "AgentNotFound");
+    // others get an empty list, not a refusal (Neutron filters by policy)
+    let (_, member) = tc.project_user(&admin, "agents", "member").await;
+    let theirs = tc.network(Method::GET, "agents", &member, None).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert_eq!(theirs.json["agents"], json!([]));
+    let one = tc
+        .network(Method::GET, &format!("agents/{id}"), &member, None)
+        .await;
+    assert_eq!(one.status, StatusCode::FORBIDDEN);
     tc.stop().await;
 }
 

@@ -286,7 +286,12 @@ async fn every_network_endpoint_enforces_its_policy() {
             None,
             admin_only,
         ),
-        (Method::GET, "agents".into(), None, admin_only),
+        (
+            Method::GET,
+            "agents/4b5c1bd6-0000-4000-8000-000000000000".into(),
+            None,
+            admin_only,
+        ),
         (Method::DELETE, format!("ports/{doomed}"), None, p1_write),
     ];
     let mut failures = Vec::new();
