@@ -16,6 +16,10 @@ run_on() {
     . "$state/openrc"
     check_eq "$label: openrc uses https" "https" "$OS_AUTH_PROTOCOL"
     check "$label: token issue" openstack token issue
+    check "$label: the start says how to use clouds.yaml from anywhere" \
+        grep -q "export OS_CLIENT_CONFIG_FILE=$state/clouds.yaml" "$state.log"
+    check "$label: --os-cloud from another directory, with no OS_* variables" \
+        bash -c "cd / && env -i PATH='$PATH' HOME='$FERRO_WORK' OS_CLIENT_CONFIG_FILE='$state/clouds.yaml' openstack --os-cloud ferrostack token issue"
     check "$label: service list shows identity" bash -c "openstack service list -f value -c Type | grep -x identity"
     check "$label: endpoint list has 3 identity endpoints" bash -c "[ \$(openstack endpoint list --service identity -f value -c ID | wc -l) -eq 3 ]"
     check "$label: catalog list" bash -c "openstack catalog list -f value | grep -q keystone"

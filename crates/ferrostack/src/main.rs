@@ -544,12 +544,23 @@ async fn up(a: UpArgs, local_agent: bool) -> anyhow::Result<()> {
     println!("  image:    {}", cloud.image_url);
     println!("  compute:  {}", cloud.compute_url);
     println!("  network:  {}", cloud.network_url);
+    println!("  placement: {}", cloud.placement_url);
+    println!("  block storage: {}", cloud.volume_url);
+    println!("  load balancer: {}", cloud.loadbalancer_url);
+    println!("  key manager: {}", cloud.keymanager_url);
     println!("  dashboard: {}", cloud.dashboard_url);
     println!(
         "  hosts join at: {} (ferrostack host add NAME)",
         cloud.contract_url
     );
     println!("  credentials: source {}", cloud.openrc.display());
+    // (the client reads clouds.yaml from the working directory or from
+    // OS_CLIENT_CONFIG_FILE: the second works from anywhere)
+    let clouds = cloud.openrc.with_file_name("clouds.yaml");
+    println!(
+        "  or, from any directory: export OS_CLIENT_CONFIG_FILE={}; openstack --os-cloud ferrostack …",
+        clouds.display()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
