@@ -18,6 +18,9 @@ pub struct FakeDriver {
     plugged: Mutex<HashMap<String, Vec<String>>>,
     /// The size each volume was last seen at (GiB).
     sizes: Mutex<HashMap<String, i64>>,
+    /// Volumes whose block node outlives their device for this many more
+    /// unplugs (as QEMU's does for a moment after `device_del`).
+    held: Mutex<HashMap<String, u32>>,
     /// Spawns of instances whose display name contains this fail.
     pub fail_spawn_matching: Option<String>,
 }
@@ -28,6 +31,14 @@ impl FakeDriver {
         FakeDriver {
             fail_spawn_matching: pattern,
             ..Default::default()
+        }
+    }
+
+    /// The next `unplugs` unplugs of `volume_id` take its device away but
+    /// leave its block node held.
+    pub fn hold_node(&self, volume_id: &str, unplugs: u32) {
+        if let Ok(mut h) = self.held.lock() {
+            h.insert(volume_id.to_owned(), unplugs);
         }
     }
 
@@ -194,7 +205,14 @@ impl Hypervisor for FakeDriver {
                 v.retain(|x| x != volume_id);
             }
         }
-        Ok(true)
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.get_mut(volume_id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
     }
 
     async fn prepare_incoming(

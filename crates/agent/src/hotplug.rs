@@ -162,16 +162,30 @@ pub async fn unplug(sock: &Path, volume_id: &str) -> Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    match qmp::execute(
-        sock,
-        "blockdev-del",
-        Some(json!({"node-name": node_name(volume_id)})),
-    )
-    .await
-    {
-        Ok(_) => {}
-        Err(DriverError::Failed(m)) if m.contains("not found") || m.contains("Cannot find") => {}
-        Err(e) => return Err(e),
+    // The device leaves /machine/peripheral a moment before it lets its
+    // block node go: until then blockdev-del answers "in use", and a node
+    // left behind keeps the file locked against any other VM.
+    loop {
+        match qmp::execute(
+            sock,
+            "blockdev-del",
+            Some(json!({"node-name": node_name(volume_id)})),
+        )
+        .await
+        {
+            Ok(_) => break,
+            Err(DriverError::Failed(m)) if m.contains("not found") || m.contains("Cannot find") => {
+                break
+            }
+            Err(DriverError::Failed(m)) if m.contains("in use") || m.contains("busy") => {
+                if start.elapsed() > UNPLUG_WAIT {
+                    tracing::info!(volume_id, "QEMU still holds the volume's block node");
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
     tracing::info!(volume_id, "volume unplugged");
     Ok(true)

@@ -60,6 +60,10 @@ pub struct Agent {
     /// have exactly as its spec asked: while the spec asks the same, the
     /// agent doesn't ask QEMU again.
     volumes_in: Mutex<HashMap<String, Vec<(String, i64)>>>,
+    /// Per running instance, volumes whose device is gone but whose block
+    /// node QEMU still holds (and with it the file's lock): still plugged
+    /// in as far as reports go, unplugged again at the next pass.
+    unplugging: Mutex<HashMap<String, HashSet<String>>>,
     /// The desired-state generation applied last, and the refusal logged
     /// last (so a refusal is logged once, not at every tick).
     generation: Mutex<(i64, Option<String>)>,
@@ -91,6 +95,7 @@ impl Agent {
             reported: Mutex::new(HashMap::new()),
             balancers_reported: Mutex::new(Vec::new()),
             volumes_in: Mutex::new(HashMap::new()),
+            unplugging: Mutex::new(HashMap::new()),
             generation: Mutex::new((generation, None)),
             wake: Notify::new(),
         })
@@ -390,7 +395,7 @@ impl Agent {
             return wanted;
         }
         let d = &self.driver;
-        let have = match d.volumes(&spec.id).await {
+        let mut have = match d.volumes(&spec.id).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(server_id = %spec.id, error = %e, "listing plugged volumes failed");
@@ -399,8 +404,11 @@ impl Agent {
         };
         for v in &spec.volumes {
             if !have.contains(&v.volume_id) {
-                if let Err(e) = d.attach_volume(&spec.id, v).await {
-                    tracing::error!(server_id = %spec.id, volume_id = %v.volume_id, error = %e, "plugging a volume in failed");
+                match d.attach_volume(&spec.id, v).await {
+                    Ok(()) => self.set_unplugging(&spec.id, &v.volume_id, false),
+                    Err(e) => {
+                        tracing::error!(server_id = %spec.id, volume_id = %v.volume_id, error = %e, "plugging a volume in failed")
+                    }
                 }
             }
         }
@@ -409,12 +417,27 @@ impl Agent {
                 tracing::error!(server_id = %spec.id, volume_id = %v.volume_id, error = %e, "growing a volume failed");
             }
         }
-        for id in have.iter().filter(|h| !wanted.contains(h)) {
-            if let Err(e) = d.detach_volume(&spec.id, id).await {
-                tracing::error!(server_id = %spec.id, volume_id = %id, error = %e, "unplugging a volume failed");
+        for id in self.unplugging_of(&spec.id) {
+            if !have.contains(&id) && !wanted.contains(&id) {
+                have.push(id);
             }
         }
-        let now = d.volumes(&spec.id).await.unwrap_or(have);
+        for id in have.iter().filter(|h| !wanted.contains(h)) {
+            let gone = match d.detach_volume(&spec.id, id).await {
+                Ok(gone) => gone,
+                Err(e) => {
+                    tracing::error!(server_id = %spec.id, volume_id = %id, error = %e, "unplugging a volume failed");
+                    false
+                }
+            };
+            self.set_unplugging(&spec.id, id, !gone);
+        }
+        let mut now = d.volumes(&spec.id).await.unwrap_or(have);
+        for id in self.unplugging_of(&spec.id) {
+            if !now.contains(&id) {
+                now.push(id);
+            }
+        }
         let same = {
             let (mut a, mut b) = (now.clone(), wanted.clone());
             a.sort();
@@ -434,6 +457,32 @@ impl Agent {
     fn forget_volumes(&self, id: &str) {
         if let Ok(mut k) = self.volumes_in.lock() {
             k.remove(id);
+        }
+        if let Ok(mut u) = self.unplugging.lock() {
+            u.remove(id);
+        }
+    }
+
+    fn unplugging_of(&self, server_id: &str) -> Vec<String> {
+        self.unplugging
+            .lock()
+            .ok()
+            .and_then(|u| u.get(server_id).map(|s| s.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    fn set_unplugging(&self, server_id: &str, volume_id: &str, pending: bool) {
+        if let Ok(mut u) = self.unplugging.lock() {
+            if pending {
+                u.entry(server_id.to_owned())
+                    .or_default()
+                    .insert(volume_id.to_owned());
+            } else if let Some(s) = u.get_mut(server_id) {
+                s.remove(volume_id);
+                if s.is_empty() {
+                    u.remove(server_id);
+                }
+            }
         }
     }
 
@@ -653,5 +702,135 @@ impl HostAgent for Agent {
             .cancel_migration(id)
             .await
             .map_err(|e| LinkError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::FakeDataplane;
+    use crate::fake::FakeDriver;
+    use crate::spec::{DesiredState, VolumeSpec};
+
+    /// A control plane that wants nothing and hears everything.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl ControlPlane for Silent {
+        async fn register(&self, _: &HostInfo) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn heartbeat(&self, _: &str) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn desired(&self, _: &str, _: i64) -> std::result::Result<DesiredState, LinkError> {
+            Ok(DesiredState::default())
+        }
+        async fn report(&self, _: &str, _: Vec<Report>) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn report_balancers(
+            &self,
+            _: &str,
+            _: Vec<crate::balancer::BalancerReport>,
+        ) -> std::result::Result<(), LinkError> {
+            Ok(())
+        }
+        async fn image_file(&self, _: &str) -> std::result::Result<(PathBuf, String), LinkError> {
+            Err(LinkError("no images".into()))
+        }
+        async fn migration_disk(&self, _: &str) -> std::result::Result<PathBuf, LinkError> {
+            Err(LinkError("no disks".into()))
+        }
+        async fn instance_at(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> std::result::Result<Option<crate::spec::MetadataTarget>, LinkError> {
+            Ok(None)
+        }
+    }
+
+    fn spec(volumes: &[&str]) -> InstanceSpec {
+        let mut s: InstanceSpec = serde_json::from_value(serde_json::json!({
+            "id": "s1", "name": "instance-00000001", "display_name": "vm", "hostname": "vm",
+            "project_id": "p", "image_id": "i", "vcpus": 1, "memory_mb": 64, "disk_gb": 1,
+            "key_name": null, "public_key": null, "user_data": null, "metadata": {},
+            "availability_zone": "nova", "launch_index": 0, "reservation_id": "r",
+            "power": "running", "reboot_seq": 0, "reboot_hard": false, "rebuild_seq": 0,
+            "resize_seq": 0, "deleted": false
+        }))
+        .unwrap();
+        s.volumes = volumes
+            .iter()
+            .map(|v| VolumeSpec {
+                volume_id: (*v).into(),
+                device: "/dev/vdb".into(),
+                path: format!("/v/{v}.qcow2"),
+                format: "qcow2".into(),
+                size_gb: 1,
+            })
+            .collect();
+        s
+    }
+
+    /// A volume whose device went but whose block node QEMU still holds
+    /// (the file still locked) is not reported unplugged until the node
+    /// is gone too: another VM could not open it yet.
+    #[tokio::test]
+    async fn a_volume_is_unplugged_once_its_node_is_gone() {
+        let fake = Arc::new(FakeDriver::default());
+        let host = HostInfo {
+            name: "h1".into(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            host_ip: "127.0.0.1".into(),
+            vcpus: 1,
+            memory_mb: 1024,
+            disk_gb: 10,
+            agent_url: None,
+            network_node: false,
+            tunnel_ip: None,
+        };
+        let dir = std::env::temp_dir().join(format!("ferro-agent-test-{}", std::process::id()));
+        let agent = Agent::new(
+            host,
+            Arc::new(Silent),
+            fake.clone(),
+            Arc::new(FakeDataplane::default()),
+            dir.clone(),
+        );
+        let running = Observed::Running;
+        assert_eq!(
+            agent.converge_volumes(&spec(&["v1"]), &running).await,
+            ["v1"]
+        );
+        fake.hold_node("v1", 2);
+        let unplugged = spec(&[]);
+        assert_eq!(agent.converge_volumes(&unplugged, &running).await, ["v1"]);
+        assert_eq!(agent.converge_volumes(&unplugged, &running).await, ["v1"]);
+        assert!(agent
+            .converge_volumes(&unplugged, &running)
+            .await
+            .is_empty());
+        let detaches = fake
+            .calls()
+            .iter()
+            .filter(|c| *c == "detach v1 from s1")
+            .count();
+        assert_eq!(detaches, 3);
+        // Plugged in again while its node was held: plugged, not pending.
+        fake.hold_node("v1", 1);
+        assert_eq!(
+            agent.converge_volumes(&spec(&["v1"]), &running).await,
+            ["v1"]
+        );
+        assert_eq!(agent.converge_volumes(&unplugged, &running).await, ["v1"]);
+        assert_eq!(
+            agent.converge_volumes(&spec(&["v1"]), &running).await,
+            ["v1"]
+        );
+        assert!(agent.unplugging_of("s1").is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
