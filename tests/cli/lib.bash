@@ -43,6 +43,7 @@ ferro_start() {
     # FERRO_WRAP: a command to run it under, e.g. nsenter into a sandbox.
     ${FERRO_WRAP:-} "$FERRO_BIN" up --state-dir "$state" --ephemeral-ports --bcrypt-cost 4 "$@" >>"$state.log" 2>&1 &
     FERRO_PID=$!
+    FERRO_LOGS="${FERRO_LOGS:-} $state.log"
     for _ in $(seq 1 200); do
         [ -f "$state/openrc" ] && return 0
         kill -0 "$FERRO_PID" 2>/dev/null || { cat "$state.log" >&2; return 1; }
@@ -63,6 +64,16 @@ ferro_stop() {
 
 finish() {
     ferro_stop
+    # A failure shows what the clouds warned of, for a run that can't be
+    # looked at again (CI's).
+    if [ "$FAILS" -ne 0 ]; then
+        local f
+        for f in ${FERRO_LOGS:-}; do
+            [ -f "$f" ] || continue
+            echo "  the last warnings and errors of $f:" >&2
+            grep -aE 'WARN|ERROR' "$f" | tail -25 | cut -c1-400 | sed 's/^/       /' >&2
+        done
+    fi
     echo "$(basename "$0"): $((CHECKS - FAILS)) passed, $FAILS failed" >&2
     [ "$FAILS" -eq 0 ]
 }
