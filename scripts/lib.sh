@@ -1,6 +1,6 @@
 # Shared helpers for ferrostack's scripts. Source it; it changes nothing by itself.
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+say() { printf '\033[1m==> %s\033[0m  (%d:%02d)\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)) >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # ensure_packages PKG...: installs the Debian packages that are missing
