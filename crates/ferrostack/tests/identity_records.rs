@@ -453,6 +453,20 @@ async fn flow(backend: Backend) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Keystone's tags are unique: one given twice (not side by side) is refused.
+    let twice = tc
+        .call(
+            Method::PUT,
+            &format!("projects/{p1}/tags"),
+            &admin,
+            Some(json!({"tags": ["x", "y", "x"]})),
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST, "{}", twice.json);
+    assert!(twice.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("twice"));
     let shown = tc
         .call(Method::GET, &format!("projects/{p1}"), &admin, None)
         .await;

@@ -10,6 +10,7 @@ use axum::response::Response;
 use ferro_store::sqlx;
 use serde_json::{json, Value};
 
+use super::resources::{domain_or_404, group_or_404, project_or_404, user_or_404};
 use super::{list_body, no_content, ok, Caller, Params, State};
 use crate::error::{IdentityError, Result};
 use crate::model::{Assignment, Domain, Group, Project, Role, User};
@@ -66,29 +67,17 @@ fn parse(uri: &Uri) -> Result<(Grant, Option<String>)> {
 }
 
 async fn check_exists(s: &Identity, g: &Grant) -> Result<()> {
-    let pool = s.pool();
-    match g.actor_type {
-        "user" => {
-            store::get::<User>(pool, "users", &g.actor_id)
-                .await?
-                .ok_or_else(|| IdentityError::not_found("user", &g.actor_id))?;
-        }
-        _ => {
-            store::get::<Group>(pool, "groups", &g.actor_id)
-                .await?
-                .ok_or_else(|| IdentityError::not_found("group", &g.actor_id))?;
-        }
+    if g.actor_type == "user" {
+        user_or_404(s, &g.actor_id).await?;
+    } else {
+        group_or_404(s, &g.actor_id).await?;
     }
     match g.target_type {
         "project" => {
-            store::get::<Project>(pool, "projects", &g.target_id)
-                .await?
-                .ok_or_else(|| IdentityError::not_found("project", &g.target_id))?;
+            project_or_404(s, &g.target_id).await?;
         }
         "domain" => {
-            store::get::<Domain>(pool, "domains", &g.target_id)
-                .await?
-                .ok_or_else(|| IdentityError::not_found("domain", &g.target_id))?;
+            domain_or_404(s, &g.target_id).await?;
         }
         _ => {}
     }

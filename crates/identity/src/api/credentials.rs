@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::resources::{project_or_404, user_or_404};
 use super::{created, list_body, no_content, ok, Body, Caller, Params, State};
 use crate::error::{IdentityError, Result};
-use crate::model::{Project, User};
 use crate::policy::{self, authorize, on_user};
 use crate::service::Identity;
 use crate::store::{self, Record};
@@ -74,20 +74,6 @@ async fn load(s: &Identity, id: &str) -> Result<Record> {
         .ok_or_else(|| IdentityError::not_found("credential", id))
 }
 
-async fn check_user(s: &Identity, id: &str) -> Result<()> {
-    store::get::<User>(s.pool(), "users", id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| IdentityError::not_found("user", id))
-}
-
-async fn check_project(s: &Identity, id: &str) -> Result<()> {
-    store::get::<Project>(s.pool(), "projects", id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| IdentityError::not_found("project", id))
-}
-
 pub async fn create(
     St(s): St<State>,
     Caller(c): Caller,
@@ -105,16 +91,16 @@ pub async fn create(
         f.blob
             .ok_or_else(|| IdentityError::bad("'blob' is a required property."))?,
     )?;
-    check_user(&s, &user_id).await?;
+    user_or_404(&s, &user_id).await?;
     let id = if kind == "ec2" {
         let project = f.project_id.as_deref().ok_or_else(|| {
             IdentityError::bad("A credential of type ec2 must have a project_id.")
         })?;
-        check_project(&s, project).await?;
+        project_or_404(&s, project).await?;
         ec2_id(&ec2_access(&blob)?)
     } else {
         if let Some(p) = &f.project_id {
-            check_project(&s, p).await?;
+            project_or_404(&s, p).await?;
         }
         ids::hex_id()
     };
@@ -173,11 +159,11 @@ pub async fn update(
     let mut body: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| json!({}));
     if let Some(u) = f.user_id {
         authorize(&c.ctx, policy::CREDENTIALS, on_user(&u))?;
-        check_user(&s, &u).await?;
+        user_or_404(&s, &u).await?;
         row.owner_id = u;
     }
     if let Some(p) = f.project_id {
-        check_project(&s, &p).await?;
+        project_or_404(&s, &p).await?;
         body["project_id"] = json!(p);
     }
     if let Some(k) = f.kind {
@@ -256,8 +242,8 @@ pub async fn ec2_create(
         .tenant_id
         .or(b.project_id)
         .ok_or_else(|| IdentityError::bad("'tenant_id' is a required property."))?;
-    check_user(&s, &user).await?;
-    check_project(&s, &project).await?;
+    user_or_404(&s, &user).await?;
+    project_or_404(&s, &project).await?;
     let access = ids::hex_id();
     let secret = ids::hex_id();
     let blob = json!({"access": access, "secret": secret, "trust_id": null}).to_string();
@@ -277,7 +263,7 @@ pub async fn ec2_list(
     Path(user): Path<String>,
 ) -> Result<Response> {
     authorize(&c.ctx, policy::CREDENTIALS, on_user(&user))?;
-    check_user(&s, &user).await?;
+    user_or_404(&s, &user).await?;
     let rows = store::records(s.pool(), KIND, Some(&user)).await?;
     let items = rows.iter().filter_map(|r| render_ec2(&s, r)).collect();
     Ok(ok(list_body(

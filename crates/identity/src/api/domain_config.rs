@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use super::resources::domain_or_404;
 use super::{no_content, ok, Body, Caller, State};
 use crate::error::{IdentityError, Result};
-use crate::model::Domain;
 use crate::policy::{self, authorize};
 use crate::service::Identity;
 use crate::store::{self, Record};
@@ -50,11 +50,17 @@ fn invalid(msg: String) -> IdentityError {
     IdentityError::ForbiddenWith(format!("Invalid domain specific configuration: {msg}"))
 }
 
-fn check_option(group: &str, option: &str) -> Result<()> {
-    let d = defaults();
-    let opts = d
+fn check_group(group: &str) -> Result<()> {
+    defaults()
         .get(group)
-        .ok_or_else(|| invalid(format!("group {group} is not supported.")))?;
+        .map(|_| ())
+        .ok_or_else(|| invalid(format!("group {group} is not supported.")))
+}
+
+fn check_option(group: &str, option: &str) -> Result<()> {
+    check_group(group)?;
+    let d = defaults();
+    let opts = &d[group];
     if opts.get(option).is_none() && !(group == "ldap" && SENSITIVE.contains(&option)) {
         return Err(invalid(format!(
             "option {option} in group {group} is not supported."
@@ -90,13 +96,6 @@ fn shown(cfg: &Map<String, Value>) -> Value {
         }
     }
     Value::Object(out)
-}
-
-async fn domain_or_404(s: &Identity, id: &str) -> Result<()> {
-    store::get::<Domain>(s.pool(), "domains", id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| IdentityError::not_found("domain", id))
 }
 
 async fn stored(s: &Identity, domain: &str) -> Result<Option<Map<String, Value>>> {
@@ -195,7 +194,7 @@ fn group_of<'a>(
     domain: &str,
     group: &str,
 ) -> Result<&'a Map<String, Value>> {
-    check_option(group, if group == "identity" { "driver" } else { "url" })?;
+    check_group(group)?;
     cfg.get(group).and_then(Value::as_object).ok_or_else(|| {
         IdentityError::not_found("domain config group", format!("{group} of {domain}"))
     })

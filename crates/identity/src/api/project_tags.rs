@@ -44,10 +44,8 @@ pub async fn replace(
 ) -> Result<Response> {
     authorize(&c.ctx, policy::MANAGE_PROJECTS, Default::default())?;
     project_or_404(&s, &id).await?;
-    let mut tags = b.tags;
-    tags.dedup();
-    save(&s, &id, &tags).await?;
-    Ok(ok(json!({"tags": tags})))
+    save(&s, &id, &b.tags).await?;
+    Ok(ok(json!({"tags": b.tags})))
 }
 
 pub async fn clear(

@@ -47,7 +47,7 @@ fn merge_extra(old: &str, new: Map<String, Value>) -> Result<String> {
     extra_json(m)
 }
 
-async fn domain_or_404(s: &Identity, id: &str) -> Result<Domain> {
+pub(super) async fn domain_or_404(s: &Identity, id: &str) -> Result<Domain> {
     store::get(s.pool(), "domains", id)
         .await?
         .ok_or_else(|| IdentityError::not_found("domain", id))
@@ -59,13 +59,13 @@ pub(super) async fn project_or_404(s: &Identity, id: &str) -> Result<Project> {
         .ok_or_else(|| IdentityError::not_found("project", id))
 }
 
-async fn user_or_404(s: &Identity, id: &str) -> Result<User> {
+pub(super) async fn user_or_404(s: &Identity, id: &str) -> Result<User> {
     store::get(s.pool(), "users", id)
         .await?
         .ok_or_else(|| IdentityError::not_found("user", id))
 }
 
-async fn group_or_404(s: &Identity, id: &str) -> Result<Group> {
+pub(super) async fn group_or_404(s: &Identity, id: &str) -> Result<Group> {
     store::get(s.pool(), "groups", id)
         .await?
         .ok_or_else(|| IdentityError::not_found("group", id))
@@ -311,9 +311,13 @@ pub(super) fn check_tags(tags: &[String]) -> Result<String> {
     if tags.len() > 80 {
         return Err(IdentityError::bad("A project has at most 80 tags."));
     }
-    for t in tags {
+    for (i, t) in tags.iter().enumerate() {
         if t.is_empty() || t.chars().count() > 255 || t.contains('/') || t.contains(',') {
             return Err(IdentityError::bad(format!("Invalid tag {t:?}.")));
+        }
+        // (Keystone's schema: the items are unique)
+        if tags[..i].contains(t) {
+            return Err(IdentityError::bad(format!("Tag {t:?} is given twice.")));
         }
     }
     Ok(serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()))
