@@ -26,6 +26,9 @@ pub enum ComputeError {
     Stale(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// What the hypervisor can't do (Nova's libvirt driver's 501s).
+    #[error("{0}")]
+    NotImplemented(String),
     #[error(transparent)]
     Body(#[from] BodyError),
     #[error("Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.")]
@@ -45,6 +48,7 @@ impl ComputeError {
             ComputeError::NotFound(_) => StatusCode::NOT_FOUND,
             ComputeError::Conflict(_) | ComputeError::Stale(_) => StatusCode::CONFLICT,
             ComputeError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ComputeError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ComputeError::Body(e) => e.status(),
             ComputeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +62,7 @@ impl ComputeError {
             ComputeError::NotFound(_) => "itemNotFound",
             ComputeError::Conflict(_) | ComputeError::Stale(_) => "conflictingRequest",
             ComputeError::NotAcceptable(_) => "notAcceptable",
+            ComputeError::NotImplemented(_) => "notImplemented",
             ComputeError::Internal(_) => "computeFault",
         }
     }

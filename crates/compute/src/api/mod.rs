@@ -2,8 +2,10 @@
 
 mod admin;
 mod aggregates;
+mod extensions;
 mod flavors;
 mod floating_ip_actions;
+mod hosts;
 mod keypairs;
 mod render;
 mod server_body;
@@ -13,6 +15,7 @@ mod server_metadata;
 mod server_migrate;
 mod server_network;
 mod server_password;
+mod server_tags;
 mod servers;
 mod usage;
 mod volume_attachments;
@@ -39,6 +42,8 @@ pub type State = Arc<ComputeService>;
 pub fn router(state: State) -> Router {
     Router::new()
         .route("/", get(versions))
+        .route("/v2", get(version_v20))
+        .route("/v2/", get(version_v20))
         .route("/v2.1", get(version_v21))
         .route("/v2.1/", get(version_v21))
         .route("/v2.1/flavors", get(flavors::list).post(flavors::create))
@@ -107,6 +112,18 @@ pub fn router(state: State) -> Router {
         )
         .route("/v2.1/servers/{id}/ips", get(server_network::ips))
         .route(
+            "/v2.1/servers/{id}/tags",
+            get(server_tags::list)
+                .put(server_tags::replace)
+                .delete(server_tags::clear),
+        )
+        .route(
+            "/v2.1/servers/{id}/tags/{tag}",
+            get(server_tags::check)
+                .put(server_tags::add)
+                .delete(server_tags::remove),
+        )
+        .route(
             "/v2.1/servers/{id}/ips/{network}",
             get(server_network::ips_of_network),
         )
@@ -141,6 +158,11 @@ pub fn router(state: State) -> Router {
                 .delete(aggregates::delete),
         )
         .route("/v2.1/os-aggregates/{id}/action", post(aggregates::action))
+        .route("/v2.1/os-instance_usage_audit_log", get(usage::audit_logs))
+        .route(
+            "/v2.1/os-instance_usage_audit_log/{before}",
+            get(usage::audit_log_before),
+        )
         .route("/v2.1/os-simple-tenant-usage", get(usage::list))
         .route("/v2.1/os-simple-tenant-usage/{project}", get(usage::show))
         .route(
@@ -182,6 +204,11 @@ pub fn router(state: State) -> Router {
             "/v2.1/servers/{id}/migrations/{mid}",
             get(server_migrate::server_show),
         )
+        .route("/v2.1/extensions", get(extensions::list))
+        .route("/v2.1/extensions/{alias}", get(extensions::show))
+        .route("/v2.1/os-hosts", get(hosts::list))
+        .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
+        .route("/v2.1/os-hosts/{host}/{action}", get(hosts::power))
         .route("/v2.1/os-services", get(admin::services))
         .route("/v2.1/os-services/{id}", put(admin::update_service))
         .route("/v2.1/os-availability-zone", get(admin::availability_zones))
@@ -227,10 +254,32 @@ fn version_doc(base: &str) -> Value {
            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]})
 }
 
+/// Nova's v2.0: the same API at `/v2`, without microversions (listed
+/// first, as every Nova lists it).
+fn version_doc_v20(base: &str) -> Value {
+    let root = base.trim_end_matches('/').trim_end_matches("/v2.1");
+    json!({"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+           "updated": "2011-01-21T11:33:21Z",
+           "links": [{"rel": "self", "href": format!("{root}/v2/")}],
+           "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}]})
+}
+
 async fn versions(axum::extract::State(s): axum::extract::State<State>) -> Response {
+    let mut v20 = version_doc_v20(&s.base_url);
+    let mut v21 = version_doc(&s.base_url);
+    // (the list carries no media types; a version's own document does)
+    for v in [&mut v20, &mut v21] {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("media-types");
+        }
+    }
+    (StatusCode::OK, axum::Json(json!({"versions": [v20, v21]}))).into_response()
+}
+
+async fn version_v20(axum::extract::State(s): axum::extract::State<State>) -> Response {
     (
         StatusCode::OK,
-        axum::Json(json!({"versions": [version_doc(&s.base_url)]})),
+        axum::Json(json!({"version": version_doc_v20(&s.base_url)})),
     )
         .into_response()
 }
