@@ -1,11 +1,11 @@
 //! Nova APIs older clients call, with the fake hypervisor: os-hosts (up to
 //! 2.42), server tags (2.26 on), the extension list, the version list with
-//! v2.0 first, and the instance usage audit log. Each scenario runs on
-//! every backend.
+//! v2.0 first, the instance usage audit log, and the image proxy (up to
+//! 2.35). Each scenario runs on every backend.
 
 use std::time::{Duration, Instant};
 
-use ferro_test_support::{backends, tiny_qcow2, Backend, TestCloud};
+use ferro_test_support::{backends, tiny_qcow2, Backend, RawBody, TestCloud};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -371,4 +371,196 @@ async fn extensions(backend: Backend) {
         )
         .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_image_proxy_until_2_35() {
+    for b in backends() {
+        image_proxy(b).await;
+    }
+}
+
+async fn image_proxy(backend: Backend) {
+    let (tc, admin, member, server) = setup(backend).await;
+    let v = "2.35";
+    // A private image of the member's project, and a snapshot of its server.
+    let images = format!("{}/v2/images", tc.cloud.image_url);
+    let made = tc
+        .send(
+            Method::POST,
+            &images,
+            Some(&member),
+            Some(RawBody::Json(
+                json!({"name": "mine", "disk_format": "qcow2", "container_format": "bare"}),
+            )),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.json);
+    let mine = made.json["id"].as_str().unwrap().to_owned();
+    let put = tc
+        .send(
+            Method::PUT,
+            &format!("{images}/{mine}/file"),
+            Some(&member),
+            Some(RawBody::Bytes(tiny_qcow2(), "application/octet-stream")),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT);
+    let snap = tc
+        .compute(
+            Method::POST,
+            &format!("servers/{server}/action"),
+            &member,
+            Some(json!({"createImage": {"name": "snap", "metadata": {"k": "v"}}})),
+            v,
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::ACCEPTED, "{}", snap.json);
+    let snap_id = snap.headers["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let start = Instant::now();
+    loop {
+        let r = tc
+            .compute(Method::GET, &format!("images/{snap_id}"), &member, None, v)
+            .await;
+        if r.json["image"]["status"] == "ACTIVE" {
+            assert_eq!(r.json["image"]["progress"], 100);
+            assert_eq!(r.json["image"]["server"]["id"], server.as_str());
+            assert_eq!(r.json["image"]["metadata"]["k"], "v");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", r.json);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids = |r: &Value| -> Vec<String> {
+        r["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |q: &'static str| {
+        let tc = &tc;
+        let member = &member;
+        async move { tc.compute(Method::GET, q, member, None, v).await }
+    };
+    let all = list("images").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.json);
+    assert!(ids(&all.json).contains(&mine) && ids(&all.json).contains(&snap_id));
+    assert_eq!(
+        all.json["images"][0].as_object().unwrap().len(),
+        3,
+        "a brief list has id, name and links"
+    );
+    let detail = list("images/detail?name=mine").await;
+    assert_eq!(ids(&detail.json), std::slice::from_ref(&mine));
+    assert_eq!(detail.json["images"][0]["status"], "ACTIVE");
+    assert_eq!(detail.json["images"][0]["minRam"], 0);
+    let snaps = list("images/detail?type=snapshot").await;
+    assert_eq!(ids(&snaps.json), std::slice::from_ref(&snap_id));
+    let by_server = tc
+        .compute(
+            Method::GET,
+            &format!("images?server={}/servers/{server}", tc.cloud.compute_url),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(ids(&by_server.json), std::slice::from_ref(&snap_id));
+    let active = list("images?status=ACTIVE").await;
+    assert!(ids(&active.json).contains(&mine));
+    let one = list("images?limit=1").await;
+    assert_eq!(ids(&one.json).len(), 1);
+    assert!(one.json["images_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .contains("marker="));
+    let gone = tc
+        .compute(Method::GET, "images", &member, None, "2.36")
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+
+    // Metadata: merge, replace, one key set, shown, deleted.
+    let md = format!("images/{mine}/metadata");
+    let call = |m: Method, p: String, b: Option<Value>| {
+        let tc = &tc;
+        let member = &member;
+        async move { tc.compute(m, &p, member, b, v).await }
+    };
+    let r = call(
+        Method::POST,
+        md.clone(),
+        Some(json!({"metadata": {"a": "1", "b": "2"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["metadata"]["a"], "1");
+    let r = call(
+        Method::PUT,
+        md.clone(),
+        Some(json!({"metadata": {"c": "3"}})),
+    )
+    .await;
+    assert_eq!(r.json, json!({"metadata": {"c": "3"}}));
+    let r = call(
+        Method::PUT,
+        format!("{md}/d"),
+        Some(json!({"meta": {"d": "4"}})),
+    )
+    .await;
+    assert_eq!(r.json, json!({"meta": {"d": "4"}}));
+    let r = call(
+        Method::PUT,
+        format!("{md}/d"),
+        Some(json!({"meta": {"e": "4"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(Method::GET, format!("{md}/c"), None).await;
+    assert_eq!(r.json, json!({"meta": {"c": "3"}}));
+    let r = call(Method::DELETE, format!("{md}/c"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(Method::GET, format!("{md}/c"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(Method::GET, md.clone(), None).await;
+    assert_eq!(r.json, json!({"metadata": {"d": "4"}}));
+    let r = call(
+        Method::POST,
+        md.clone(),
+        Some(json!({"metadata": {"name": "x"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The image service sees the same properties.
+    let glance = tc
+        .send(
+            Method::GET,
+            &format!("{}/v2/images/{mine}", tc.cloud.image_url),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(glance.json["d"], "4", "{}", glance.json);
+
+    // Another project sees none of it; an image is deleted by its owner.
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(Method::GET, &format!("images/{mine}"), &other, None, v)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(Method::DELETE, &format!("images/{mine}"), &other, None, v)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(Method::DELETE, format!("images/{mine}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(Method::GET, format!("images/{mine}"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -191,28 +191,6 @@ fn check_attr(key: &str, v: &Value, ctx: &AuthContext, img_status: &str) -> Resu
 }
 
 /// Writes every settable attribute of `img` back.
-async fn save(s: &ImageService, img: &Image) -> Result<()> {
-    sqlx::query(
-        "UPDATE images SET name = $1, visibility = $2, protected = $3, os_hidden = $4, disk_format = $5, \
-         container_format = $6, min_disk = $7, min_ram = $8, tags = $9, properties = $10, updated_at = $11 WHERE id = $12",
-    )
-    .bind(img.name.clone())
-    .bind(&img.visibility)
-    .bind(img.protected)
-    .bind(img.os_hidden)
-    .bind(img.disk_format.clone())
-    .bind(img.container_format.clone())
-    .bind(img.min_disk)
-    .bind(img.min_ram)
-    .bind(&img.tags)
-    .bind(&img.properties)
-    .bind(time::now_micros())
-    .bind(&img.id)
-    .execute(s.pool())
-    .await?;
-    Ok(())
-}
-
 /// Sets one (already checked) attribute on `img`.
 fn apply(img: &mut Image, key: &str, v: Value) {
     let s = |v: &Value| v.as_str().map(str::to_owned);
@@ -350,20 +328,6 @@ const LIST_PARAMS: &[&str] = &[
 ];
 
 async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<Response> {
-    let mut rows: Vec<Image> =
-        sqlx::query_as("SELECT * FROM images ORDER BY created_at DESC, id DESC")
-            .fetch_all(s.pool())
-            .await?;
-    let project = c.project_id().map(str::to_owned);
-    let memberships: Vec<Member> = match &project {
-        Some(pid) => {
-            sqlx::query_as("SELECT * FROM image_members WHERE member_id = $1")
-                .bind(pid)
-                .fetch_all(s.pool())
-                .await?
-        }
-        None => Vec::new(),
-    };
     let member_status = p
         .get("member_status")
         .map(String::as_str)
@@ -374,22 +338,7 @@ async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<
             return Err(bad(format!("Invalid visibility value: {v}")));
         }
     }
-    rows.retain(|img| {
-        let own = project.as_deref() == Some(img.owner.as_str());
-        let membership = memberships.iter().find(|m| m.image_id == img.id);
-        let visible = c.is_admin()
-            || own
-            || img.visibility == "public"
-            || (img.visibility == "community" && want_vis == Some("community"))
-            || (img.visibility == "shared"
-                && membership.is_some_and(|m| member_status == "all" || m.status == member_status));
-        let vis_ok = match want_vis {
-            None => img.visibility != "community" || own,
-            Some("all") => true,
-            Some(v) => img.visibility == v,
-        };
-        visible && vis_ok
-    });
+    let mut rows = s.listable(&c, want_vis, member_status).await?;
     if let Some(name) = p.get("name") {
         rows.retain(|i| i.name.as_deref() == Some(name.as_str()));
     }
@@ -475,16 +424,6 @@ async fn show(St(s): St<State>, Caller(c): Caller, Path(id): Path<String>) -> Re
     Ok(json_ok(StatusCode::OK, s.visible(&c, &id).await?.render()))
 }
 
-async fn modifiable(s: &ImageService, c: &AuthContext, id: &str) -> Result<Image> {
-    let img = s.visible(c, id).await?;
-    if !ImageService::can_modify(c, &img) {
-        return Err(ImageError::Forbidden(
-            "You are not permitted to modify this image.".into(),
-        ));
-    }
-    Ok(img)
-}
-
 async fn update(
     St(s): St<State>,
     Caller(c): Caller,
@@ -504,7 +443,7 @@ async fn update(
         )));
     }
     let ops: Value = ferro_common::body::read_json_body(body).await?;
-    let mut img = modifiable(&s, &c, &id).await?;
+    let mut img = s.modifiable(&c, &id).await?;
     let ops = ops
         .as_array()
         .ok_or_else(|| bad("A JSON patch is a list of operations."))?;
@@ -552,19 +491,13 @@ async fn update(
             other => return Err(bad(format!("Unsupported patch operation {other:?}."))),
         }
     }
-    save(&s, &img).await?;
+    s.save(&img).await?;
     let img = s.get(&id).await?.ok_or_else(|| ImageError::no_image(&id))?;
     Ok(json_ok(StatusCode::OK, img.render()))
 }
 
 async fn delete(St(s): St<State>, Caller(c): Caller, Path(id): Path<String>) -> Result<Response> {
-    let img = modifiable(&s, &c, &id).await?;
-    if img.protected != 0 {
-        return Err(ImageError::Forbidden(format!(
-            "Image {id} is protected and cannot be deleted."
-        )));
-    }
-    s.remove(&id).await?;
+    s.delete(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -574,7 +507,7 @@ async fn upload(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response> {
-    let img = modifiable(&s, &c, &id).await?;
+    let img = s.modifiable(&c, &id).await?;
     if img.disk_format.is_none() || img.container_format.is_none() {
         return Err(bad(
             "Properties disk_format, container_format must be set prior to saving data.",
@@ -622,13 +555,13 @@ async fn add_tag(
     Caller(c): Caller,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response> {
-    let mut img = modifiable(&s, &c, &id).await?;
+    let mut img = s.modifiable(&c, &id).await?;
     let mut tags = img.tag_list();
     tags.push(tag);
     let v = json!(tags);
     check_attr("tags", &v, &c, &img.status)?;
     apply(&mut img, "tags", v);
-    save(&s, &img).await?;
+    s.save(&img).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -637,7 +570,7 @@ async fn remove_tag(
     Caller(c): Caller,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response> {
-    let mut img = modifiable(&s, &c, &id).await?;
+    let mut img = s.modifiable(&c, &id).await?;
     let mut tags = img.tag_list();
     let before = tags.len();
     tags.retain(|t| *t != tag);
@@ -645,7 +578,7 @@ async fn remove_tag(
         return Err(ImageError::NotFound(format!("Tag {tag} not found")));
     }
     apply(&mut img, "tags", json!(tags));
-    save(&s, &img).await?;
+    s.save(&img).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -744,7 +677,7 @@ async fn add_member(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let img = modifiable(&s, &c, &id).await?;
+    let img = s.modifiable(&c, &id).await?;
     if img.visibility != "shared" {
         return Err(ImageError::Forbidden(format!(
             "Image {id} is not shared: only shared images have members."
@@ -832,7 +765,7 @@ async fn remove_member(
     Caller(c): Caller,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<Response> {
-    modifiable(&s, &c, &id).await?;
+    s.modifiable(&c, &id).await?;
     let n = sqlx::query("DELETE FROM image_members WHERE image_id = $1 AND member_id = $2")
         .bind(&id)
         .bind(&member)

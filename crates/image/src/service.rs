@@ -78,6 +78,97 @@ impl ImageService {
         }
     }
 
+    /// The images a list shows `ctx`, newest first, as Glance lists them:
+    /// admins see all; others their own, public ones, shared ones whose
+    /// membership has `member_status` (`all`: any), and community ones
+    /// when `visibility` asks for them. `visibility` (checked by the
+    /// caller) narrows to one kind, `all` to none.
+    pub async fn listable(
+        &self,
+        ctx: &AuthContext,
+        visibility: Option<&str>,
+        member_status: &str,
+    ) -> Result<Vec<Image>> {
+        let mut rows: Vec<Image> =
+            sqlx::query_as("SELECT * FROM images ORDER BY created_at DESC, id DESC")
+                .fetch_all(self.pool())
+                .await?;
+        let project = ctx.project_id().map(str::to_owned);
+        let memberships: Vec<Member> = match &project {
+            Some(pid) => {
+                sqlx::query_as("SELECT * FROM image_members WHERE member_id = $1")
+                    .bind(pid)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        rows.retain(|img| {
+            let own = project.as_deref() == Some(img.owner.as_str());
+            let membership = memberships.iter().find(|m| m.image_id == img.id);
+            let visible = ctx.is_admin()
+                || own
+                || img.visibility == "public"
+                || (img.visibility == "community" && visibility == Some("community"))
+                || (img.visibility == "shared"
+                    && membership
+                        .is_some_and(|m| member_status == "all" || m.status == member_status));
+            let vis_ok = match visibility {
+                None => img.visibility != "community" || own,
+                Some("all") => true,
+                Some(v) => img.visibility == v,
+            };
+            visible && vis_ok
+        });
+        Ok(rows)
+    }
+
+    /// The image if the caller may change it: 404 if it can't see it,
+    /// 403 if it sees but may not change it.
+    pub async fn modifiable(&self, ctx: &AuthContext, id: &str) -> Result<Image> {
+        let img = self.visible(ctx, id).await?;
+        if !Self::can_modify(ctx, &img) {
+            return Err(ImageError::Forbidden(
+                "You are not permitted to modify this image.".into(),
+            ));
+        }
+        Ok(img)
+    }
+
+    /// Deletes an image the caller may change, unless it is protected.
+    pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<()> {
+        let img = self.modifiable(ctx, id).await?;
+        if img.protected != 0 {
+            return Err(ImageError::Forbidden(format!(
+                "Image {id} is protected and cannot be deleted."
+            )));
+        }
+        self.remove(id).await
+    }
+
+    /// Writes an image's changeable attributes.
+    pub async fn save(&self, img: &Image) -> Result<()> {
+        sqlx::query(
+            "UPDATE images SET name = $1, visibility = $2, protected = $3, os_hidden = $4, disk_format = $5, \
+             container_format = $6, min_disk = $7, min_ram = $8, tags = $9, properties = $10, updated_at = $11 WHERE id = $12",
+        )
+        .bind(img.name.clone())
+        .bind(&img.visibility)
+        .bind(img.protected)
+        .bind(img.os_hidden)
+        .bind(img.disk_format.clone())
+        .bind(img.container_format.clone())
+        .bind(img.min_disk)
+        .bind(img.min_ram)
+        .bind(&img.tags)
+        .bind(&img.properties)
+        .bind(time::now_micros())
+        .bind(&img.id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Owner (member role or better) or admin.
     pub fn can_modify(ctx: &AuthContext, img: &Image) -> bool {
         ctx.is_admin() || (ctx.project_id() == Some(img.owner.as_str()) && ctx.has_role("member"))

@@ -6,6 +6,7 @@ mod extensions;
 mod flavors;
 mod floating_ip_actions;
 mod hosts;
+mod images;
 mod keypairs;
 mod render;
 mod server_body;
@@ -206,6 +207,24 @@ pub fn router(state: State) -> Router {
         )
         .route("/v2.1/extensions", get(extensions::list))
         .route("/v2.1/extensions/{alias}", get(extensions::show))
+        .route("/v2.1/images", get(images::list))
+        .route("/v2.1/images/detail", get(images::list_detail))
+        .route(
+            "/v2.1/images/{id}",
+            get(images::show).delete(images::delete),
+        )
+        .route(
+            "/v2.1/images/{id}/metadata",
+            get(images::metadata)
+                .post(images::merge_metadata)
+                .put(images::replace_metadata),
+        )
+        .route(
+            "/v2.1/images/{id}/metadata/{key}",
+            get(images::metadata_item)
+                .put(images::set_metadata_item)
+                .delete(images::delete_metadata_item),
+        )
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
         .route("/v2.1/os-hosts/{host}/{action}", get(hosts::power))
