@@ -564,3 +564,221 @@ async fn image_proxy(backend: Backend) {
     let r = call(Method::GET, format!("images/{mine}"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_security_group_proxy_until_2_35() {
+    for b in backends() {
+        security_group_proxy(b).await;
+    }
+}
+
+async fn security_group_proxy(backend: Backend) {
+    let (tc, admin, member, _) = setup(backend).await;
+    let v = "2.35";
+    let call = |m: Method, p: &'static str, b: Option<Value>| {
+        let tc = &tc;
+        let member = &member;
+        async move { tc.compute(m, p, member, b, v).await }
+    };
+    let made = call(
+        Method::POST,
+        "os-security-groups",
+        Some(json!({"security_group": {"name": "web", "description": "the web tier"}})),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.json);
+    let g = made.json["security_group"].clone();
+    assert_eq!(g["name"], "web");
+    assert_eq!(g["rules"], json!([]), "egress rules are not Nova's");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let other_made = call(
+        Method::POST,
+        "os-security-groups",
+        Some(json!({"security_group": {"name": "db", "description": "db"}})),
+    )
+    .await;
+    let other_gid = other_made.json["security_group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for bad in [
+        json!({"security_group": {"name": "", "description": "x"}}),
+        json!({"security_group": {"name": "x"}}),
+        json!({"security_group": {"name": 5, "description": "x"}}),
+    ] {
+        let r = call(Method::POST, "os-security-groups", Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.json);
+    }
+    let list = call(Method::GET, "os-security-groups", None).await;
+    let names: Vec<&str> = list.json["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"default") && names.contains(&"web"),
+        "{names:?}"
+    );
+
+    // Rules: Nova's defaults and checks.
+    let rule = |body: Value| {
+        let tc = &tc;
+        let member = &member;
+        async move {
+            tc.compute(
+                Method::POST,
+                "os-security-group-rules",
+                member,
+                Some(json!({"security_group_rule": body})),
+                v,
+            )
+            .await
+        }
+    };
+    let r =
+        rule(json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 22, "to_port": 22}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let ssh = r.json["security_group_rule"].clone();
+    assert_eq!(ssh["ip_range"], json!({"cidr": "0.0.0.0/0"}));
+    assert_eq!(ssh["from_port"], 22);
+    assert_eq!(ssh["parent_group_id"], gid.as_str());
+    let dup =
+        rule(json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 22, "to_port": 22}))
+            .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST, "{}", dup.json);
+    let icmp = rule(
+        json!({"parent_group_id": gid, "ip_protocol": "icmp", "from_port": -1, "to_port": -1}),
+    )
+    .await;
+    assert_eq!(icmp.status, StatusCode::OK, "{}", icmp.json);
+    assert_eq!(icmp.json["security_group_rule"]["from_port"], -1);
+    let by_group = rule(json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 5432, "to_port": 5432, "group_id": other_gid})).await;
+    assert_eq!(by_group.status, StatusCode::OK, "{}", by_group.json);
+    assert_eq!(by_group.json["security_group_rule"]["group"]["name"], "db");
+    assert_eq!(by_group.json["security_group_rule"]["ip_range"], json!({}));
+    for bad in [
+        json!({"parent_group_id": gid, "ip_protocol": "999", "from_port": 22, "to_port": 22}),
+        json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 0, "to_port": 22}),
+        json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 22, "to_port": 65536}),
+        json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 23, "to_port": 22}),
+        json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": "x", "to_port": 22}),
+        json!({"parent_group_id": "not-a-uuid", "ip_protocol": "tcp", "from_port": 22, "to_port": 22}),
+    ] {
+        let r = rule(bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.json);
+    }
+    let unknown = rule(json!({"parent_group_id": "00000000-0000-4000-8000-000000000000", "ip_protocol": "tcp", "from_port": 22, "to_port": 22})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.json);
+    let shown = tc
+        .compute(
+            Method::GET,
+            &format!("os-security-groups/{gid}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(
+        shown.json["security_group"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // The network API sees the same rule.
+    let neutron = tc
+        .send(
+            Method::GET,
+            &format!(
+                "{}/v2.0/security-group-rules/{}",
+                tc.cloud.network_url,
+                ssh["id"].as_str().unwrap()
+            ),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(neutron.json["security_group_rule"]["port_range_min"], 22);
+    assert_eq!(neutron.json["security_group_rule"]["direction"], "ingress");
+    let del = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-security-group-rules/{}", ssh["id"].as_str().unwrap()),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+
+    // Update; the default group can't be deleted; 2.36 has no proxy.
+    let up = tc
+        .compute(
+            Method::PUT,
+            &format!("os-security-groups/{gid}"),
+            &member,
+            Some(json!({"security_group": {"name": "web2", "description": "d2"}})),
+            v,
+        )
+        .await;
+    assert_eq!(up.json["security_group"]["name"], "web2", "{}", up.json);
+    let default = list.json["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "default")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-security-groups/{default}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-security-groups/{other_gid}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    // The rule naming it went with it, as in Neutron.
+    let shown = tc
+        .compute(
+            Method::GET,
+            &format!("os-security-groups/{gid}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    let rules = shown.json["security_group"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0]["ip_protocol"], "icmp");
+    let r = tc
+        .compute(Method::GET, "os-security-groups", &member, None, "2.36")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-security-groups/{gid}"),
+            &other,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -9,6 +9,7 @@ mod hosts;
 mod images;
 mod keypairs;
 mod render;
+mod security_groups;
 mod server_body;
 mod server_groups;
 mod server_images;
@@ -224,6 +225,24 @@ pub fn router(state: State) -> Router {
             get(images::metadata_item)
                 .put(images::set_metadata_item)
                 .delete(images::delete_metadata_item),
+        )
+        .route(
+            "/v2.1/os-security-groups",
+            get(security_groups::list).post(security_groups::create),
+        )
+        .route(
+            "/v2.1/os-security-groups/{id}",
+            get(security_groups::show)
+                .put(security_groups::update)
+                .delete(security_groups::delete),
+        )
+        .route(
+            "/v2.1/os-security-group-rules",
+            post(security_groups::create_rule),
+        )
+        .route(
+            "/v2.1/os-security-group-rules/{id}",
+            axum::routing::delete(security_groups::delete_rule),
         )
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))

@@ -55,7 +55,7 @@ pub async fn ips_of_network(
 
 /// A Neutron rule in Nova's format: ports 1–65535 (TCP, UDP) or -1
 /// (others) when the rule names a protocol but no ports.
-fn nova_rule(r: &Rule, names: &BTreeMap<String, (String, String)>) -> Value {
+pub(super) fn nova_rule(r: &Rule, names: &BTreeMap<String, (String, String)>) -> Value {
     let (from, to) = match (&r.protocol, r.port_range_min, r.port_range_max) {
         (Some(p), None, None) if matches!(p.to_ascii_lowercase().as_str(), "tcp" | "udp") => {
             (json!(1), json!(65535))
@@ -76,7 +76,7 @@ fn nova_rule(r: &Rule, names: &BTreeMap<String, (String, String)>) -> Value {
     })
 }
 
-fn nova_group(
+pub(super) fn nova_group(
     g: &SecurityGroup,
     rules: &[Rule],
     names: &BTreeMap<String, (String, String)>,

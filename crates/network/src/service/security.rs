@@ -331,10 +331,13 @@ impl NetworkService {
             ));
         }
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM security_group_rules WHERE security_group_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // Rules of other groups naming it go with it, as Neutron's cascade.
+        sqlx::query(
+            "DELETE FROM security_group_rules WHERE security_group_id = $1 OR remote_group_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM security_groups WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
