@@ -1,7 +1,8 @@
 //! Nova APIs older clients call, with the fake hypervisor: os-hosts (up to
 //! 2.42), server tags (2.26 on), the extension list, the version list with
 //! v2.0 first, the instance usage audit log, and the image proxy (up to
-//! 2.35). Each scenario runs on every backend.
+//! 2.35), and the security group and floating IP proxies (up to 2.35).
+//! Each scenario runs on every backend.
 
 use std::time::{Duration, Instant};
 
@@ -779,6 +780,127 @@ async fn security_group_proxy(backend: Backend) {
             None,
             v,
         )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_floating_ip_proxy_until_2_35() {
+    for b in backends() {
+        floating_ip_proxy(b).await;
+    }
+}
+
+async fn floating_ip_proxy(backend: Backend) {
+    let (tc, admin, member, _) = setup(backend).await;
+    let v = "2.35";
+    let call = |m: Method, p: String, b: Option<Value>| {
+        let tc = &tc;
+        let member = &member;
+        async move { tc.compute(m, &p, member, b, v).await }
+    };
+    // No pool yet.
+    let r = call(Method::POST, "os-floating-ips".into(), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+    let ext = tc
+        .network(
+            Method::POST,
+            "networks",
+            &admin,
+            Some(
+                json!({"network": {"name": "public", "router:external": true,
+                "provider:network_type": "flat", "provider:physical_network": "physnet1"}}),
+            ),
+        )
+        .await;
+    assert_eq!(ext.status, StatusCode::CREATED, "{}", ext.json);
+    let ext_id = ext.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &admin,
+            Some(json!({"subnet": {"network_id": ext_id, "ip_version": 4,
+                "cidr": "172.16.0.0/24", "enable_dhcp": false}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+
+    let pools = call(Method::GET, "os-floating-ip-pools".into(), None).await;
+    assert_eq!(
+        pools.json,
+        json!({"floating_ip_pools": [{"name": "public"}]})
+    );
+    let by_name = call(
+        Method::POST,
+        "os-floating-ips".into(),
+        Some(json!({"pool": "public"})),
+    )
+    .await;
+    assert_eq!(by_name.status, StatusCode::OK, "{}", by_name.json);
+    let f = by_name.json["floating_ip"].clone();
+    assert_eq!(f["pool"], "public");
+    assert_eq!(f["instance_id"], Value::Null);
+    assert!(f["ip"].as_str().unwrap().starts_with("172.16.0."), "{f}");
+    let by_id = call(
+        Method::POST,
+        "os-floating-ips".into(),
+        Some(json!({"pool": ext_id})),
+    )
+    .await;
+    assert_eq!(by_id.status, StatusCode::OK, "{}", by_id.json);
+    let nope = call(
+        Method::POST,
+        "os-floating-ips".into(),
+        Some(json!({"pool": "nope"})),
+    )
+    .await;
+    assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    let id = f["id"].as_str().unwrap().to_owned();
+    let shown = call(Method::GET, format!("os-floating-ips/{id}"), None).await;
+    assert_eq!(shown.json["floating_ip"], f);
+    let list = call(Method::GET, "os-floating-ips".into(), None).await;
+    assert_eq!(list.json["floating_ips"].as_array().unwrap().len(), 2);
+    assert!(list.json["floating_ips"].as_array().unwrap().contains(&f));
+    // The network API has it too, in the member's project.
+    let neutron = tc
+        .send(
+            Method::GET,
+            &format!("{}/v2.0/floatingips/{id}", tc.cloud.network_url),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(neutron.json["floatingip"]["floating_ip_address"], f["ip"]);
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-floating-ips/{id}"),
+            &other,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-floating-ips/{id}"),
+            &other,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let del = call(Method::DELETE, format!("os-floating-ips/{id}"), None).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    let gone = call(Method::GET, format!("os-floating-ips/{id}"), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let later = call(Method::GET, "os-floating-ips".into(), None).await;
+    assert_eq!(later.json["floating_ips"].as_array().unwrap().len(), 1);
+    let r = tc
+        .compute(Method::GET, "os-floating-ips", &member, None, "2.36")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

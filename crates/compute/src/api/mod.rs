@@ -5,6 +5,7 @@ mod aggregates;
 mod extensions;
 mod flavors;
 mod floating_ip_actions;
+mod floating_ips;
 mod hosts;
 mod images;
 mod keypairs;
@@ -244,6 +245,15 @@ pub fn router(state: State) -> Router {
             "/v2.1/os-security-group-rules/{id}",
             axum::routing::delete(security_groups::delete_rule),
         )
+        .route(
+            "/v2.1/os-floating-ips",
+            get(floating_ips::list).post(floating_ips::create),
+        )
+        .route(
+            "/v2.1/os-floating-ips/{id}",
+            get(floating_ips::show).delete(floating_ips::delete),
+        )
+        .route("/v2.1/os-floating-ip-pools", get(floating_ips::list_pools))
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
         .route("/v2.1/os-hosts/{host}/{action}", get(hosts::power))
