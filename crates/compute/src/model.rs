@@ -107,6 +107,8 @@ pub struct Server {
     pub locked_by: Option<String>,
     pub access_ipv4: String,
     pub access_ipv6: String,
+    /// `AUTO` or `MANUAL` (Nova's `OS-DCF:diskConfig`).
+    pub disk_config: String,
     /// Bumped by every write to the row: what compare-and-set compares.
     pub state_generation: i64,
     /// Shelved: the image of its disk, which an unshelve boots from.

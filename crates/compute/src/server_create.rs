@@ -174,6 +174,8 @@ pub struct NewServer<'a> {
     pub launch_index: i64,
     pub access_ipv4: Option<&'a str>,
     pub access_ipv6: Option<&'a str>,
+    /// `AUTO` or `MANUAL`.
+    pub disk_config: &'a str,
     pub server_group: Option<&'a str>,
     /// The one host the server may go to (`zone:host`, or `host` from 2.74).
     pub forced_host: Option<&'a str>,
@@ -192,9 +194,9 @@ impl ComputeService {
             "INSERT INTO servers (id, seq, name, project_id, user_id, image_id, flavor, key_name, key_data, user_data, \
              config_drive, metadata, availability_zone, host, vm_state, task_state, power_state, desired_power, networks, \
              security_groups, description, tags, hostname, reservation_id, launch_index, created_at, updated_at, \
-             access_ipv4, access_ipv6) \
+             access_ipv4, access_ipv6, disk_config) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 'building', 'networking', 0, 'running', \
-             '[]', $14, $15, $16, $17, $18, $19, $20, $20, $21, $22)",
+             '[]', $14, $15, $16, $17, $18, $19, $20, $20, $21, $22, $23)",
         )
         .bind(n.id)
         .bind(seq)
@@ -218,6 +220,7 @@ impl ComputeService {
         .bind(now)
         .bind(n.access_ipv4.unwrap_or(""))
         .bind(n.access_ipv6.unwrap_or(""))
+        .bind(n.disk_config)
         .execute(&mut *tx)
         .await?;
         // A forced host: every other host counts as tried already (as an

@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0022_identity_records",
         include_str!("../migrations/0022_identity_records.sql"),
     ),
+    (
+        "0023_server_disk_config",
+        include_str!("../migrations/0023_server_disk_config.sql"),
+    ),
 ];
 
 /// Migrations written once per database: (name, SQLite, PostgreSQL), each

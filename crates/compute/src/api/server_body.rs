@@ -132,7 +132,7 @@ pub struct ServerBody<'a> {
     access_ipv6: &'a str,
     links: [Link; 2],
     #[serde(rename = "OS-DCF:diskConfig")]
-    disk_config: &'static str,
+    disk_config: &'a str,
     #[serde(rename = "OS-EXT-AZ:availability_zone")]
     availability_zone: &'a str,
     config_drive: &'static str,
@@ -318,7 +318,7 @@ pub fn server_body<'a>(view: &ServerView<'a>) -> ServerBody<'a> {
         access_ipv4: &s.access_ipv4,
         access_ipv6: &s.access_ipv6,
         links: links(view.base, &format!("servers/{}", s.id)),
-        disk_config: "MANUAL",
+        disk_config: &s.disk_config,
         availability_zone: s.availability_zone.as_deref().unwrap_or("nova"),
         config_drive: if s.config_drive != 0 { "True" } else { "" },
         key_name: s.key_name.as_deref(),

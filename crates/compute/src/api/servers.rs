@@ -90,13 +90,92 @@ fn access_ip(v: Option<&Value>, field: &str, v6: bool) -> Result<Option<String>>
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(a)) if a.is_empty() => Ok(None),
-        Some(Value::String(a)) if ok(a) => Ok(Some(a.clone())),
+        // (kept as the address's canonical text, as Nova's IP fields do)
+        Some(Value::String(a)) if ok(a) => Ok(Some(
+            a.parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_string())
+                .unwrap_or_else(|_| a.clone()),
+        )),
         Some(other) => Err(bad(format!(
             "Invalid input for field/attribute {field}. Value: {other}. '{}' is not a '{}'",
             other.as_str().unwrap_or_default(),
             if v6 { "ipv6" } else { "ipv4" }
         ))),
     }
+}
+
+/// The key pair a request names (of the caller): its name and public key.
+async fn key_pair(
+    s: &ComputeService,
+    c: &Ctx,
+    v: Option<&Value>,
+) -> Result<(Option<String>, Option<String>)> {
+    match v {
+        None | Some(Value::Null) => Ok((None, None)),
+        Some(Value::String(k)) => {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT public_key FROM keypairs WHERE user_id = $1 AND name = $2")
+                    .bind(&c.auth.user_id)
+                    .bind(k)
+                    .fetch_optional(s.pool())
+                    .await?;
+            let (data,) = row.ok_or_else(|| bad("Invalid key_name provided."))?;
+            Ok((Some(k.clone()), Some(data)))
+        }
+        Some(_) => Err(bad("Invalid input for field/attribute key_name.")),
+    }
+}
+
+/// The `user_data` of a request: base64 of at most 65535 bytes.
+fn user_data_of(v: Option<&Value>) -> Result<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(u)) => {
+            if u.len() > 65535 {
+                return Err(bad("User data too large. User data must be no larger than 65535 bytes once base64 encoded."));
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(u.trim())
+                .map_err(|_| bad("User data needs to be valid base 64."))?;
+            Ok(Some(u.clone()))
+        }
+        Some(_) => Err(bad("Invalid input for field/attribute user_data.")),
+    }
+}
+
+/// `OS-DCF:diskConfig` of a request: `AUTO`, `MANUAL`, or absent.
+fn disk_config(v: Option<&Value>) -> Result<Option<&'static str>> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(d)) if d == "AUTO" => Ok(Some("AUTO")),
+        Some(Value::String(d)) if d == "MANUAL" => Ok(Some("MANUAL")),
+        Some(other) => Err(bad(format!(
+            "Invalid input for field/attribute OS-DCF:diskConfig. Value: {other}. {other} is not one of ['AUTO', 'MANUAL']"
+        ))),
+    }
+}
+
+/// The `adminPass` of a request, if it gives one.
+fn admin_pass(v: Option<&Value>) -> Result<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(p)) => Ok(Some(p.clone())),
+        Some(other) => Err(bad(format!(
+            "Invalid input for field/attribute adminPass. Value: {other}. {other} is not of type 'string'"
+        ))),
+    }
+}
+
+/// Records `OS-DCF:diskConfig` of an update, rebuild or resize.
+async fn set_disk_config(s: &ComputeService, id: &str, d: Option<&str>) -> Result<()> {
+    if let Some(d) = d {
+        sqlx::query("UPDATE servers SET disk_config = $1 WHERE id = $2")
+            .bind(d)
+            .bind(id)
+            .execute(s.pool())
+            .await?;
+    }
+    Ok(())
 }
 
 /// The `group` scheduler hint of a create body, if any.
@@ -469,33 +548,8 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     {
         return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }
-    let (key_name, key_data) = match srv.get("key_name") {
-        None | Some(Value::Null) => (None, None),
-        Some(Value::String(k)) => {
-            let row: Option<(String,)> =
-                sqlx::query_as("SELECT public_key FROM keypairs WHERE user_id = $1 AND name = $2")
-                    .bind(&c.auth.user_id)
-                    .bind(k)
-                    .fetch_optional(s.pool())
-                    .await?;
-            let (data,) = row.ok_or_else(|| bad("Invalid key_name provided."))?;
-            (Some(k.clone()), Some(data))
-        }
-        Some(_) => return Err(bad("Invalid input for field/attribute key_name.")),
-    };
-    let user_data = match srv.get("user_data") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(u)) => {
-            if u.len() > 65535 {
-                return Err(bad("User data too large. User data must be no larger than 65535 bytes once base64 encoded."));
-            }
-            base64::engine::general_purpose::STANDARD
-                .decode(u.trim())
-                .map_err(|_| bad("User data needs to be valid base 64."))?;
-            Some(u.clone())
-        }
-        Some(_) => return Err(bad("Invalid input for field/attribute user_data.")),
-    };
+    let (key_name, key_data) = key_pair(&s, &c, srv.get("key_name")).await?;
+    let user_data = user_data_of(srv.get("user_data"))?;
     let quotas = s.quotas(&project).await?;
     let metadata = match srv.get("metadata") {
         None => Map::new(),
@@ -596,6 +650,8 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
     }
     let access_ipv4 = access_ip(srv.get("accessIPv4"), "accessIPv4", false)?;
     let access_ipv6 = access_ip(srv.get("accessIPv6"), "accessIPv6", true)?;
+    let disk = disk_config(srv.get("OS-DCF:diskConfig"))?.unwrap_or("MANUAL");
+    let given_pass = admin_pass(srv.get("adminPass"))?;
     let group = match scheduler_group(&body)? {
         Some(g) => {
             let g = s
@@ -656,6 +712,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
             launch_index: i,
             access_ipv4: access_ipv4.as_deref(),
             access_ipv6: access_ipv6.as_deref(),
+            disk_config: disk,
             server_group: group.as_deref(),
             forced_host: forced_host.as_deref(),
             request_id: &c.request_id,
@@ -684,9 +741,9 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         ));
     }
     let first = &created[0].1;
-    let admin_pass: String = ids::hex_id()[..12].to_owned();
+    let admin_pass: String = given_pass.unwrap_or_else(|| ids::hex_id()[..12].to_owned());
     let mut out = json!({"id": first, "links": [{"rel": "self", "href": format!("{}/servers/{first}", s.base_url)}],
-                         "OS-DCF:diskConfig": "MANUAL", "adminPass": admin_pass});
+                         "OS-DCF:diskConfig": disk, "adminPass": admin_pass});
     if !security_groups.is_empty() {
         out["security_groups"] = json!(security_groups
             .iter()
@@ -1100,6 +1157,9 @@ pub async fn update(
         .ok_or_else(|| bad("'server' is a required property."))?;
     let mut name = srv.name.clone();
     let mut description = srv.description.clone();
+    let mut ipv4 = srv.access_ipv4.clone();
+    let mut ipv6 = srv.access_ipv6.clone();
+    let disk = disk_config(f.get("OS-DCF:diskConfig"))?;
     for (k, v) in f {
         match (k.as_str(), v) {
             ("name", Value::String(n)) => {
@@ -1112,13 +1172,21 @@ pub async fn update(
                 description = Some(d.clone())
             }
             ("description", Value::Null) if c.version.at_least(19) => description = None,
-            ("accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig", _) => {}
+            ("accessIPv4", v) => {
+                ipv4 = access_ip(Some(v), "accessIPv4", false)?.unwrap_or_default()
+            }
+            ("accessIPv6", v) => ipv6 = access_ip(Some(v), "accessIPv6", true)?.unwrap_or_default(),
+            ("OS-DCF:diskConfig", _) => {}
             _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
         }
     }
-    sqlx::query("UPDATE servers SET state_generation = state_generation + 1, name = $1, description = $2, updated_at = $3 WHERE id = $4")
+    sqlx::query("UPDATE servers SET state_generation = state_generation + 1, name = $1, description = $2, access_ipv4 = $3, \
+                 access_ipv6 = $4, disk_config = $5, updated_at = $6 WHERE id = $7")
         .bind(&name)
         .bind(description)
+        .bind(&ipv4)
+        .bind(&ipv6)
+        .bind(disk.unwrap_or(srv.disk_config.as_str()))
         .bind(time::now_micros())
         .bind(&id)
         .execute(s.pool())
@@ -1607,6 +1675,17 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     let image_ref = arg["imageRef"].as_str().ok_or_else(|| {
         bad("Invalid input for field/attribute imageRef. 'imageRef' is a required property.")
     })?;
+    let disk = disk_config(arg.get("OS-DCF:diskConfig"))?;
+    let given_pass = admin_pass(arg.get("adminPass"))?;
+    // A new key pair from 2.54, new user data from 2.57 (null: none).
+    let (key_name, key_data) = match arg.get("key_name") {
+        Some(k) if c.version.at_least(54) => key_pair(s, c, Some(k)).await?,
+        _ => (srv.key_name.clone(), srv.key_data.clone()),
+    };
+    let user_data = match arg.get("user_data") {
+        Some(u) if c.version.at_least(57) => user_data_of(Some(u))?,
+        _ => srv.user_data.clone(),
+    };
     if srv.image_id.is_empty() {
         return Err(bad(
             "Rebuilding a volume-backed server is not supported by this cloud.",
@@ -1639,7 +1718,7 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     };
     let done = sqlx::query(
         "UPDATE servers SET state_generation = state_generation + 1, rebuild_seq = rebuild_seq + 1, image_id = $1, name = $2, metadata = $3, vm_state = $4, \
-         task_state = 'rebuilding', fault = NULL, updated_at = $5 WHERE id = $6 AND state_generation = $7",
+         task_state = 'rebuilding', fault = NULL, key_name = $8, key_data = $9, user_data = $10, updated_at = $5 WHERE id = $6 AND state_generation = $7",
     )
     .bind(&image_id)
     .bind(&name)
@@ -1648,16 +1727,27 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     .bind(time::now_micros())
     .bind(&srv.id)
     .bind(srv.state_generation)
+    .bind(&key_name)
+    .bind(&key_data)
+    .bind(&user_data)
     .execute(s.pool())
     .await?
     .rows_affected();
     stale_unless(done, &srv.id)?;
+    set_disk_config(s, &srv.id, disk).await?;
     s.record_action(&srv.id, "rebuild", &c.auth, &c.request_id)
         .await?;
     s.wake(srv.host.as_deref());
     let srv = s.visible_server(&c.auth, &srv.id).await?;
     let mut body = brief_before_2_75(c, view(s, c, &srv).await?);
-    body["adminPass"] = json!(ids::hex_id()[..12].to_owned());
+    // (a rebuild tells the key pair from 2.54 and the user data from 2.57)
+    if c.version.at_least(54) {
+        body["key_name"] = json!(srv.key_name);
+    }
+    if c.version.at_least(57) {
+        body["user_data"] = json!(srv.user_data);
+    }
+    body["adminPass"] = json!(given_pass.unwrap_or_else(|| ids::hex_id()[..12].to_owned()));
     Ok(reply(
         StatusCode::ACCEPTED,
         c.version,
@@ -1676,6 +1766,7 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
     let flavor_ref = arg["flavorRef"].as_str().ok_or_else(|| {
         bad("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property.")
     })?;
+    let disk = disk_config(arg.get("OS-DCF:diskConfig"))?;
     let new = flavors::find(s, c, id_from_ref(flavor_ref))
         .await
         .map_err(|_| bad(format!("Flavor {flavor_ref} could not be found.")))?;
@@ -1712,6 +1803,7 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
     if !s.host_fits(&host, &needs).await? {
         super::server_migrate::start_move(s, c, &srv, &host, None, &new.snapshot(), "resize")
             .await?;
+        set_disk_config(s, &srv.id, disk).await?;
         s.record_action(&srv.id, "resize", &c.auth, &c.request_id)
             .await?;
         return Ok(empty(StatusCode::ACCEPTED, c.version));
@@ -1730,6 +1822,7 @@ async fn resize(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response
     if let Ended::Undone(e) = s.drive(&saga_id, None).await? {
         return Err(e);
     }
+    set_disk_config(s, &srv.id, disk).await?;
     s.record_action(&srv.id, "resize", &c.auth, &c.request_id)
         .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
