@@ -1976,6 +1976,22 @@ async fn add_and_remove_floating_ip_actions_until_2_44() {
         let r = act(id, b.clone(), v).await;
         assert_eq!(r.status, want, "{b} at {v}: {}", r.json);
     }
+    // Added to another server, it moves there (as in Nova).
+    let mut body = server("g", &image, &flavor);
+    body["server"]["networks"] = json!([{"uuid": net_id}]);
+    let other = boot(&tc, &admin, body).await;
+    wait_status(&tc, &admin, &other, "ACTIVE").await;
+    let r = act(
+        &other,
+        json!({"addFloatingIp": {"address": address}}),
+        "2.1",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let r = act(&s, json!({"removeFloatingIp": {"address": address}}), "2.1").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "it left s: {}", r.json);
+    let r = act(&s, json!({"addFloatingIp": {"address": address}}), "2.1").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     let r = act(&s, json!({"removeFloatingIp": {"address": address}}), "2.1").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     let f = tc

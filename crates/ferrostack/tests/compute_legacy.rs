@@ -595,7 +595,7 @@ async fn security_group_proxy(backend: Backend) {
     let other_made = call(
         Method::POST,
         "os-security-groups",
-        Some(json!({"security_group": {"name": "db", "description": "db"}})),
+        Some(json!({"security_group": {"name": "db ", "description": "db"}})),
     )
     .await;
     let other_gid = other_made.json["security_group"]["id"]
@@ -649,6 +649,34 @@ async fn security_group_proxy(backend: Backend) {
         rule(json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 22, "to_port": 22}))
             .await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST, "{}", dup.json);
+    // A cidr is kept as given (Neutron's normalized_cidr is its network).
+    let cidr = rule(json!({"parent_group_id": gid, "ip_protocol": "udp", "from_port": 53, "to_port": 53, "cidr": "10.2.3.124/24"})).await;
+    assert_eq!(cidr.status, StatusCode::OK, "{}", cidr.json);
+    assert_eq!(
+        cidr.json["security_group_rule"]["ip_range"],
+        json!({"cidr": "10.2.3.124/24"})
+    );
+    let again = rule(json!({"parent_group_id": gid, "ip_protocol": "udp", "from_port": 53, "to_port": 53, "cidr": "10.2.3.0/24"})).await;
+    assert_eq!(
+        again.status,
+        StatusCode::BAD_REQUEST,
+        "the same network is the same rule: {}",
+        again.json
+    );
+    let cidr_id = cidr.json["security_group_rule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-security-group-rules/{cidr_id}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
     let icmp = rule(
         json!({"parent_group_id": gid, "ip_protocol": "icmp", "from_port": -1, "to_port": -1}),
     )
@@ -657,7 +685,10 @@ async fn security_group_proxy(backend: Backend) {
     assert_eq!(icmp.json["security_group_rule"]["from_port"], -1);
     let by_group = rule(json!({"parent_group_id": gid, "ip_protocol": "tcp", "from_port": 5432, "to_port": 5432, "group_id": other_gid})).await;
     assert_eq!(by_group.status, StatusCode::OK, "{}", by_group.json);
-    assert_eq!(by_group.json["security_group_rule"]["group"]["name"], "db");
+    assert_eq!(
+        by_group.json["security_group_rule"]["group"]["name"], "db ",
+        "names are kept as given"
+    );
     assert_eq!(by_group.json["security_group_rule"]["ip_range"], json!({}));
     for bad in [
         json!({"parent_group_id": gid, "ip_protocol": "999", "from_port": 22, "to_port": 22}),

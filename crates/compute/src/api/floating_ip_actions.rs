@@ -85,11 +85,16 @@ pub async fn add(s: &State, c: &Ctx, srv: &Server, arg: &Value) -> Result<Respon
             }
         }));
     };
+    // One associated elsewhere moves here, as in Nova.
     if fip.port_id.is_some() && fip.port_id.as_deref() != Some(port.as_str()) {
-        return Err(bad(format!(
-            "Floating IP {address} is already associated with another port."
-        )));
+        tracing::info!(floating_ip = %address, from_port = ?fip.port_id, to_server = %srv.id, "floating IP moves to another server");
+        s.network
+            .update_floating_ip(&c.auth, &fip.id, &json!({"port_id": null}))
+            .await
+            .map_err(nics::from_network)?;
     }
+    // (what the network service refuses, a fixed IP that has a floating
+    // IP already among it, is Nova's 400 here)
     s.network
         .update_floating_ip(
             &c.auth,
@@ -97,7 +102,10 @@ pub async fn add(s: &State, c: &Ctx, srv: &Server, arg: &Value) -> Result<Respon
             &json!({"port_id": port, "fixed_ip_address": fixed_ip}),
         )
         .await
-        .map_err(nics::from_network)?;
+        .map_err(|e| match nics::from_network(e) {
+            ComputeError::Conflict(m) => ComputeError::BadRequest(m),
+            other => other,
+        })?;
     s.record_action(&srv.id, "addFloatingIp", &c.auth, &c.request_id)
         .await?;
     Ok(empty(StatusCode::ACCEPTED, c.version))

@@ -61,15 +61,15 @@ fn property(body: &Value, key: &str) -> Result<String> {
             "Security group {key} is not a string or unicode"
         )));
     };
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err(bad(format!("Security group {key} cannot be empty.")));
     }
-    if text.chars().count() > 255 {
+    if text.trim().chars().count() > 255 {
         return Err(bad(format!(
             "Security group {key} should not be greater than 255 characters."
         )));
     }
+    // (checked trimmed, kept as given: Nova's proxy does the same)
     Ok(text.to_owned())
 }
 

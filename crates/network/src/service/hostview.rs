@@ -343,7 +343,12 @@ impl NetworkService {
                         protocol: protocol_number(r.protocol.as_deref()),
                         port_min: r.port_range_min,
                         port_max: r.port_range_max,
-                        remote_ip_prefix: r.remote_ip_prefix.clone(),
+                        // (the network of a prefix kept as given)
+                        remote_ip_prefix: r.remote_ip_prefix.as_deref().map(|p| {
+                            crate::ipam::Cidr::parse(p)
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|_| p.to_owned())
+                        }),
                         remote_group_id: r.remote_group_id.clone(),
                     })
                     .collect(),

@@ -471,12 +471,14 @@ impl NetworkService {
             ));
         }
         let prefix = match &req.remote_ip_prefix {
+            // Kept as given, as Neutron does (`normalized_cidr` shows the
+            // network, and the hosts filter on that).
             Some(p) if ethertype == "IPv4" => {
-                let c = Cidr::parse(p).map_err(|_| {
+                Cidr::parse(p).map_err(|_| {
                     NetworkError::bad(format!(
                     "Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet."))
                 })?;
-                Some(c.to_string())
+                Some(p.clone())
             }
             Some(p) => {
                 if p.parse::<std::net::Ipv6Addr>().is_err() && !p.contains(':') {
@@ -495,7 +497,15 @@ impl NetworkService {
         }
         // Neutron stores 0.0.0.0/0 as no prefix at all in comparisons.
         let same_prefix = |a: &Option<String>, b: &Option<String>| {
-            let norm = |x: &Option<String>| x.clone().filter(|p| p != "0.0.0.0/0" && p != "::/0");
+            let norm = |x: &Option<String>| {
+                x.as_deref()
+                    .map(|p| {
+                        Cidr::parse(p)
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|_| p.to_owned())
+                    })
+                    .filter(|p| p != "0.0.0.0/0" && p != "::/0")
+            };
             norm(a) == norm(b)
         };
         for r in self.rules_of(Some(std::slice::from_ref(&gid))).await? {
