@@ -220,19 +220,67 @@ impl ComputeService {
 
     // ---- quotas ----
 
-    pub async fn quotas(&self, project: &str) -> Result<HashMap<String, i64>> {
+    /// A quota class's limits: the built-in defaults, as the class's own
+    /// rows change them (the `default` class's are every project's
+    /// defaults). A class's rows are kept under `quota-class:<name>`, which
+    /// no project id can be.
+    pub async fn class_quotas(&self, class: &str) -> Result<HashMap<String, i64>> {
         let mut q: HashMap<String, i64> = DEFAULT_QUOTAS
             .iter()
             .chain(NETWORK_PROXY_QUOTAS)
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT resource, hard_limit FROM compute_quotas WHERE project_id = $1")
-                .bind(project)
-                .fetch_all(self.pool())
-                .await?;
-        q.extend(rows);
+        q.extend(self.quota_rows(&format!("quota-class:{class}")).await?);
         Ok(q)
+    }
+
+    async fn quota_rows(&self, key: &str) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT resource, hard_limit FROM compute_quotas WHERE project_id = $1")
+                .bind(key)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// A project's limits: the `default` class's, as its own change them.
+    pub async fn quotas(&self, project: &str) -> Result<HashMap<String, i64>> {
+        let mut q = self.class_quotas("default").await?;
+        q.extend(self.quota_rows(project).await?);
+        Ok(q)
+    }
+
+    /// Sets limits of a project (or of `quota-class:<name>`), in one tx.
+    pub async fn set_quotas(&self, key: &str, limits: &[(String, i64)]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for (k, n) in limits {
+            sqlx::query("DELETE FROM compute_quotas WHERE project_id = $1 AND resource = $2")
+                .bind(key)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO compute_quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)",
+            )
+            .bind(key)
+            .bind(k)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(quotas_of = %key, limits = limits.len(), "compute quotas set");
+        Ok(())
+    }
+
+    /// Drops a project's own limits (it has the defaults again).
+    pub async fn reset_quotas(&self, project: &str) -> Result<()> {
+        sqlx::query("DELETE FROM compute_quotas WHERE project_id = $1")
+            .bind(project)
+            .execute(self.pool())
+            .await?;
+        tracing::info!(project_id = %project, "compute quotas back to the defaults");
+        Ok(())
     }
 
     /// (instances, cores, ram) in use by a project.

@@ -1,7 +1,8 @@
 //! Nova APIs older clients call, with the fake hypervisor: os-hosts (up to
 //! 2.42), server tags (2.26 on), the extension list, the version list with
 //! v2.0 first, the instance usage audit log, and the image proxy (up to
-//! 2.35), and the security group and floating IP proxies (up to 2.35).
+//! 2.35), the security group and floating IP proxies (up to 2.35), quota
+//! classes and quota deletes.
 //! Each scenario runs on every backend.
 
 use std::time::{Duration, Instant};
@@ -934,4 +935,107 @@ async fn floating_ip_proxy(backend: Backend) {
         .compute(Method::GET, "os-floating-ips", &member, None, "2.36")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn quota_classes_set_the_defaults_and_a_delete_restores_them() {
+    for b in backends() {
+        quota_classes(b).await;
+    }
+}
+
+async fn quota_classes(backend: Backend) {
+    let (tc, admin, member, _) = setup(backend).await;
+    let v = "2.1";
+    let shown = tc
+        .compute(Method::GET, "os-quota-class-sets/default", &admin, None, v)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.json);
+    assert_eq!(shown.json["quota_class_set"]["id"], "default");
+    let cores = shown.json["quota_class_set"]["cores"].as_i64().unwrap();
+    let r = tc
+        .compute(Method::GET, "os-quota-class-sets/default", &member, None, v)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let up = tc
+        .compute(
+            Method::PUT,
+            "os-quota-class-sets/default",
+            &admin,
+            Some(json!({"quota_class_set": {"cores": cores + 100}})),
+            v,
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.json);
+    assert_eq!(up.json["quota_class_set"]["cores"], cores + 100);
+    assert!(up.json["quota_class_set"].get("id").is_none());
+    let bad = tc
+        .compute(
+            Method::PUT,
+            "os-quota-class-sets/default",
+            &admin,
+            Some(json!({"quota_class_set": {"nothing": 1}})),
+            v,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Every project's defaults follow the default class.
+    let project = tc
+        .call(Method::GET, "auth/projects", &member, None)
+        .await
+        .json["projects"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let defaults = tc
+        .compute(
+            Method::GET,
+            &format!("os-quota-sets/{project}/defaults"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(defaults.json["quota_set"]["cores"], cores + 100);
+    // A project's own limit, then deleted: back to the class's.
+    let set = tc
+        .compute(
+            Method::PUT,
+            &format!("os-quota-sets/{project}"),
+            &admin,
+            Some(json!({"quota_set": {"cores": 3}})),
+            v,
+        )
+        .await;
+    assert_eq!(set.json["quota_set"]["cores"], 3);
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-quota-sets/{project}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = tc
+        .compute(
+            Method::DELETE,
+            &format!("os-quota-sets/{project}"),
+            &admin,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let q = tc
+        .compute(
+            Method::GET,
+            &format!("os-quota-sets/{project}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(q.json["quota_set"]["cores"], cores + 100);
 }

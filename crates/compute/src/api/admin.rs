@@ -12,9 +12,7 @@ use serde_json::{json, Map, Value};
 use super::{reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::microversion::Version;
-use crate::service::{
-    host_is_up, quota_names, ComputeService, DEFAULT_QUOTAS, NETWORK_PROXY_QUOTAS,
-};
+use crate::service::{host_is_up, quota_names, ComputeService};
 
 #[derive(sqlx::FromRow)]
 struct HostMeta {
@@ -451,7 +449,49 @@ pub async fn limits(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     ))
 }
 
-fn quota_body(project: &str, q: &std::collections::HashMap<String, i64>, v: Version) -> Value {
+/// The limits of a `quota_set` or `quota_class_set` body, checked.
+pub(super) fn parse_limits(set: &Map<String, Value>, v: Version) -> Result<Vec<(String, i64)>> {
+    let mut updates = Vec::new();
+    for (k, val) in set {
+        if k == "force" {
+            continue;
+        }
+        if !quota_names(v).contains(&k.as_str()) {
+            return Err(ComputeError::bad(format!("Bad key(s) {k} in quota_set")));
+        }
+        let n = match val {
+            Value::Number(n) => n.as_i64(),
+            Value::String(x) => x.parse().ok(),
+            _ => None,
+        }
+        .filter(|n| *n >= -1 && *n <= i64::from(i32::MAX))
+        .ok_or_else(|| {
+            ComputeError::bad(format!(
+                "Invalid input for field/attribute {k}. Value: {val}."
+            ))
+        })?;
+        updates.push((k.clone(), n));
+    }
+    Ok(updates)
+}
+
+/// `DELETE /os-quota-sets/{project}`: the project's limits back to the
+/// defaults.
+pub async fn quota_delete(
+    St(s): St<State>,
+    c: Ctx,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    require_admin(&c, "os_compute_api:os-quota-sets:delete")?;
+    s.reset_quotas(&project).await?;
+    Ok(super::empty(StatusCode::ACCEPTED, c.version))
+}
+
+pub(super) fn quota_body(
+    project: &str,
+    q: &std::collections::HashMap<String, i64>,
+    v: Version,
+) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(project));
     for k in quota_names(v) {
@@ -481,15 +521,11 @@ pub async fn quota_show(St(s): St<State>, c: Ctx, Path(project): Path<String>) -
 }
 
 pub async fn quota_defaults(
-    St(_s): St<State>,
+    St(s): St<State>,
     c: Ctx,
     Path(project): Path<String>,
 ) -> Result<Response> {
-    let q = DEFAULT_QUOTAS
-        .iter()
-        .chain(NETWORK_PROXY_QUOTAS)
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
+    let q = s.class_quotas("default").await?;
     Ok(reply(
         StatusCode::OK,
         c.version,
@@ -538,44 +574,8 @@ pub async fn quota_update(
         .get("quota_set")
         .and_then(Value::as_object)
         .ok_or_else(|| ComputeError::bad("'quota_set' is a required property."))?;
-    let mut updates = Vec::new();
-    for (k, v) in set {
-        if k == "force" {
-            continue;
-        }
-        if !quota_names(c.version).contains(&k.as_str()) {
-            return Err(ComputeError::bad(format!("Bad key(s) {k} in quota_set")));
-        }
-        let n = match v {
-            Value::Number(n) => n.as_i64(),
-            Value::String(x) => x.parse().ok(),
-            _ => None,
-        }
-        .filter(|n| *n >= -1 && *n <= i64::from(i32::MAX))
-        .ok_or_else(|| {
-            ComputeError::bad(format!(
-                "Invalid input for field/attribute {k}. Value: {v}."
-            ))
-        })?;
-        updates.push((k.clone(), n));
-    }
-    let mut tx = s.pool().begin().await?;
-    for (k, n) in updates {
-        sqlx::query("DELETE FROM compute_quotas WHERE project_id = $1 AND resource = $2")
-            .bind(&project)
-            .bind(&k)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO compute_quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)",
-        )
-        .bind(&project)
-        .bind(&k)
-        .bind(n)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+    let updates = parse_limits(set, c.version)?;
+    s.set_quotas(&project, &updates).await?;
     let q = s.quotas(&project).await?;
     let mut body = quota_body(&project, &q, c.version);
     if let Value::Object(m) = &mut body {

@@ -9,6 +9,7 @@ mod floating_ips;
 mod hosts;
 mod images;
 mod keypairs;
+mod quota_classes;
 mod render;
 mod security_groups;
 mod server_body;
@@ -254,6 +255,10 @@ pub fn router(state: State) -> Router {
             get(floating_ips::show).delete(floating_ips::delete),
         )
         .route("/v2.1/os-floating-ip-pools", get(floating_ips::list_pools))
+        .route(
+            "/v2.1/os-quota-class-sets/{class}",
+            get(quota_classes::show).put(quota_classes::update),
+        )
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
         .route("/v2.1/os-hosts/{host}/{action}", get(hosts::power))
@@ -267,7 +272,9 @@ pub fn router(state: State) -> Router {
         .route("/v2.1/limits", get(admin::limits))
         .route(
             "/v2.1/os-quota-sets/{project}",
-            get(admin::quota_show).put(admin::quota_update),
+            get(admin::quota_show)
+                .put(admin::quota_update)
+                .delete(admin::quota_delete),
         )
         .route(
             "/v2.1/os-quota-sets/{project}/defaults",
