@@ -316,6 +316,16 @@ async fn the_owner_deactivates_its_own_image() {
         .await;
     assert_eq!(put.status, StatusCode::NO_CONTENT);
     let base = format!("{url}/{id}");
+    // No image here comes from an import: it has no tasks.
+    let tasks = tc
+        .send(Method::GET, &format!("{base}/tasks"), Some(&owner), None)
+        .await;
+    assert_eq!(tasks.status, StatusCode::OK);
+    assert_eq!(tasks.json, json!({"tasks": []}));
+    let hidden = tc
+        .send(Method::GET, &format!("{base}/tasks"), Some(&other), None)
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     let act = |token: &str, what: &str| {
         let (url, token) = (format!("{base}/actions/{what}"), token.to_owned());
         let tc = &tc;

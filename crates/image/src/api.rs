@@ -41,6 +41,7 @@ pub fn router(state: State) -> Router {
         .route("/v2/images", get(list).post(create))
         .route("/v2/images/{id}", get(show).patch(update).delete(delete))
         .route("/v2/images/{id}/file", put(upload).get(download))
+        .route("/v2/images/{id}/tasks", get(image_tasks))
         .route(
             "/v2/images/{id}/tags/{tag}",
             put(add_tag).delete(remove_tag),
@@ -422,6 +423,18 @@ async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<
 
 async fn show(St(s): St<State>, Caller(c): Caller, Path(id): Path<String>) -> Result<Response> {
     Ok(json_ok(StatusCode::OK, s.visible(&c, &id).await?.render()))
+}
+
+/// `GET /v2/images/{id}/tasks` (Glance 2.12): the import tasks of an
+/// image. Images here are uploaded or snapshotted, never imported, so an
+/// image has none.
+async fn image_tasks(
+    St(s): St<State>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.visible(&c, &id).await?;
+    Ok(json_ok(StatusCode::OK, json!({"tasks": []})))
 }
 
 async fn update(
