@@ -2,7 +2,7 @@
 //! 2.42), server tags (2.26 on), the extension list, the version list with
 //! v2.0 first, the instance usage audit log, and the image proxy (up to
 //! 2.35), the security group and floating IP proxies (up to 2.35), quota
-//! classes and quota deletes.
+//! classes and quota deletes, and the network proxies (up to 2.35).
 //! Each scenario runs on every backend.
 
 use std::time::{Duration, Instant};
@@ -1038,4 +1038,73 @@ async fn quota_classes(backend: Backend) {
         )
         .await;
     assert_eq!(q.json["quota_set"]["cores"], cores + 100);
+}
+
+#[tokio::test]
+async fn the_network_proxies_until_2_35() {
+    for b in backends() {
+        network_proxies(b).await;
+    }
+}
+
+async fn network_proxies(backend: Backend) {
+    let (tc, admin, member, _) = setup(backend).await;
+    let v = "2.35";
+    let net = tc
+        .network(
+            Method::POST,
+            "networks",
+            &member,
+            Some(json!({"network": {"name": "mine"}})),
+        )
+        .await;
+    assert_eq!(net.status, StatusCode::CREATED, "{}", net.json);
+    let id = net.json["network"]["id"].as_str().unwrap().to_owned();
+    let sub = tc
+        .network(
+            Method::POST,
+            "subnets",
+            &member,
+            Some(json!({"subnet": {"network_id": id, "ip_version": 4, "cidr": "10.20.0.0/24"}})),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.json);
+    let tenant = tc
+        .compute(Method::GET, "os-tenant-networks", &member, None, v)
+        .await;
+    assert_eq!(tenant.status, StatusCode::OK, "{}", tenant.json);
+    assert!(
+        tenant.json["networks"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": id, "label": "mine", "cidr": "10.20.0.0/24"})),
+        "{}",
+        tenant.json
+    );
+    let one = tc
+        .compute(
+            Method::GET,
+            &format!("os-tenant-networks/{id}"),
+            &member,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(one.json["network"]["label"], "mine");
+    let full = tc
+        .compute(Method::GET, &format!("os-networks/{id}"), &member, None, v)
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.json);
+    assert_eq!(full.json["network"]["label"], "mine");
+    assert_eq!(full.json["network"]["vlan"], Value::Null);
+    // Another project doesn't see it; 2.36 has no proxy.
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(Method::GET, &format!("os-networks/{id}"), &other, None, v)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(Method::GET, "os-tenant-networks", &member, None, "2.36")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

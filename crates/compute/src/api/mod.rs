@@ -9,6 +9,7 @@ mod floating_ips;
 mod hosts;
 mod images;
 mod keypairs;
+mod network_proxy;
 mod quota_classes;
 mod render;
 mod security_groups;
@@ -258,6 +259,13 @@ pub fn router(state: State) -> Router {
         .route(
             "/v2.1/os-quota-class-sets/{class}",
             get(quota_classes::show).put(quota_classes::update),
+        )
+        .route("/v2.1/os-networks", get(network_proxy::list))
+        .route("/v2.1/os-networks/{id}", get(network_proxy::show))
+        .route("/v2.1/os-tenant-networks", get(network_proxy::list_tenant))
+        .route(
+            "/v2.1/os-tenant-networks/{id}",
+            get(network_proxy::show_tenant),
         )
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
