@@ -52,6 +52,47 @@ pub struct VolumeInfo {
     pub multiattach: bool,
 }
 
+/// A volume as Nova's `os-volumes` proxy shows it.
+#[derive(Clone, Debug)]
+pub struct ProxyVolume {
+    pub id: String,
+    pub status: String,
+    pub size: i64,
+    pub availability_zone: String,
+    /// Unix microseconds.
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub volume_type: String,
+    pub snapshot_id: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// A snapshot as Nova's `os-snapshots` proxy shows it.
+#[derive(Clone, Debug)]
+pub struct ProxySnapshot {
+    pub id: String,
+    pub volume_id: String,
+    pub status: String,
+    pub size: i64,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// What an `os-volumes` create asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyVolumeCreate {
+    /// As the request gave it (the volume service checks it).
+    pub size: Option<serde_json::Value>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub volume_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// Where a host opens a volume.
 #[derive(Clone, Debug)]
 pub struct VolumeConnection {
@@ -131,6 +172,45 @@ pub trait VolumeApi: Send + Sync + 'static {
     /// Deletes a volume whose server went with `delete_on_termination`
     /// (one still in use elsewhere is kept).
     async fn delete_on_termination(&self, volume_id: &str) -> Result<(), VolumeCallError>;
+
+    // ---- what the os-volumes and os-snapshots proxies ask, for `ctx` ----
+
+    /// The volumes `ctx` sees, newest first.
+    async fn list_volumes(&self, ctx: &AuthContext) -> Result<Vec<ProxyVolume>, VolumeCallError>;
+    async fn show_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<ProxyVolume, VolumeCallError>;
+    async fn create_volume(
+        &self,
+        ctx: &AuthContext,
+        req: ProxyVolumeCreate,
+    ) -> Result<ProxyVolume, VolumeCallError>;
+    async fn delete_volume(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeCallError>;
+    /// The snapshots `ctx` sees, newest first.
+    async fn list_snapshots(
+        &self,
+        ctx: &AuthContext,
+    ) -> Result<Vec<ProxySnapshot>, VolumeCallError>;
+    async fn show_snapshot(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<ProxySnapshot, VolumeCallError>;
+    async fn create_snapshot(
+        &self,
+        ctx: &AuthContext,
+        volume_id: &str,
+        name: Option<String>,
+        description: Option<String>,
+        force: bool,
+    ) -> Result<ProxySnapshot, VolumeCallError>;
+    async fn delete_user_snapshot(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<(), VolumeCallError>;
 }
 
 /// One of a server's volumes.

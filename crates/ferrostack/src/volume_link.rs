@@ -5,9 +5,13 @@
 use std::sync::Arc;
 
 use ferro_common::AuthContext;
-use ferro_compute::volumes::{NewVolume, VolumeApi, VolumeCallError, VolumeConnection, VolumeInfo};
+use ferro_compute::volumes::{
+    NewVolume, ProxySnapshot, ProxyVolume, ProxyVolumeCreate, VolumeApi, VolumeCallError,
+    VolumeConnection, VolumeInfo,
+};
 use ferro_volume::model::Version;
-use ferro_volume::service::{SnapshotCreate, VolumeCreate};
+use ferro_volume::model::{Snapshot, Volume};
+use ferro_volume::service::{ListQuery, SnapshotCreate, VolumeCreate};
 use ferro_volume::{Connection, VolumeError, VolumeService};
 
 pub struct VolumeLink(pub Arc<VolumeService>);
@@ -21,6 +25,41 @@ fn call_error(e: VolumeError) -> VolumeCallError {
             d.action
         )),
         other => VolumeCallError::Other(format!("{other}: {other:?}")),
+    }
+}
+
+impl VolumeLink {
+    async fn proxy_volume(&self, v: Volume) -> Result<ProxyVolume, VolumeCallError> {
+        let types = self.0.types().await.map_err(call_error)?;
+        let volume_type = types
+            .iter()
+            .find(|t| t.id == v.volume_type_id)
+            .map(|t| t.name.clone())
+            .unwrap_or(v.volume_type_id.clone());
+        Ok(ProxyVolume {
+            metadata: serde_json::from_str(&v.metadata).unwrap_or_default(),
+            id: v.id,
+            status: v.status,
+            size: v.size,
+            availability_zone: v.availability_zone,
+            created_at: v.created_at,
+            name: v.name,
+            description: v.description,
+            volume_type,
+            snapshot_id: v.snapshot_id,
+        })
+    }
+}
+
+fn proxy_snapshot(s: Snapshot) -> ProxySnapshot {
+    ProxySnapshot {
+        id: s.id,
+        volume_id: s.volume_id,
+        status: s.status,
+        size: s.size,
+        created_at: s.created_at,
+        name: s.name,
+        description: s.description,
     }
 }
 
@@ -153,6 +192,112 @@ impl VolumeApi for VolumeLink {
             .await
             .map(|s| s.status)
             .map_err(call_error)
+    }
+
+    async fn list_volumes(&self, ctx: &AuthContext) -> Result<Vec<ProxyVolume>, VolumeCallError> {
+        let rows = self
+            .0
+            .list_volumes(ctx, &ListQuery::default())
+            .await
+            .map_err(call_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for v in rows {
+            out.push(self.proxy_volume(v).await?);
+        }
+        Ok(out)
+    }
+
+    async fn show_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<ProxyVolume, VolumeCallError> {
+        let v = self.0.visible(ctx, id).await.map_err(call_error)?;
+        self.proxy_volume(v).await
+    }
+
+    async fn create_volume(
+        &self,
+        ctx: &AuthContext,
+        req: ProxyVolumeCreate,
+    ) -> Result<ProxyVolume, VolumeCallError> {
+        let req = VolumeCreate {
+            size: req.size,
+            name: req.name,
+            description: req.description,
+            volume_type: req.volume_type,
+            availability_zone: req.availability_zone,
+            snapshot_id: req.snapshot_id,
+            metadata: req.metadata,
+            ..Default::default()
+        };
+        let v = self.0.create_volume(ctx, req).await.map_err(call_error)?;
+        self.proxy_volume(v).await
+    }
+
+    async fn delete_volume(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeCallError> {
+        self.0
+            .delete_volume(ctx, id, false, false)
+            .await
+            .map_err(call_error)
+    }
+
+    async fn list_snapshots(
+        &self,
+        ctx: &AuthContext,
+    ) -> Result<Vec<ProxySnapshot>, VolumeCallError> {
+        Ok(self
+            .0
+            .list_snapshots(ctx, &ListQuery::default())
+            .await
+            .map_err(call_error)?
+            .into_iter()
+            .map(proxy_snapshot)
+            .collect())
+    }
+
+    async fn show_snapshot(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<ProxySnapshot, VolumeCallError> {
+        self.0
+            .visible_snapshot(ctx, id)
+            .await
+            .map(proxy_snapshot)
+            .map_err(call_error)
+    }
+
+    async fn create_snapshot(
+        &self,
+        ctx: &AuthContext,
+        volume_id: &str,
+        name: Option<String>,
+        description: Option<String>,
+        force: bool,
+    ) -> Result<ProxySnapshot, VolumeCallError> {
+        let req = SnapshotCreate {
+            id: None,
+            volume_id: volume_id.to_owned(),
+            name,
+            display_name: None,
+            description,
+            force: Some(serde_json::Value::Bool(force)),
+            metadata: None,
+        };
+        self.0
+            .create_snapshot(ctx, req, Version(3, 0))
+            .await
+            .map(proxy_snapshot)
+            .map_err(call_error)
+    }
+
+    async fn delete_user_snapshot(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<(), VolumeCallError> {
+        self.0.delete_snapshot(ctx, id).await.map_err(call_error)
     }
 
     async fn delete_snapshot(

@@ -2,7 +2,8 @@
 //! 2.42), server tags (2.26 on), the extension list, the version list with
 //! v2.0 first, the instance usage audit log, and the image proxy (up to
 //! 2.35), the security group and floating IP proxies (up to 2.35), quota
-//! classes and quota deletes, and the network proxies (up to 2.35).
+//! classes and quota deletes, and the network and volume proxies (up to
+//! 2.35).
 //! Each scenario runs on every backend.
 
 use std::time::{Duration, Instant};
@@ -1105,6 +1106,125 @@ async fn network_proxies(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = tc
         .compute(Method::GET, "os-tenant-networks", &member, None, "2.36")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_volume_proxies_until_2_35() {
+    for b in backends() {
+        volume_proxies(b).await;
+    }
+}
+
+async fn volume_proxies(backend: Backend) {
+    let (tc, admin, member, _) = setup(backend).await;
+    let v = "2.35";
+    let call = |m: Method, p: String, b: Option<Value>| {
+        let tc = &tc;
+        let member = &member;
+        async move { tc.compute(m, &p, member, b, v).await }
+    };
+    for size in [json!("#$%"), json!(""), json!("0"), json!(0)] {
+        let r = call(
+            Method::POST,
+            "os-volumes".into(),
+            Some(json!({"volume": {"size": size, "display_name": "x"}})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{size}: {}", r.json);
+    }
+    let mut ids = Vec::new();
+    for name in ["v1", "v2", "v3"] {
+        let r = call(
+            Method::POST,
+            "os-volumes".into(),
+            Some(json!({"volume": {"size": 1, "display_name": name, "metadata": {"k": name}}})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        let vol = &r.json["volume"];
+        assert_eq!(vol["displayName"], name);
+        assert_eq!(vol["size"], 1);
+        assert_eq!(vol["metadata"], json!({"k": name}));
+        assert_eq!(vol["attachments"], json!([{}]));
+        ids.push(vol["id"].as_str().unwrap().to_owned());
+    }
+    let start = Instant::now();
+    loop {
+        let r = call(Method::GET, format!("os-volumes/{}", ids[0]), None).await;
+        if r.json["volume"]["status"] == "available" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", r.json);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = call(Method::GET, "os-volumes/detail".into(), None).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.json);
+    assert_eq!(all.json["volumes"].as_array().unwrap().len(), 3);
+    let paged = call(Method::GET, "os-volumes?limit=2&offset=2".into(), None).await;
+    assert_eq!(paged.json["volumes"].as_array().unwrap().len(), 1);
+    let r = call(Method::GET, "os-volumes?limit=x".into(), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The volume API sees the same volume.
+    let cinder = tc
+        .send(
+            Method::GET,
+            &format!("{}/volumes/{}", tc.cloud.volume_url, ids[0]),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(cinder.json["volume"]["name"], "v1", "{}", cinder.json);
+
+    // Snapshots.
+    let sn = call(
+        Method::POST,
+        "os-snapshots".into(),
+        Some(json!({"snapshot": {"volume_id": ids[0], "display_name": "s1", "force": false}})),
+    )
+    .await;
+    assert_eq!(sn.status, StatusCode::OK, "{}", sn.json);
+    assert_eq!(sn.json["snapshot"]["volumeId"], ids[0].as_str());
+    let sid = sn.json["snapshot"]["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    loop {
+        let r = call(Method::GET, format!("os-snapshots/{sid}"), None).await;
+        if r.json["snapshot"]["status"] == "available" {
+            assert_eq!(r.json["snapshot"]["displayName"], "s1");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", r.json);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = call(Method::GET, "os-snapshots".into(), None).await;
+    assert_eq!(list.json["snapshots"].as_array().unwrap().len(), 1);
+    let r = call(Method::DELETE, format!("os-snapshots/{sid}"), None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+
+    // Others don't see it; deletes; 2.36 has no proxy.
+    let (_, other) = tc.project_user(&admin, "p2", "member").await;
+    let r = tc
+        .compute(
+            Method::GET,
+            &format!("os-volumes/{}", ids[1]),
+            &other,
+            None,
+            v,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(Method::DELETE, format!("os-volumes/{}", ids[1]), None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    let r = call(
+        Method::DELETE,
+        "os-volumes/00000000-0000-4000-8000-000000000000".into(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tc
+        .compute(Method::GET, "os-volumes", &member, None, "2.36")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

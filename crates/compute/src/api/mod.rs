@@ -24,6 +24,7 @@ mod server_tags;
 mod servers;
 mod usage;
 mod volume_attachments;
+mod volume_proxy;
 
 use std::sync::Arc;
 
@@ -266,6 +267,27 @@ pub fn router(state: State) -> Router {
         .route(
             "/v2.1/os-tenant-networks/{id}",
             get(network_proxy::show_tenant),
+        )
+        .route(
+            "/v2.1/os-volumes",
+            get(volume_proxy::list).post(volume_proxy::create),
+        )
+        .route("/v2.1/os-volumes/detail", get(volume_proxy::list_detail))
+        .route(
+            "/v2.1/os-volumes/{id}",
+            get(volume_proxy::show).delete(volume_proxy::delete),
+        )
+        .route(
+            "/v2.1/os-snapshots",
+            get(volume_proxy::list_snapshots).post(volume_proxy::create_snapshot),
+        )
+        .route(
+            "/v2.1/os-snapshots/detail",
+            get(volume_proxy::list_snapshots_detail),
+        )
+        .route(
+            "/v2.1/os-snapshots/{id}",
+            get(volume_proxy::show_snapshot).delete(volume_proxy::delete_snapshot),
         )
         .route("/v2.1/os-hosts", get(hosts::list))
         .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
