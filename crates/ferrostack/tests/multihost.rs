@@ -1051,6 +1051,11 @@ async fn cold_migration(backend: Backend) {
         StatusCode::CONFLICT,
         "a second migrate while one waits for confirm"
     );
+    assert_eq!(
+        action(&tc, &admin, &id, json!({"migrate": {}}), V).await,
+        StatusCode::CONFLICT,
+        "an empty object is no arguments, as null is"
+    );
     wait_instances(&tc, "h2", &[&id]).await;
     wait_instances(&tc, "h1", &[&id]).await;
     let m = migrations_of(&tc, &admin, &id).await;

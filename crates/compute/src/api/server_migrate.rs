@@ -26,7 +26,9 @@ fn bad(m: impl Into<String>) -> ComputeError {
 pub async fn migrate(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Response> {
     require_admin(c, "os_compute_api:os-migrate-server:migrate")?;
     let target = match arg {
+        // (an empty object is what clients send for "no arguments")
         Value::Null => None,
+        Value::Object(o) if o.is_empty() => None,
         Value::Object(o) if c.version.at_least(56) => {
             if let Some(k) = o.keys().find(|k| k.as_str() != "host") {
                 return Err(bad(format!(
