@@ -815,6 +815,39 @@ async fn security_group_proxy(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // An administrator lists every project's with all_tenants.
+    let ids_of = |r: &Value| -> Vec<String> {
+        r["security_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let own = tc
+        .compute(Method::GET, "os-security-groups", &admin, None, v)
+        .await;
+    assert!(!ids_of(&own.json).contains(&gid));
+    let all = tc
+        .compute(
+            Method::GET,
+            "os-security-groups?all_tenants=1",
+            &admin,
+            None,
+            v,
+        )
+        .await;
+    assert!(ids_of(&all.json).contains(&gid), "{}", all.json);
+    let mine = tc
+        .compute(
+            Method::GET,
+            "os-security-groups?all_tenants=1",
+            &other,
+            None,
+            v,
+        )
+        .await;
+    assert!(!ids_of(&mine.json).contains(&gid), "not for members");
 }
 
 #[tokio::test]

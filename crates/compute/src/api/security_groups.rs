@@ -125,11 +125,18 @@ async fn one(s: &ComputeService, c: &Ctx, id: &str) -> Result<Value> {
 
 pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     check_version(&c)?;
-    let groups = s
-        .network
-        .groups(&c.auth, p.get("tenant_id"))
-        .await
-        .map_err(net_error)?;
+    let all_tenants = p.get("all_tenants").is_some_and(|v| {
+        !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "0" | "false" | "no" | "off"
+        )
+    });
+    let groups = if all_tenants && c.auth.is_admin() {
+        s.network.all_groups(&c.auth).await
+    } else {
+        s.network.groups(&c.auth, p.get("tenant_id")).await
+    }
+    .map_err(net_error)?;
     let items = render_groups(&s, &groups).await?;
     Ok(reply(
         StatusCode::OK,

@@ -195,6 +195,18 @@ impl NetworkService {
         Ok(rows)
     }
 
+    /// Every project's groups, for an administrator (Nova's `all_tenants`).
+    pub async fn all_groups(&self, ctx: &AuthContext) -> Result<Vec<SecurityGroup>> {
+        if !ctx.is_admin() {
+            return self.groups(ctx, None).await;
+        }
+        Ok(
+            sqlx::query_as("SELECT * FROM security_groups ORDER BY seq, id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     /// Rules of the given groups (all when `None`).
     pub async fn rules_of(&self, group_ids: Option<&[String]>) -> Result<Vec<Rule>> {
         let rows: Vec<Rule> = match group_ids {
