@@ -353,3 +353,49 @@ async fn the_owner_deactivates_its_own_image() {
     let shown = tc.send(Method::GET, &base, Some(&owner), None).await;
     assert_eq!(shown.json["status"], "active");
 }
+
+#[tokio::test]
+async fn lists_sort_as_glance() {
+    let tc = TestCloud::start(Backend::Sqlite).await;
+    let admin = tc.admin_token().await;
+    let url = format!("{}/v2/images", tc.cloud.image_url);
+    for name in ["b", "c", "a"] {
+        let body = json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+        let r = tc
+            .send(Method::POST, &url, Some(&admin), Some(RawBody::Json(body)))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let names = |q: &'static str| {
+        let (tc, url, admin) = (&tc, url.clone(), admin.clone());
+        async move {
+            let r = tc
+                .send(Method::GET, &format!("{url}?{q}"), Some(&admin), None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.json);
+            r.json["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("").await, ["a", "c", "b"], "newest first");
+    assert_eq!(names("sort_key=name&sort_dir=asc").await, ["a", "b", "c"]);
+    assert_eq!(
+        names("sort_key=created_at&sort_dir=asc").await,
+        ["b", "c", "a"]
+    );
+    assert_eq!(names("sort=name:desc").await, ["c", "b", "a"]);
+    assert_eq!(
+        names("sort_key=name&sort_dir=asc&limit=2").await,
+        ["a", "b"]
+    );
+    for bad in ["sort_key=nope", "sort_dir=up", "sort=name&sort_key=name"] {
+        let r = tc
+            .send(Method::GET, &format!("{url}?{bad}"), Some(&admin), None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

@@ -305,6 +305,76 @@ async fn create(St(s): St<State>, Caller(c): Caller, JsonBody(body): JsonBody) -
 }
 
 /// The query parameters of an image list that are not property filters.
+const SORT_KEYS: &[&str] = &[
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "virtual_size",
+    "id",
+    "created_at",
+    "updated_at",
+    "visibility",
+    "owner",
+    "min_disk",
+    "min_ram",
+];
+
+/// A list's order as Glance takes it: `sort=key[:dir],…`, or `sort_key`
+/// with `sort_dir` (desc by default); none given: newest first, as the
+/// rows come.
+fn sort_order(p: &std::collections::HashMap<String, String>) -> Result<Vec<(String, bool)>> {
+    let dir = |d: &str| match d {
+        "asc" => Ok(true),
+        "desc" => Ok(false),
+        other => Err(bad(format!("Invalid sort direction: {other}"))),
+    };
+    let mut order = Vec::new();
+    if let Some(sort) = p.get("sort") {
+        if p.contains_key("sort_key") || p.contains_key("sort_dir") {
+            return Err(bad(
+                "The 'sort' parameter can't be used with 'sort_key' or 'sort_dir'.",
+            ));
+        }
+        for part in sort.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let (key, d) = part.split_once(':').unwrap_or((part, "desc"));
+            order.push((key.to_owned(), dir(d)?));
+        }
+    } else if let Some(key) = p.get("sort_key") {
+        order.push((
+            key.clone(),
+            dir(p.get("sort_dir").map_or("desc", String::as_str))?,
+        ));
+    } else if let Some(d) = p.get("sort_dir") {
+        order.push(("created_at".to_owned(), dir(d)?));
+    }
+    if let Some((k, _)) = order.iter().find(|(k, _)| !SORT_KEYS.contains(&k.as_str())) {
+        return Err(bad(format!("Invalid sort key: {k}")));
+    }
+    Ok(order)
+}
+
+/// What an image sorts by for `key`: a number, or text.
+fn sort_value(i: &Image, key: &str) -> (i64, String) {
+    let text = |t: Option<&str>| (0, t.unwrap_or_default().to_owned());
+    match key {
+        "size" => (i.size.unwrap_or(-1), String::new()),
+        "virtual_size" => (i.virtual_size.unwrap_or(-1), String::new()),
+        "created_at" => (i.created_at, String::new()),
+        "updated_at" => (i.updated_at, String::new()),
+        "min_disk" => (i.min_disk, String::new()),
+        "min_ram" => (i.min_ram, String::new()),
+        "name" => text(i.name.as_deref()),
+        "status" => text(Some(&i.status)),
+        "container_format" => text(i.container_format.as_deref()),
+        "disk_format" => text(i.disk_format.as_deref()),
+        "visibility" => text(Some(&i.visibility)),
+        "owner" => text(Some(&i.owner)),
+        _ => text(Some(&i.id)),
+    }
+}
+
 const LIST_PARAMS: &[&str] = &[
     "name",
     "status",
@@ -388,6 +458,20 @@ async fn list(St(s): St<State>, Caller(c): Caller, Params(p): Params) -> Result<
             None => vec![idf.as_str()],
         };
         rows.retain(|i| ids.contains(&i.id.as_str()));
+    }
+    let order = sort_order(&p)?;
+    if !order.is_empty() {
+        // (stable: rows already newest first break ties as Glance does)
+        rows.sort_by(|a, b| {
+            for (key, asc) in &order {
+                let o = sort_value(a, key).cmp(&sort_value(b, key));
+                let o = if *asc { o } else { o.reverse() };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
     }
     let limit = match p.get("limit") {
         Some(l) => l

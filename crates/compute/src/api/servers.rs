@@ -1747,6 +1747,13 @@ async fn rebuild(s: &State, c: &Ctx, srv: Server, arg: &Value) -> Result<Respons
     if c.version.at_least(57) {
         body["user_data"] = json!(srv.user_data);
     }
+    // (from 2.75 a rebuild shows the user data once, not as an extended
+    // attribute too)
+    if c.version.at_least(75) {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("OS-EXT-SRV-ATTR:user_data");
+        }
+    }
     body["adminPass"] = json!(given_pass.unwrap_or_else(|| ids::hex_id()[..12].to_owned()));
     Ok(reply(
         StatusCode::ACCEPTED,
