@@ -9,7 +9,7 @@ use ferro_placement::inventory::{self, HostRow};
 use ferro_store::sqlx;
 use serde_json::{json, Map, Value};
 
-use super::{reply, require_admin, Body, Ctx, Params, State};
+use super::{gone_at, reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::microversion::Version;
 use crate::service::{host_is_up, quota_names, ComputeService};
@@ -582,15 +582,6 @@ pub async fn quota_update(
         m.remove("id");
     }
     Ok(reply(StatusCode::OK, c.version, json!({"quota_set": body})))
-}
-
-fn gone_at(c: &Ctx, minor: u16) -> Result<()> {
-    if c.version.at_least(minor) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// `GET /os-hypervisors/statistics` (until 2.88): totals over every host.

@@ -6,34 +6,13 @@
 use axum::extract::{Path, State as St};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ferro_network::error::NetworkError;
 use ferro_network::model::{FloatingIp, Network};
 use ferro_network::service::FloatingIpCreate;
 use serde_json::{json, Value};
 
-use super::{empty, reply, Body, Ctx, State};
+use super::{empty, gone_at, network_error, reply, Body, Ctx, State};
 use crate::error::{ComputeError, Result};
 use crate::service::ComputeService;
-
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(36) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn net_error(e: NetworkError) -> ComputeError {
-    match e.status.as_u16() {
-        404 => ComputeError::NotFound(e.message),
-        403 => ComputeError::Forbidden(e.message),
-        500..=599 => {
-            ComputeError::Internal(format!("network: {}", e.cause().unwrap_or(&e.message)))
-        }
-        _ => ComputeError::BadRequest(e.message),
-    }
-}
 
 fn not_found(id: &str) -> ComputeError {
     ComputeError::NotFound(format!("Floating IP {id} could not be found."))
@@ -43,7 +22,7 @@ async fn pools(s: &ComputeService, c: &Ctx) -> Result<Vec<Network>> {
     Ok(s.network
         .networks(&c.auth)
         .await
-        .map_err(net_error)?
+        .map_err(network_error)?
         .into_iter()
         .filter(|n| n.external != 0)
         .collect())
@@ -78,10 +57,15 @@ async fn visible(s: &ComputeService, c: &Ctx, id: &str) -> Result<FloatingIp> {
 }
 
 pub async fn list(St(s): St<State>, c: Ctx) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let pools = pools(&s, &c).await?;
     let mut items = Vec::new();
-    for f in s.network.floating_ips(&c.auth).await.map_err(net_error)? {
+    for f in s
+        .network
+        .floating_ips(&c.auth)
+        .await
+        .map_err(network_error)?
+    {
         // (an admin's list is its project's, as Nova's)
         if c.auth.project_id() == Some(f.project_id.as_str()) || !c.auth.is_admin() {
             items.push(render(&s, &c, &f, &pools).await?);
@@ -95,7 +79,7 @@ pub async fn list(St(s): St<State>, c: Ctx) -> Result<Response> {
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let f = visible(&s, &c, &id).await?;
     let pools = pools(&s, &c).await?;
     Ok(reply(
@@ -108,7 +92,7 @@ pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Re
 /// `POST /os-floating-ips` with an optional `pool` (name or id; without
 /// one, the only external network).
 pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let pools = pools(&s, &c).await?;
     let pool = match body.get("pool") {
         None | Some(Value::Null) => match pools.as_slice() {
@@ -141,7 +125,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .await
         .map_err(|e| match e.status.as_u16() {
             409 => ComputeError::NotFound(format!("No more floating IPs in pool {}.", pool.name)),
-            _ => net_error(e),
+            _ => network_error(e),
         })?;
     tracing::info!(floating_ip_id = %f.id, pool = %pool.name, "floating IP allocated through the compute API");
     Ok(reply(
@@ -152,17 +136,17 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
 }
 
 pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     visible(&s, &c, &id).await?;
     s.network
         .delete_floating_ip(&c.auth, &id)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
 pub async fn list_pools(St(s): St<State>, c: Ctx) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let items: Vec<Value> = pools(&s, &c)
         .await?
         .iter()

@@ -15,19 +15,9 @@ use axum::response::Response;
 use ferro_placement::inventory::{self, HostRow};
 use serde_json::{json, Value};
 
-use super::{reply, require_admin, Body, Ctx, Params, State};
+use super::{gone_at, reply, require_admin, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::model::Server;
-
-/// os-hosts is gone from 2.43 on.
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(43) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
 
 async fn host_or_404(s: &State, name: &str) -> Result<HostRow> {
     inventory::hosts(s.pool())
@@ -38,7 +28,7 @@ async fn host_or_404(s: &State, name: &str) -> Result<HostRow> {
 }
 
 pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 43)?;
     require_admin(&c, "os_compute_api:os-hosts:list")?;
     let mut items: Vec<Value> = ["conductor", "scheduler"]
         .iter()
@@ -59,7 +49,7 @@ fn resource(host: &str, project: &str, cpu: i64, memory_mb: i64, disk_gb: i64) -
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(name): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 43)?;
     require_admin(&c, "os_compute_api:os-hosts:show")?;
     let h = host_or_404(&s, &name).await?;
     let servers: Vec<Server> =
@@ -114,7 +104,7 @@ pub async fn update(
     Path(name): Path<String>,
     Body(body): Body<Value>,
 ) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 43)?;
     require_admin(&c, "os_compute_api:os-hosts:update")?;
     let obj = body
         .as_object()
@@ -156,7 +146,7 @@ pub async fn power(
     c: Ctx,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 43)?;
     if !["startup", "shutdown", "reboot"].contains(&action.as_str()) {
         return Err(ComputeError::NotFound(
             "The resource could not be found.".into(),

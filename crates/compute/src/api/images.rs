@@ -16,18 +16,9 @@ use ferro_image::model::{Image, CORE};
 use serde_json::{json, Map, Value};
 
 use super::servers::check_metadata;
-use super::{empty, reply, Body, Ctx, Params, State};
+use super::{empty, gone_at, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::service::ComputeService;
-
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(36) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
 
 fn image_error(e: ImageError) -> ComputeError {
     match e {
@@ -143,7 +134,7 @@ fn filter(rows: &mut Vec<Image>, p: &Params) -> Result<()> {
 }
 
 async fn listed(s: &ComputeService, c: &Ctx, p: &Params, detail: bool) -> Result<Response> {
-    check_version(c)?;
+    gone_at(c, 36)?;
     let mut rows = s
         .images
         .listable(&c.auth, None, "accepted")
@@ -188,7 +179,7 @@ pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response
 }
 
 async fn visible(s: &ComputeService, c: &Ctx, id: &str) -> Result<Image> {
-    check_version(c)?;
+    gone_at(c, 36)?;
     s.images.visible(&c.auth, id).await.map_err(image_error)
 }
 
@@ -202,7 +193,7 @@ pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Re
 }
 
 pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     s.images.delete(&c.auth, &id).await.map_err(image_error)?;
     tracing::info!(image_id = %id, "image deleted through the compute API");
     Ok(empty(StatusCode::NO_CONTENT, c.version))
@@ -241,7 +232,7 @@ async fn write(
 }
 
 async fn modifiable(s: &ComputeService, c: &Ctx, id: &str) -> Result<Image> {
-    check_version(c)?;
+    gone_at(c, 36)?;
     s.images.modifiable(&c.auth, id).await.map_err(image_error)
 }
 

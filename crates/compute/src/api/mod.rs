@@ -454,6 +454,30 @@ fn stamp(r: &mut Response, v: Version) {
     );
 }
 
+/// An API removed at microversion `minor`: 404 from there on, as Nova.
+pub(super) fn gone_at(c: &Ctx, minor: u16) -> Result<()> {
+    if c.version.at_least(minor) {
+        return Err(ComputeError::NotFound(
+            "The resource could not be found.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The network service's refusal as Nova's proxies answer it: 404 and 403
+/// stay, a conflict is 400 (unlike `nics::from_network`, where a server
+/// create's missing network is a 400 and a conflict a 409).
+pub(super) fn network_error(e: ferro_network::error::NetworkError) -> ComputeError {
+    match e.status.as_u16() {
+        404 => ComputeError::NotFound(e.message),
+        403 => ComputeError::Forbidden(e.message),
+        500..=599 => {
+            ComputeError::Internal(format!("network: {}", e.cause().unwrap_or(&e.message)))
+        }
+        _ => ComputeError::BadRequest(e.message),
+    }
+}
+
 /// Refuses non-admins.
 pub fn require_admin(ctx: &Ctx, action: &'static str) -> Result<()> {
     if ctx.auth.is_admin() {

@@ -10,19 +10,10 @@ use axum::response::Response;
 use ferro_network::model::Network;
 use serde_json::{json, Value};
 
-use super::{reply, Ctx, State};
+use super::{gone_at, reply, Ctx, State};
 use crate::error::{ComputeError, Result};
 use crate::nics;
 use crate::service::ComputeService;
-
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(36) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// nova-network's fields, which a Neutron network doesn't have.
 const EMPTY_FIELDS: &[&str] = &[
@@ -96,7 +87,7 @@ async fn one(s: &ComputeService, c: &Ctx, id: &str) -> Result<(Network, Option<S
 }
 
 pub async fn list(St(s): St<State>, c: Ctx) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let items: Vec<Value> = visible(&s, &c)
         .await?
         .iter()
@@ -106,7 +97,7 @@ pub async fn list(St(s): St<State>, c: Ctx) -> Result<Response> {
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let (n, cidr) = one(&s, &c, &id).await?;
     Ok(reply(
         StatusCode::OK,
@@ -116,7 +107,7 @@ pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Re
 }
 
 pub async fn list_tenant(St(s): St<State>, c: Ctx) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let items: Vec<Value> = visible(&s, &c)
         .await?
         .iter()
@@ -126,7 +117,7 @@ pub async fn list_tenant(St(s): St<State>, c: Ctx) -> Result<Response> {
 }
 
 pub async fn show_tenant(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let (n, cidr) = one(&s, &c, &id).await?;
     Ok(reply(
         StatusCode::OK,

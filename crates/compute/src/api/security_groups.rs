@@ -5,39 +5,16 @@
 //! TCP, UDP or ICMP with ports that fit it) and Nova's answers (deletes
 //! are 202; what Neutron refuses as a conflict is 400 here).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State as St};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ferro_network::error::NetworkError;
 use ferro_network::service::{RuleCreate, SecurityGroupCreate};
 use serde_json::{json, Value};
 
-use super::server_network::{nova_group, nova_rule};
-use super::{empty, reply, Body, Ctx, Params, State};
+use super::server_network::{nova_group, nova_rule, remote_group_names};
+use super::{empty, gone_at, network_error, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::service::ComputeService;
-
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(36) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn net_error(e: NetworkError) -> ComputeError {
-    match e.status.as_u16() {
-        404 => ComputeError::NotFound(e.message),
-        403 => ComputeError::Forbidden(e.message),
-        500..=599 => {
-            ComputeError::Internal(format!("network: {}", e.cause().unwrap_or(&e.message)))
-        }
-        _ => ComputeError::BadRequest(e.message),
-    }
-}
 
 fn bad(m: impl Into<String>) -> ComputeError {
     ComputeError::BadRequest(m.into())
@@ -73,31 +50,17 @@ fn property(body: &Value, key: &str) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// Names and projects of the groups rules point at.
-async fn names_for(
-    s: &ComputeService,
-    rules: &[ferro_network::model::Rule],
-) -> Result<BTreeMap<String, (String, String)>> {
-    let mut names = BTreeMap::new();
-    for r in rules {
-        if let Some(g) = &r.remote_group_id {
-            if !names.contains_key(g) {
-                if let Some(found) = s.network.group(g).await.map_err(net_error)? {
-                    names.insert(found.id.clone(), (found.name, found.project_id));
-                }
-            }
-        }
-    }
-    Ok(names)
-}
-
 async fn render_groups(
     s: &ComputeService,
     groups: &[ferro_network::model::SecurityGroup],
 ) -> Result<Vec<Value>> {
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-    let rules = s.network.rules_of(Some(&ids)).await.map_err(net_error)?;
-    let names = names_for(s, &rules).await?;
+    let rules = s
+        .network
+        .rules_of(Some(&ids))
+        .await
+        .map_err(network_error)?;
+    let names = remote_group_names(s, &rules).await?;
     Ok(groups
         .iter()
         .map(|g| {
@@ -116,7 +79,7 @@ async fn one(s: &ComputeService, c: &Ctx, id: &str) -> Result<Value> {
         .network
         .visible_group(&c.auth, id)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     Ok(render_groups(s, std::slice::from_ref(&g))
         .await?
         .pop()
@@ -124,7 +87,7 @@ async fn one(s: &ComputeService, c: &Ctx, id: &str) -> Result<Value> {
 }
 
 pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let all_tenants = p.get("all_tenants").is_some_and(|v| {
         !matches!(
             v.to_ascii_lowercase().as_str(),
@@ -136,7 +99,7 @@ pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
     } else {
         s.network.groups(&c.auth, p.get("tenant_id")).await
     }
-    .map_err(net_error)?;
+    .map_err(network_error)?;
     let items = render_groups(&s, &groups).await?;
     Ok(reply(
         StatusCode::OK,
@@ -146,7 +109,7 @@ pub async fn list(St(s): St<State>, c: Ctx, p: Params) -> Result<Response> {
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     check_id(&id)?;
     let g = one(&s, &c, &id).await?;
     Ok(reply(
@@ -163,7 +126,7 @@ fn group_body(body: &Value) -> Result<&Value> {
 }
 
 pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let b = group_body(&body)?;
     let req = SecurityGroupCreate {
         name: Some(property(b, "name")?),
@@ -174,7 +137,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .network
         .create_group(&c.auth, req)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     let shown = one(&s, &c, &g.id).await?;
     Ok(reply(
         StatusCode::OK,
@@ -189,14 +152,14 @@ pub async fn update(
     Path(id): Path<String>,
     Body(body): Body<Value>,
 ) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     check_id(&id)?;
     let b = group_body(&body)?;
     let (name, description) = (property(b, "name")?, property(b, "description")?);
     s.network
         .update_group(&c.auth, &id, Some(name), Some(description))
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     let shown = one(&s, &c, &id).await?;
     Ok(reply(
         StatusCode::OK,
@@ -206,20 +169,20 @@ pub async fn update(
 }
 
 pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     check_id(&id)?;
     let g = s
         .network
         .visible_group(&c.auth, &id)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     if g.is_default != 0 {
         return Err(bad("Removing default security group not allowed."));
     }
     s.network
         .delete_group(&c.auth, &id)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
@@ -286,7 +249,7 @@ fn rule_ports(
 }
 
 pub async fn create_rule(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let b = body
         .get("security_group_rule")
         .filter(|r| r.is_object())
@@ -327,7 +290,7 @@ pub async fn create_rule(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> R
     s.network
         .visible_group(&c.auth, &parent)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     let req = RuleCreate {
         security_group_id: Some(parent),
         direction: Some("ingress".into()),
@@ -350,8 +313,8 @@ pub async fn create_rule(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> R
         .network
         .create_rule(&c.auth, req)
         .await
-        .map_err(net_error)?;
-    let names = names_for(&s, std::slice::from_ref(&rule)).await?;
+        .map_err(network_error)?;
+    let names = remote_group_names(&s, std::slice::from_ref(&rule)).await?;
     Ok(reply(
         StatusCode::OK,
         c.version,
@@ -360,13 +323,13 @@ pub async fn create_rule(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> R
 }
 
 pub async fn delete_rule(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(bad(format!("Security group rule id should be uuid: {id}")));
     }
     s.network
         .delete_rule(&c.auth, &id)
         .await
-        .map_err(net_error)?;
+        .map_err(network_error)?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }

@@ -89,6 +89,24 @@ pub(super) fn nova_group(
     json!({"id": g.id, "name": g.name, "description": g.description, "tenant_id": g.project_id, "rules": rules})
 }
 
+/// Names and projects of the groups rules point at.
+pub(super) async fn remote_group_names(
+    s: &ComputeService,
+    rules: &[Rule],
+) -> Result<BTreeMap<String, (String, String)>> {
+    let mut names = BTreeMap::new();
+    for r in rules {
+        if let Some(g) = &r.remote_group_id {
+            if !names.contains_key(g) {
+                if let Some(found) = s.network.group(g).await.map_err(nics::from_network)? {
+                    names.insert(found.id.clone(), (found.name, found.project_id));
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
 pub async fn security_groups(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
     s.visible_server(&c.auth, &id).await?;
     let groups = s
@@ -96,22 +114,9 @@ pub async fn security_groups(St(s): St<State>, c: Ctx, Path(id): Path<String>) -
         .device_groups(&id)
         .await
         .map_err(nics::from_network)?;
-    let mut names: BTreeMap<String, (String, String)> = groups
-        .iter()
-        .map(|(g, _)| (g.id.clone(), (g.name.clone(), g.project_id.clone())))
-        .collect();
-    // Rules may name groups the server isn't in.
-    for (_, rules) in &groups {
-        for r in rules {
-            if let Some(rg) = &r.remote_group_id {
-                if !names.contains_key(rg) {
-                    if let Some(g) = s.network.group(rg).await.map_err(nics::from_network)? {
-                        names.insert(g.id.clone(), (g.name, g.project_id));
-                    }
-                }
-            }
-        }
-    }
+    // The groups its rules name, its own or others.
+    let all_rules: Vec<Rule> = groups.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+    let names = remote_group_names(&s, &all_rules).await?;
     let items: Vec<Value> = groups
         .iter()
         .map(|(g, rules)| nova_group(g, rules, &names))

@@ -10,26 +10,10 @@ use axum::response::Response;
 use ferro_common::time;
 use serde_json::{json, Value};
 
-use super::{empty, reply, Body, Ctx, Params, State};
+use super::{empty, gone_at, reply, Body, Ctx, Params, State};
 use crate::error::{ComputeError, Result};
 use crate::service::ComputeService;
-use crate::volumes::{ProxySnapshot, ProxyVolume, ProxyVolumeCreate, VolumeCallError};
-
-fn check_version(c: &Ctx) -> Result<()> {
-    if c.version.at_least(36) {
-        return Err(ComputeError::NotFound(
-            "The resource could not be found.".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn call(e: VolumeCallError) -> ComputeError {
-    match e {
-        VolumeCallError::NotFound(m) => ComputeError::NotFound(m),
-        other => other.into(),
-    }
-}
+use crate::volumes::{ProxySnapshot, ProxyVolume, ProxyVolumeCreate};
 
 fn bad(m: impl Into<String>) -> ComputeError {
     ComputeError::BadRequest(m.into())
@@ -88,10 +72,12 @@ fn page<T>(mut rows: Vec<T>, p: &Params, max: usize) -> Result<Vec<T>> {
 }
 
 async fn volumes_listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Response> {
-    check_version(c)?;
+    gone_at(c, 36)?;
     let api = s.volume_api()?;
     let rows = page(
-        api.list_volumes(&c.auth).await.map_err(call)?,
+        api.list_volumes(&c.auth)
+            .await
+            .map_err(ComputeError::from)?,
         p,
         s.max_limit,
     )?;
@@ -112,12 +98,12 @@ pub async fn list_detail(St(s): St<State>, c: Ctx, p: Params) -> Result<Response
 }
 
 pub async fn show(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let v = s
         .volume_api()?
         .show_volume(&c.auth, &id)
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     Ok(reply(
         StatusCode::OK,
         c.version,
@@ -155,7 +141,7 @@ fn opt_text(b: &Value, key: &str) -> Result<Option<String>> {
 }
 
 pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let b = body
         .get("volume")
         .filter(|v| v.is_object())
@@ -191,7 +177,7 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
         .volume_api()?
         .create_volume(&c.auth, req)
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     tracing::info!(volume_id = %v.id, size, "volume created through the compute API");
     Ok(reply(
         StatusCode::OK,
@@ -201,23 +187,23 @@ pub async fn create(St(s): St<State>, c: Ctx, Body(body): Body<Value>) -> Result
 }
 
 pub async fn delete(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     s.volume_api()?
         .delete_volume(&c.auth, &id)
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
 // ---- snapshots ----
 
 async fn snapshots_listed(s: &ComputeService, c: &Ctx, p: &Params) -> Result<Response> {
-    check_version(c)?;
+    gone_at(c, 36)?;
     let rows = page(
         s.volume_api()?
             .list_snapshots(&c.auth)
             .await
-            .map_err(call)?,
+            .map_err(ComputeError::from)?,
         p,
         s.max_limit,
     )?;
@@ -238,12 +224,12 @@ pub async fn list_snapshots_detail(St(s): St<State>, c: Ctx, p: Params) -> Resul
 }
 
 pub async fn show_snapshot(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let sn = s
         .volume_api()?
         .show_snapshot(&c.auth, &id)
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     Ok(reply(
         StatusCode::OK,
         c.version,
@@ -256,7 +242,7 @@ pub async fn create_snapshot(
     c: Ctx,
     Body(body): Body<Value>,
 ) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     let b = body
         .get("snapshot")
         .filter(|v| v.is_object())
@@ -285,7 +271,7 @@ pub async fn create_snapshot(
             force,
         )
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     tracing::info!(snapshot_id = %sn.id, volume_id, "volume snapshot created through the compute API");
     Ok(reply(
         StatusCode::OK,
@@ -295,11 +281,11 @@ pub async fn create_snapshot(
 }
 
 pub async fn delete_snapshot(St(s): St<State>, c: Ctx, Path(id): Path<String>) -> Result<Response> {
-    check_version(&c)?;
+    gone_at(&c, 36)?;
     s.volume_api()?
         .delete_user_snapshot(&c.auth, &id)
         .await
-        .map_err(call)?;
+        .map_err(ComputeError::from)?;
     Ok(empty(StatusCode::ACCEPTED, c.version))
 }
 
